@@ -1,0 +1,112 @@
+//! The HTTP API: policy status, evaluation on demand, reload.
+//!
+//! Read calls are open (the API listens on loopback by default); calls that
+//! change anything need `Authorization: Bearer <server.token>`. Every error
+//! is a JSON object `{"error": "..."}` that says what was wrong.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::policy::registry::RegistryError;
+use crate::policy::{PolicyInput, Registry, Role};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub token: Option<String>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/policies", get(list_policies))
+        .route("/policies/reload", post(reload))
+        .route("/policies/{id}", get(get_policy))
+        .route("/policies/{id}/evaluate", post(evaluate))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &state.token else {
+        return Err(error(StatusCode::FORBIDDEN, "mutating calls are disabled: set server.token in the config"));
+    };
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if g == token => Ok(()),
+        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
+        None => Err(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")),
+    }
+}
+
+async fn list_policies(State(state): State<AppState>) -> Response {
+    Json(state.registry.statuses()).into_response()
+}
+
+async fn get_policy(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.registry.status_of(&id) {
+        Some(s) => Json(s).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no policy `{id}` has been seen in the policy directory")),
+    }
+}
+
+async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let registry = state.registry.clone();
+    match tokio::task::spawn_blocking(move || registry.rescan()).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, body: String) -> Response {
+    let Some(policy) = state.registry.get(&id) else {
+        return error(StatusCode::NOT_FOUND, RegistryError::NotLoaded(id).to_string());
+    };
+    let value: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
+    };
+    let role = policy.role();
+    let registry = state.registry.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let bad = |e: serde_json::Error| format!("the body is not a valid {role} input: {e}");
+        match role {
+            Role::Strategy => {
+                let i = serde_json::from_value(value).map_err(bad)?;
+                Ok::<_, String>(registry.evaluate(&id, PolicyInput::Strategy(&i)))
+            }
+            Role::CostRule => {
+                let i = serde_json::from_value(value).map_err(bad)?;
+                Ok(registry.evaluate(&id, PolicyInput::CostRule(&i)))
+            }
+            Role::Consensus => {
+                let i = serde_json::from_value(value).map_err(bad)?;
+                Ok(registry.evaluate(&id, PolicyInput::Consensus(&i)))
+            }
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(Ok(evaluation))) => Json(evaluation).into_response(),
+        Ok(Ok(Err(RegistryError::NotLoaded(id)))) => error(StatusCode::NOT_FOUND, RegistryError::NotLoaded(id).to_string()),
+        Ok(Ok(Err(RegistryError::Policy(e)))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": e.to_string(), "kind": e.kind() })),
+        )
+            .into_response(),
+        Ok(Err(msg)) => error(StatusCode::BAD_REQUEST, msg),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,271 @@
+//! `scalewise policy …`: build, check, test and benchmark policy files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use scalewise_sdk::{ConsensusInput, CostInput, StrategyInput};
+use serde_json::Value;
+
+use crate::cli::{PolicyCommand, SettingsArg};
+use crate::policy::{
+    InstanceMode, Policy, PolicyEngine, PolicyInput, PolicySource, PolicyStatus, Role, SandboxOptions, SmokeInputs,
+    component,
+};
+
+pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PolicyCommand::Check { file, settings } => check(&file, &settings),
+        PolicyCommand::Test { file, input, settings } => test(&file, &input, &settings),
+        PolicyCommand::Bench { file, input, iterations, settings } => bench(&file, input.as_deref(), iterations, &settings),
+        PolicyCommand::Build { crates, out_dir } => {
+            let crates = if crates.is_empty() { crates_under(Path::new("policies"))? } else { crates };
+            for built in build_policy_crates(&crates, &out_dir)? {
+                println!("built {}", built.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_settings(arg: &SettingsArg, fallback: Option<String>) -> anyhow::Result<String> {
+    let text = match &arg.settings {
+        Some(s) if s.starts_with('@') => std::fs::read_to_string(&s[1..]).with_context(|| format!("reading settings from {}", &s[1..]))?,
+        Some(s) => s.clone(),
+        None => return Ok(fallback.unwrap_or_else(|| "{}".into())),
+    };
+    serde_json::from_str::<Value>(&text).context("--settings is not valid JSON")?;
+    Ok(text)
+}
+
+fn load(file: &Path, settings: &str, options: SandboxOptions) -> anyhow::Result<Policy> {
+    let engine = Arc::new(PolicyEngine::new(options, None)?);
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let id = crate::policy::registry::policy_id(file).unwrap_or_else(|| "policy".into());
+    let src = PolicySource { id: &id, path: file, bytes: &bytes, settings, generation: 1 };
+    Policy::load(&engine, src, Arc::new(PolicyStatus::default()))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+fn check(file: &Path, settings: &SettingsArg) -> anyhow::Result<ExitCode> {
+    let settings = read_settings(settings, None)?;
+    let policy = load(file, &settings, SandboxOptions::default())?;
+    println!("ok: {}", file.display());
+    println!("  role:     {}", policy.role());
+    println!("  runtime:  {}", policy.runtime_kind());
+    println!("  digest:   {}", policy.digest);
+    if policy.runtime_kind() == "wasm" {
+        let engine = PolicyEngine::new(SandboxOptions::default(), None)?;
+        let (_, info) = component::compile(&engine, &std::fs::read(file)?)?;
+        println!("  contract: {}", info.contract);
+        println!("  exports:  {}", info.exports.join(", "));
+        println!("  imports:  {}", info.imports.join(", "));
+        if info.uses_wasi {
+            println!("  note:     imports WASI (denied everything); `scalewise policy build` makes a leaner, faster component");
+        }
+    }
+    println!("  settings: accepted, smoke call passed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An input file parsed for a role.
+enum OwnedInput {
+    Strategy(StrategyInput),
+    CostRule(CostInput),
+    Consensus(ConsensusInput),
+}
+
+impl OwnedInput {
+    fn parse(role: Role, value: Value) -> anyhow::Result<Self> {
+        let what = format!("the input is not a valid {role} input");
+        Ok(match role {
+            Role::Strategy => OwnedInput::Strategy(serde_json::from_value(value).context(what)?),
+            Role::CostRule => OwnedInput::CostRule(serde_json::from_value(value).context(what)?),
+            Role::Consensus => OwnedInput::Consensus(serde_json::from_value(value).context(what)?),
+        })
+    }
+
+    fn sample(role: Role, inputs: &SmokeInputs) -> Self {
+        match role {
+            Role::Strategy => OwnedInput::Strategy(inputs.strategy.clone()),
+            Role::CostRule => OwnedInput::CostRule(inputs.cost.clone()),
+            Role::Consensus => OwnedInput::Consensus(inputs.consensus.clone()),
+        }
+    }
+
+    fn as_input(&self) -> PolicyInput<'_> {
+        match self {
+            OwnedInput::Strategy(i) => PolicyInput::Strategy(i),
+            OwnedInput::CostRule(i) => PolicyInput::CostRule(i),
+            OwnedInput::Consensus(i) => PolicyInput::Consensus(i),
+        }
+    }
+}
+
+/// Read an input file; its `settings` may be a JSON object or JSON text.
+fn read_input(path: &Path) -> anyhow::Result<(Value, Option<String>)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut value: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+    let settings = match value.get("settings") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => Some(v.to_string()),
+        None => None,
+    };
+    if let Some(s) = &settings {
+        value["settings"] = Value::String(s.clone());
+    }
+    Ok((value, settings))
+}
+
+fn test(file: &Path, input: &Path, settings: &SettingsArg) -> anyhow::Result<ExitCode> {
+    let (value, from_input) = read_input(input)?;
+    let settings = read_settings(settings, from_input)?;
+    let policy = load(file, &settings, SandboxOptions::default())?;
+    let input = OwnedInput::parse(policy.role(), value)?;
+    match policy.evaluate(input.as_input()) {
+        Ok(out) => {
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Latency percentiles of `n` timed calls, in microseconds.
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub mean: f64,
+}
+
+/// Time `iterations` calls of `f` (after a warm-up) and summarise them.
+pub fn measure(iterations: u32, mut f: impl FnMut()) -> Percentiles {
+    for _ in 0..iterations.min(200) {
+        f();
+    }
+    let mut micros: Vec<f64> = (0..iterations.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    micros.sort_by(f64::total_cmp);
+    let at = |q: f64| micros[((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1];
+    Percentiles { p50: at(0.5), p99: at(0.99), mean: micros.iter().sum::<f64>() / micros.len() as f64 }
+}
+
+fn bench(file: &Path, input: Option<&Path>, iterations: u32, settings: &SettingsArg) -> anyhow::Result<ExitCode> {
+    let (value, from_input) = match input {
+        Some(p) => {
+            let (v, s) = read_input(p)?;
+            (Some(v), s)
+        }
+        None => (None, None),
+    };
+    let settings = read_settings(settings, from_input)?;
+    let modes = [
+        ("fresh instance", InstanceMode::Fresh),
+        ("reused instance", InstanceMode::Warm { max_calls: u64::MAX }),
+    ];
+    println!("{:<18} {:>10} {:>10} {:>10}", "mode", "p50 µs", "p99 µs", "mean µs");
+    for (name, mode) in modes {
+        let policy = load(file, &settings, SandboxOptions { instance_mode: mode, ..SandboxOptions::default() })?;
+        let input = match &value {
+            Some(v) => OwnedInput::parse(policy.role(), v.clone())?,
+            None => OwnedInput::sample(policy.role(), &SmokeInputs::new()),
+        };
+        if let Err(e) = policy.evaluate(input.as_input()) {
+            if e.is_fault() {
+                bail!("the policy faults on this input: {e}");
+            }
+        }
+        let p = measure(iterations, || {
+            let _ = policy.evaluate(input.as_input());
+        });
+        println!("{name:<18} {:>10.2} {:>10.2} {:>10.2}", p.p50, p.p99, p.mean);
+        if policy.runtime_kind() == "rhai" {
+            break; // rhai has no instances: one row says it all
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn crates_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}: run from the repository root or name the crates", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    crates.sort();
+    Ok(crates)
+}
+
+/// Build several policy crates; see [`build_policy_crate`].
+pub fn build_policy_crates(crates: &[PathBuf], out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    crates.iter().map(|c| build_policy_crate(c, out_dir)).collect()
+}
+
+/// Build one policy crate into `out_dir/<crate-name>.wasm`.
+///
+/// The crate is compiled for `wasm32-unknown-unknown`, which links no WASI at
+/// all, and the core module is wrapped into a component from the world
+/// description the SDK embeds. The result imports only `scalewise:policy/log`:
+/// nothing to deny, and the cheapest possible instantiation.
+pub fn build_policy_crate(dir: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!("{} has no Cargo.toml: name a policy crate's directory", dir.display());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "--lib", "--target", "wasm32-unknown-unknown", "--profile", "policy"])
+        .args(["--message-format", "json-render-diagnostics", "--manifest-path"])
+        .arg(&manifest)
+        .args(["--config", "profile.policy.inherits=\"release\""])
+        .args(["--config", "profile.policy.opt-level=\"s\""])
+        .args(["--config", "profile.policy.lto=true"])
+        .args(["--config", "profile.policy.codegen-units=1"])
+        .args(["--config", "profile.policy.panic=\"abort\""])
+        .args(["--config", "profile.policy.strip=true"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo (is the Rust toolchain installed?)")?;
+    if !output.status.success() {
+        bail!(
+            "cargo could not build {} for wasm32-unknown-unknown (install the target with `rustup target add wasm32-unknown-unknown`)",
+            dir.display()
+        );
+    }
+    let mut wasm = None;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<Value>(line) else { continue };
+        let is_cdylib = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"));
+        if msg["reason"] == "compiler-artifact" && is_cdylib {
+            let files = msg["filenames"].as_array().cloned().unwrap_or_default();
+            let name = msg["target"]["name"].as_str().unwrap_or("policy").replace('_', "-");
+            if let Some(f) = files.iter().filter_map(Value::as_str).find(|f| f.ends_with(".wasm")) {
+                wasm = Some((PathBuf::from(f), name));
+            }
+        }
+    }
+    let Some((core_path, name)) = wasm else {
+        bail!("{} built no .wasm: its [lib] needs crate-type = [\"cdylib\", \"rlib\"]", dir.display());
+    };
+    let core = std::fs::read(&core_path)?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&core)
+        .and_then(|e| e.validate(true).encode())
+        .map_err(|e| anyhow::anyhow!("cannot make a component of {}: {e:#}", core_path.display()))?;
+    std::fs::create_dir_all(out_dir)?;
+    let out = out_dir.join(format!("{name}.wasm"));
+    let tmp = out.with_extension("wasm.tmp");
+    std::fs::write(&tmp, component)?;
+    std::fs::rename(&tmp, &out)?;
+    Ok(out)
+}

@@ -1,0 +1,59 @@
+//! `scalewise serve`: the long-running host.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::api;
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::policy::cache::ArtifactCache;
+use crate::policy::watch::Watcher;
+use crate::policy::{PolicyEngine, Registry};
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = args.policy_dir {
+        config.policies.dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    let dir = &config.policies.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the policy directory {}", dir.display()))?;
+    let cache = match &config.policies.cache_dir {
+        Some(d) => Some(ArtifactCache::new(d).with_context(|| format!("creating the compile cache {}", d.display()))?),
+        None => None,
+    };
+    let engine = Arc::new(PolicyEngine::new(config.sandbox_options(), cache)?);
+    let registry = Arc::new(Registry::new(engine, dir.clone(), config.policy_settings()));
+    let report = registry.rescan();
+    tracing::info!(dir = %dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), "policy directory scanned");
+    let _watcher = Watcher::start(registry.clone()).context("watching the policy directory")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        tracing::info!(addr = %listener.local_addr()?, "scalewise API listening");
+        let app = api::router(api::AppState { registry, token: config.server.token.clone() });
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    tracing::info!("scalewise stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,209 @@
+//! The host's configuration: one TOML file.
+//!
+//! Every field has a default, so an empty file is a working configuration.
+//! Unknown fields are errors (a typo must not silently do nothing), and
+//! relative paths are relative to the file, so a config means the same thing
+//! wherever the host is started from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::policy::{InstanceMode, SandboxOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub policies: PoliciesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the HTTP API listens; loopback by default.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token required by mutating API calls. Unset: they are refused.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: default_listen(), token: None }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7070))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceModeConfig {
+    #[default]
+    Fresh,
+    Warm,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// The watched directory of `.wasm` components and `.rhai` scripts.
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// Precompiled artifacts; unset disables the cache.
+    #[serde(default = "default_cache")]
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default = "default_deadline")]
+    pub deadline_ms: u64,
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+    #[serde(default)]
+    pub instance_mode: InstanceModeConfig,
+    /// Warm instances are retired after this many calls.
+    #[serde(default = "default_warm_calls")]
+    pub warm_max_calls: u64,
+    /// Settings per policy id (the file name without its extension).
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_dir(),
+            cache_dir: default_cache(),
+            deadline_ms: default_deadline(),
+            memory_mib: default_memory(),
+            instance_mode: InstanceModeConfig::Fresh,
+            warm_max_calls: default_warm_calls(),
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_dir() -> PathBuf {
+    "policies.d".into()
+}
+fn default_cache() -> Option<PathBuf> {
+    Some(".scalewise/cache".into())
+}
+fn default_deadline() -> u64 {
+    10
+}
+fn default_memory() -> u64 {
+    64
+}
+fn default_warm_calls() -> u64 {
+    10_000
+}
+
+impl Config {
+    /// Read, parse and check a config file; relative paths become relative to it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.policies.dir = base.join(&config.policies.dir);
+        config.policies.cache_dir = config.policies.cache_dir.map(|c| base.join(c));
+        Ok(config)
+    }
+
+    /// Parse and check TOML text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let p = &self.policies;
+        if !(1..=60_000).contains(&p.deadline_ms) {
+            return Err(format!("policies.deadline_ms: must be between 1 and 60000, got {}", p.deadline_ms));
+        }
+        if !(1..=4096).contains(&p.memory_mib) {
+            return Err(format!("policies.memory_mib: must be between 1 and 4096, got {}", p.memory_mib));
+        }
+        if p.warm_max_calls == 0 {
+            return Err("policies.warm_max_calls: must be at least 1".into());
+        }
+        for (id, value) in &p.settings {
+            if !value.is_table() {
+                return Err(format!("policies.settings.{id}: must be a table of settings, got {}", value.type_str()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn sandbox_options(&self) -> SandboxOptions {
+        let p = &self.policies;
+        SandboxOptions {
+            deadline: Duration::from_millis(p.deadline_ms),
+            memory_limit: (p.memory_mib * 1024 * 1024) as usize,
+            instance_mode: match p.instance_mode {
+                InstanceModeConfig::Fresh => InstanceMode::Fresh,
+                InstanceModeConfig::Warm => InstanceMode::Warm { max_calls: p.warm_max_calls },
+            },
+            ..SandboxOptions::default()
+        }
+    }
+
+    /// Each policy's settings as the JSON text policies receive.
+    pub fn policy_settings(&self) -> HashMap<String, String> {
+        self.policies
+            .settings
+            .iter()
+            .map(|(id, v)| (id.clone(), serde_json::to_string(v).expect("TOML values are valid JSON")))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_complete() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.policies.deadline_ms, 10);
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:7070");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = Config::parse("[policies]\ndeadline_msec = 5").unwrap_err();
+        assert!(err.contains("deadline_msec"), "{err}");
+        let err = Config::parse("[policies]\ndeadline_ms = 0").unwrap_err();
+        assert!(err.contains("policies.deadline_ms"), "{err}");
+        let err = Config::parse("[policies]\ninstance_mode = \"tepid\"").unwrap_err();
+        assert!(err.contains("tepid"), "{err}");
+        let err = Config::parse("[policies.settings]\nfoo = 3").unwrap_err();
+        assert!(err.contains("policies.settings.foo"), "{err}");
+        let err = Config::parse("[server]\nlisten = \"nowhere\"").unwrap_err();
+        assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn settings_become_json() {
+        let c = Config::parse("[policies.settings.tt]\ntolerance = 0.2\nmetrics = [{ name = \"cpu\", target = 0.5 }]").unwrap();
+        let s = &c.policy_settings()["tt"];
+        let v: serde_json::Value = serde_json::from_str(s).unwrap();
+        assert_eq!(v["metrics"][0]["target"], 0.5);
+    }
+}

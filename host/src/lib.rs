@@ -1,0 +1,19 @@
+//! # scalewise
+//!
+//! A WebAssembly-extensible autoscaling policy engine. This crate is the
+//! host: the policy sandbox ([`policy`]), configuration ([`config`]), the
+//! HTTP API ([`api`]), and the command line ([`cli`] parses, [`command`]
+//! carries out). See `docs/ARCHITECTURE.md` for how the pieces fit.
+
+pub mod api;
+pub mod cli;
+pub mod command;
+pub mod config;
+pub mod policy;
+
+/// Set up `tracing` output: human-readable, or JSON lines.
+pub fn init_tracing(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,346 @@
+//! WebAssembly component policies: load, validate, and call in the sandbox.
+//!
+//! Loading inspects the component before trusting it: it must be a component
+//! (not a core module), export exactly one scalewise world, have been built
+//! against a compatible version of the `scalewise:policy` package, and import
+//! nothing but the `log` interface and (denied) WASI. Only then is it linked
+//! into an `InstancePre` (one per policy version, the `Pre` object that makes
+//! each instantiation cheap). A call then instantiates in a fresh store (or
+//! reuses a warm instance), with a deadline and a memory cap, and turns every
+//! way it can fail into a [`PolicyError`] the host can act on.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::Store;
+use wasmtime::component::Component;
+
+use super::bindings::{self, consensus, cost_rule, strategy};
+use super::engine::{HostState, InstanceMode, LogContext, PolicyEngine, flush_guest_output};
+use super::error::{LoadError, PolicyError};
+use super::{PolicyInput, PolicyOutput, Role, Runtime};
+
+/// The contract version this host speaks. Components built against any
+/// `0.1.x` are compatible (for 0.x packages the minor is the breaking part).
+pub const CONTRACT_VERSION: &str = "0.1.0";
+const PACKAGE: &str = "scalewise:policy";
+
+enum WorldPre {
+    Strategy(strategy::StrategyPre<HostState>),
+    CostRule(cost_rule::CostRulePre<HostState>),
+    Consensus(consensus::ConsensusPre<HostState>),
+}
+
+enum WorldInstance {
+    Strategy(strategy::Strategy),
+    CostRule(cost_rule::CostRule),
+    Consensus(consensus::Consensus),
+}
+
+struct Warm {
+    store: Store<HostState>,
+    instance: WorldInstance,
+    calls: u64,
+}
+
+/// One loaded version of a component policy.
+pub(crate) struct ComponentRuntime {
+    engine: Arc<PolicyEngine>,
+    role: Role,
+    pre: WorldPre,
+    uses_wasi: bool,
+    log: LogContext,
+    warm: Mutex<Vec<Warm>>,
+}
+
+/// What a component's exports and imports say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentInfo {
+    pub role: Role,
+    pub contract: String,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    pub uses_wasi: bool,
+}
+
+/// Check the binary header: a component, not a core module or something else.
+pub fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    match bytes[6..8] {
+        [1, 0] => Ok(()),
+        [0, 0] => Err(LoadError::CoreModule),
+        _ => Err(LoadError::NotWasm),
+    }
+}
+
+/// Split `ns:pkg/iface@1.2.3` into (`ns:pkg`, `iface`, `1.2.3`).
+fn parse_name(name: &str) -> Option<(&str, &str, &str)> {
+    let (path, version) = name.split_once('@').unwrap_or((name, ""));
+    let (package, iface) = path.split_once('/')?;
+    Some((package, iface, version))
+}
+
+fn compatible(version: &str) -> bool {
+    let mut ours = CONTRACT_VERSION.split('.');
+    let mut theirs = version.split('.');
+    // 0.x: major and minor must match; 1.x and up: the major must.
+    let (om, on) = (ours.next(), ours.next());
+    let (tm, tn) = (theirs.next(), theirs.next());
+    if om == Some("0") { om == tm && on == tn } else { om == tm }
+}
+
+/// Work out the role and contract version from the component's type.
+pub fn inspect(engine: &wasmtime::Engine, component: &Component) -> Result<ComponentInfo, LoadError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let mut found = None;
+    for name in &exports {
+        let Some((package, iface, version)) = parse_name(name) else { continue };
+        let role = match iface {
+            "strategy-api" => Role::Strategy,
+            "cost-rule-api" => Role::CostRule,
+            "consensus-api" => Role::Consensus,
+            _ => continue,
+        };
+        if package != PACKAGE {
+            continue;
+        }
+        if !compatible(version) {
+            return Err(LoadError::IncompatibleVersion {
+                found: format!("{PACKAGE}@{version}"),
+                supported: CONTRACT_VERSION,
+            });
+        }
+        found = Some((role, format!("{PACKAGE}@{version}")));
+    }
+    let Some((role, contract)) = found else {
+        let found = if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") };
+        return Err(LoadError::UnknownWorld { found });
+    };
+    let mut uses_wasi = false;
+    for name in &imports {
+        match parse_name(name) {
+            Some((PACKAGE, "log" | "types", v)) if compatible(v) => {}
+            Some((PACKAGE, _, v)) if !compatible(v) => {
+                return Err(LoadError::IncompatibleVersion {
+                    found: format!("{PACKAGE}@{v}"),
+                    supported: CONTRACT_VERSION,
+                });
+            }
+            Some((p, _, _)) if p.starts_with("wasi:") => uses_wasi = true,
+            _ => return Err(LoadError::ForbiddenImport(name.clone())),
+        }
+    }
+    Ok(ComponentInfo { role, contract, exports, imports, uses_wasi })
+}
+
+/// Compile (or fetch from the cache) and inspect, without linking.
+pub fn compile(engine: &PolicyEngine, bytes: &[u8]) -> Result<(Component, ComponentInfo), LoadError> {
+    check_header(bytes)?;
+    let component = match &engine.cache {
+        Some(cache) => cache.get_or_compile(&engine.engine, bytes),
+        None => Component::new(&engine.engine, bytes),
+    }
+    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let info = inspect(&engine.engine, &component)?;
+    Ok((component, info))
+}
+
+impl ComponentRuntime {
+    pub(crate) fn load(
+        engine: &Arc<PolicyEngine>,
+        id: &str,
+        bytes: &[u8],
+        generation: u64,
+    ) -> Result<(Self, ComponentInfo), LoadError> {
+        let (component, info) = compile(engine, bytes)?;
+        let world = info.role.world();
+        let link = |e: wasmtime::Error| LoadError::Link { world, detail: format!("{e:#}") };
+        let instance_pre = engine.linker.instantiate_pre(&component).map_err(link)?;
+        let pre = match info.role {
+            Role::Strategy => WorldPre::Strategy(strategy::StrategyPre::new(instance_pre).map_err(link)?),
+            Role::CostRule => WorldPre::CostRule(cost_rule::CostRulePre::new(instance_pre).map_err(link)?),
+            Role::Consensus => WorldPre::Consensus(consensus::ConsensusPre::new(instance_pre).map_err(link)?),
+        };
+        let log = LogContext { policy: id.into(), generation, messages: 0 };
+        let runtime = Self {
+            engine: engine.clone(),
+            role: info.role,
+            pre,
+            uses_wasi: info.uses_wasi,
+            log,
+            warm: Mutex::new(Vec::new()),
+        };
+        Ok((runtime, info))
+    }
+
+    fn instantiate(&self) -> Result<(Store<HostState>, WorldInstance), PolicyError> {
+        let mut store = self.engine.new_store(self.log.clone(), self.uses_wasi);
+        let instance = match &self.pre {
+            WorldPre::Strategy(p) => p.instantiate(&mut store).map(WorldInstance::Strategy),
+            WorldPre::CostRule(p) => p.instantiate(&mut store).map(WorldInstance::CostRule),
+            WorldPre::Consensus(p) => p.instantiate(&mut store).map(WorldInstance::Consensus),
+        }
+        .map_err(|e| self.classify(e, None))?;
+        Ok((store, instance))
+    }
+
+    /// Turn a wasmtime error into what happened, in the user's terms.
+    fn classify(&self, err: wasmtime::Error, stderr_tail: Option<String>) -> PolicyError {
+        let limit = self.engine.options.memory_limit;
+        if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
+            return match trap {
+                wasmtime::Trap::Interrupt => PolicyError::Timeout(self.engine.options.deadline),
+                wasmtime::Trap::StackOverflow => PolicyError::Trap("call stack exhausted (runaway recursion?)".into()),
+                other => {
+                    let mut msg = other.to_string();
+                    match other {
+                        wasmtime::Trap::UnreachableCodeReached => msg.push_str(" (a panic or abort in the policy)"),
+                        // Rust and C guests keep their stack in linear memory,
+                        // below the data: overflowing it lands out of bounds.
+                        wasmtime::Trap::MemoryOutOfBounds => msg.push_str(" (a stack overflow in the policy, or a bad pointer)"),
+                        _ => {}
+                    }
+                    if let Some(tail) = stderr_tail {
+                        msg = format!("{msg}; the policy printed: {tail}");
+                    }
+                    PolicyError::Trap(msg)
+                }
+            };
+        }
+        // Not a wasm trap: an error raised by the host on the guest's behalf,
+        // under a wasm backtrace. Its root cause says what happened.
+        let cause = err.root_cause().to_string();
+        if cause.contains("forcing trap when growing memory") || cause.contains("forcing a memory growth failure") {
+            return PolicyError::MemoryCap(limit);
+        }
+        PolicyError::Trap(cause)
+    }
+
+    fn invoke(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &WorldInstance,
+        input: PolicyInput<'_>,
+        settings: &str,
+    ) -> Result<PolicyOutput, PolicyError> {
+        let result = match (instance, input) {
+            (WorldInstance::Strategy(s), PolicyInput::Strategy(i)) => {
+                let wit = bindings::strategy_input(i, settings);
+                s.scalewise_policy_strategy_api()
+                    .call_evaluate(&mut *store, &wit)
+                    .map(|r| r.map(|o| PolicyOutput::Strategy(bindings::strategy_output(o))))
+            }
+            (WorldInstance::CostRule(c), PolicyInput::CostRule(i)) => {
+                let wit = bindings::cost_input(i, settings);
+                c.scalewise_policy_cost_rule_api()
+                    .call_evaluate(&mut *store, &wit)
+                    .map(|r| r.map(|o| PolicyOutput::CostRule(bindings::cost_output(o))))
+            }
+            (WorldInstance::Consensus(c), PolicyInput::Consensus(i)) => {
+                let wit = bindings::consensus_input(i, settings);
+                c.scalewise_policy_consensus_api()
+                    .call_evaluate(&mut *store, &wit)
+                    .map(|r| r.map(|o| PolicyOutput::Consensus(bindings::consensus_output(o))))
+            }
+            (_, input) => {
+                return Err(PolicyError::WrongRole { expected: input.role().as_str(), actual: self.role.as_str() });
+            }
+        };
+        let stderr_tail = flush_guest_output(store.data_mut());
+        match result {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(declined)) => Err(PolicyError::Declined(declined)),
+            Err(e) => Err(self.classify(e, stderr_tail)),
+        }
+    }
+
+    fn validate_in(&self, store: &mut Store<HostState>, instance: &WorldInstance, settings: &str) -> Result<Result<(), String>, PolicyError> {
+        let r = match instance {
+            WorldInstance::Strategy(s) => s.scalewise_policy_strategy_api().call_validate_config(&mut *store, settings),
+            WorldInstance::CostRule(c) => c.scalewise_policy_cost_rule_api().call_validate_config(&mut *store, settings),
+            WorldInstance::Consensus(c) => c.scalewise_policy_consensus_api().call_validate_config(&mut *store, settings),
+        };
+        let tail = flush_guest_output(store.data_mut());
+        r.map_err(|e| self.classify(e, tail))
+    }
+}
+
+impl Runtime for ComponentRuntime {
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn kind(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn validate_config(&self, settings: &str) -> Result<Result<(), String>, PolicyError> {
+        let (mut store, instance) = self.instantiate()?;
+        self.validate_in(&mut store, &instance, settings)
+    }
+
+    fn call(&self, input: PolicyInput<'_>, settings: &str) -> Result<PolicyOutput, PolicyError> {
+        match self.engine.options.instance_mode {
+            InstanceMode::Fresh => {
+                let (mut store, instance) = self.instantiate()?;
+                self.invoke(&mut store, &instance, input, settings)
+            }
+            InstanceMode::Warm { max_calls } => {
+                let reused = self.warm.lock().unwrap().pop();
+                let mut warm = match reused {
+                    Some(mut w) => {
+                        self.engine.arm_deadline(&mut w.store);
+                        w
+                    }
+                    None => {
+                        let (store, instance) = self.instantiate()?;
+                        Warm { store, instance, calls: 0 }
+                    }
+                };
+                let result = self.invoke(&mut warm.store, &warm.instance, input, settings);
+                warm.calls += 1;
+                // A trap or a timeout may leave the instance half-way through
+                // anything: retire it. So does age.
+                let faulted = matches!(&result, Err(e) if e.is_fault());
+                if !faulted && warm.calls < max_calls {
+                    self.warm.lock().unwrap().push(warm);
+                }
+                result
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_tells_components_from_modules() {
+        assert!(matches!(check_header(b"hello world"), Err(LoadError::NotWasm)));
+        assert!(matches!(check_header(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule)));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+        assert!(matches!(check_header(b"\0as"), Err(LoadError::NotWasm)));
+    }
+
+    #[test]
+    fn versions_follow_semver_for_0x() {
+        assert!(compatible("0.1.0"));
+        assert!(compatible("0.1.7"));
+        assert!(!compatible("0.2.0"));
+        assert!(!compatible("1.0.0"));
+        assert!(!compatible(""));
+    }
+
+    #[test]
+    fn names_parse() {
+        assert_eq!(
+            parse_name("scalewise:policy/strategy-api@0.1.0"),
+            Some(("scalewise:policy", "strategy-api", "0.1.0"))
+        );
+        assert_eq!(parse_name("run"), None);
+    }
+}

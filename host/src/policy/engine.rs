@@ -1,0 +1,307 @@
+//! The wasmtime engine every policy component runs in, set up once.
+//!
+//! Why it looks like this (after wasmtime's `fast_instantiation` example):
+//! - A **pooling allocator** keeps pre-reserved memory slots, so a fresh
+//!   instance per evaluation costs microseconds, and a slot is reset (by
+//!   copy-on-write remapping) before it is reused: no state leaks between
+//!   calls.
+//! - **Epoch interruption** bounds every call: a ticker thread advances the
+//!   engine's epoch every millisecond and each store gets a deadline in ticks,
+//!   so a looping guest traps instead of hanging a thread. It costs a counter
+//!   check per loop back-edge, far cheaper than fuel. Past the deadline a
+//!   grace period tells a stuck guest from a preempted one (`deadline.rs`).
+//! - **Store limits** cap each instance's memory; a guest that grows past the
+//!   cap traps (rather than seeing `memory.grow` fail and aborting in some
+//!   guest-specific way), so the host can report exactly what happened.
+//! - One **linker** serves all three worlds, since they import the same
+//!   things: the `log` interface, and WASI for guests built against it. WASI is
+//!   present only so that ordinary `wasm32-wasip2` builds link; it is denied
+//!   everything: no preopened directories, no environment, no sockets, a
+//!   frozen clock and a fixed random stream. Guests that import no WASI (what
+//!   `scalewise policy build` produces) never get a WASI context at all, which
+//!   is also what makes their instantiation cheap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap,
+    UpdateDeadline,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings;
+use super::cache::ArtifactCache;
+use super::deadline::Overrun;
+use super::guard::OutputLimits;
+
+/// How often the epoch advances: the resolution of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// How instances are used across evaluations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceMode {
+    /// A new instance for every evaluation: nothing carries over, ever.
+    Fresh,
+    /// Keep instances alive and reuse them, retiring one after any trap or
+    /// timeout and after `max_calls` calls. For hot paths; policies are pure,
+    /// so reuse is safe for well-behaved guests.
+    Warm { max_calls: u64 },
+}
+
+/// The sandbox's limits, per call and per instance.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    pub deadline: Duration,
+    pub memory_limit: usize,
+    pub instance_mode: InstanceMode,
+    pub output: OutputLimits,
+    /// Instances that may be alive at once across all policies (pool size).
+    pub max_instances: u32,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(10),
+            memory_limit: 64 * 1024 * 1024,
+            instance_mode: InstanceMode::Fresh,
+            output: OutputLimits::default(),
+            max_instances: 256,
+        }
+    }
+}
+
+/// Per-store data: limits, the optional WASI context, and who is logging.
+pub struct HostState {
+    pub(crate) limits: StoreLimits,
+    pub(crate) overrun: Overrun,
+    pub(crate) wasi: Option<WasiState>,
+    pub(crate) log: LogContext,
+}
+
+/// A denied-everything WASI context whose stdout and stderr are captured.
+pub(crate) struct WasiState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    /// Bytes of each pipe already logged (warm instances keep their pipes).
+    seen: [usize; 2],
+}
+
+/// Who the messages of the `log` import belong to.
+#[derive(Clone)]
+pub(crate) struct LogContext {
+    pub(crate) policy: Arc<str>,
+    pub(crate) generation: u64,
+    pub(crate) messages: u32,
+}
+
+/// At most this many log messages per call; the rest are dropped.
+const MAX_LOG_MESSAGES: u32 = 64;
+/// Longer log messages are cut to this many bytes.
+const MAX_LOG_BYTES: usize = 1024;
+/// Guest stdout/stderr kept per call.
+const MAX_PIPE_BYTES: usize = 16 * 1024;
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let wasi = self.wasi.as_mut().expect("a WASI context exists for every guest that imports WASI");
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut wasi.table }
+    }
+}
+
+struct FrozenClock;
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl WasiState {
+    fn denied() -> Self {
+        let stdout = MemoryOutputPipe::new(MAX_PIPE_BYTES);
+        let stderr = MemoryOutputPipe::new(MAX_PIPE_BYTES);
+        let ctx = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(wasmtime_wasi::Deterministic::new(vec![4]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![4]))
+            .insecure_random_seed(0)
+            .build();
+        Self { ctx, table: ResourceTable::new(), stdout, stderr, seen: [0, 0] }
+    }
+}
+
+impl bindings::log::Host for HostState {
+    fn log(&mut self, level: bindings::log::Level, message: String) {
+        self.log.messages += 1;
+        if self.log.messages > MAX_LOG_MESSAGES {
+            return;
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_BYTES {
+            let mut cut = MAX_LOG_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("…");
+        }
+        let (policy, version) = (&*self.log.policy, self.log.generation);
+        use bindings::log::Level::*;
+        match level {
+            Trace => tracing::trace!(policy, version, "{message}"),
+            Debug => tracing::debug!(policy, version, "{message}"),
+            Info => tracing::info!(policy, version, "{message}"),
+            Warn => tracing::warn!(policy, version, "{message}"),
+            Error => tracing::error!(policy, version, "{message}"),
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("scalewise-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn the epoch ticker thread");
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The engine, its linker, its limits and its compile cache.
+pub struct PolicyEngine {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) options: SandboxOptions,
+    pub(crate) cache: Option<ArtifactCache>,
+    _ticker: EpochTicker,
+}
+
+impl PolicyEngine {
+    pub fn new(options: SandboxOptions, cache: Option<ArtifactCache>) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = options.max_instances;
+        pool.total_component_instances(n)
+            .total_core_instances(n * 4)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_core_instances_per_component(16)
+            .max_memory_size(options.memory_limit);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        bindings::log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self { engine, linker, options, cache, _ticker: ticker })
+    }
+
+    pub fn options(&self) -> &SandboxOptions {
+        &self.options
+    }
+
+    /// A store for one instance: limits on, deadline armed, WASI only if asked.
+    pub(crate) fn new_store(&self, log: LogContext, with_wasi: bool) -> Store<HostState> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.options.memory_limit)
+            .trap_on_grow_failure(true)
+            .build();
+        let wasi = with_wasi.then(WasiState::denied);
+        let overrun = Overrun::new(self.options.deadline);
+        let mut store = Store::new(&self.engine, HostState { limits, overrun, wasi, log });
+        store.limiter(|s| &mut s.limits);
+        // Past the wall-clock deadline, check every tick whether the call has
+        // also used a deadline's worth of CPU (see `deadline.rs`).
+        store.epoch_deadline_callback(|mut ctx| {
+            if ctx.data_mut().overrun.should_stop() {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        self.arm_deadline(&mut store);
+        store
+    }
+
+    /// Reset the call deadline: `deadline` from now, rounded up to whole ticks.
+    pub(crate) fn arm_deadline(&self, store: &mut Store<HostState>) {
+        store.data_mut().overrun.reset();
+        let ticks = self.options.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64;
+        store.set_epoch_deadline(ticks + 1);
+    }
+}
+
+/// Emit what a WASI guest printed into the log, and clear per-call counters.
+/// Returns the last lines the guest wrote to stderr in this call (a panic
+/// message, typically, without std's `note:` hints), so a trap can say what
+/// the guest said.
+pub(crate) fn flush_guest_output(state: &mut HostState) -> Option<String> {
+    state.log.messages = 0;
+    let wasi = state.wasi.as_mut()?;
+    let mut stderr_lines: Vec<String> = Vec::new();
+    for (i, (stream, pipe)) in [("stdout", &wasi.stdout), ("stderr", &wasi.stderr)].into_iter().enumerate() {
+        let bytes = pipe.contents();
+        let new = &bytes[wasi.seen[i].min(bytes.len())..];
+        wasi.seen[i] = bytes.len();
+        let text = String::from_utf8_lossy(new);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            tracing::info!(policy = &*state.log.policy, version = state.log.generation, stream, "{line}");
+            if stream == "stderr" && !line.starts_with("note:") {
+                stderr_lines.push(line.trim().to_owned());
+            }
+        }
+    }
+    let tail = &stderr_lines[stderr_lines.len().saturating_sub(2)..];
+    (!tail.is_empty()).then(|| tail.join(" "))
+}

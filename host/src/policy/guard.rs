@@ -1,0 +1,147 @@
+//! The last check between a policy's answer and the rest of the host.
+//!
+//! A policy's output is data from an untrusted program. Before anything acts
+//! on it, it must be a number that means something: finite, not negative,
+//! inside the pool's bounds, with a confidence in [0, 1], a reason short
+//! enough to journal and a state small enough to persist. Anything else is a
+//! broken policy, reported as [`PolicyError::InvalidOutput`], and never reaches
+//! a provider.
+
+use scalewise_sdk::{ConsensusOutput, CostOutput, Pool, StrategyOutput, Verdict};
+
+use super::error::PolicyError;
+
+/// Size limits on what a policy may hand back.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputLimits {
+    pub max_reason_bytes: usize,
+    pub max_state_bytes: usize,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        Self { max_reason_bytes: 4 * 1024, max_state_bytes: 1024 * 1024 }
+    }
+}
+
+fn invalid(msg: String) -> PolicyError {
+    PolicyError::InvalidOutput(msg)
+}
+
+fn check_capacity(what: &str, value: f64, pool: &Pool) -> Result<(), PolicyError> {
+    if !value.is_finite() {
+        return Err(invalid(format!("{what} is {value}, not a number")));
+    }
+    if value < 0.0 {
+        return Err(invalid(format!("{what} is negative ({value})")));
+    }
+    if value < f64::from(pool.min) || value > f64::from(pool.max) {
+        return Err(invalid(format!(
+            "{what} {value} is outside the pool's bounds [{}, {}]",
+            pool.min, pool.max
+        )));
+    }
+    Ok(())
+}
+
+fn check_confidence(value: f64) -> Result<(), PolicyError> {
+    if !(0.0..=1.0).contains(&value) {
+        return Err(invalid(format!("confidence {value} is outside [0, 1]")));
+    }
+    Ok(())
+}
+
+fn check_text(what: &str, text: &str, limits: &OutputLimits) -> Result<(), PolicyError> {
+    if text.len() > limits.max_reason_bytes {
+        return Err(invalid(format!(
+            "{what} is {} bytes; the limit is {}",
+            text.len(),
+            limits.max_reason_bytes
+        )));
+    }
+    Ok(())
+}
+
+fn check_state(state: &Option<Vec<u8>>, limits: &OutputLimits) -> Result<(), PolicyError> {
+    match state {
+        Some(s) if s.len() > limits.max_state_bytes => Err(invalid(format!(
+            "state is {} bytes; the limit is {}",
+            s.len(),
+            limits.max_state_bytes
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub fn check_strategy(pool: &Pool, out: &StrategyOutput, limits: &OutputLimits) -> Result<(), PolicyError> {
+    check_text("reason", &out.proposal.reason, limits)?;
+    check_capacity("desired capacity", out.proposal.desired, pool)?;
+    check_confidence(out.proposal.confidence)?;
+    check_state(&out.state, limits)
+}
+
+pub fn check_cost(pool: &Pool, proposed: u32, out: &CostOutput, limits: &OutputLimits) -> Result<(), PolicyError> {
+    check_text("reason", &out.reason, limits)?;
+    if !(out.cost_per_hour.is_finite() && out.cost_per_hour >= 0.0) {
+        return Err(invalid(format!("cost per hour is {}", out.cost_per_hour)));
+    }
+    if let Verdict::Clamp(n) = out.verdict {
+        if n > proposed.max(pool.capacity()) {
+            return Err(invalid(format!(
+                "clamp to {n} is above both the proposal ({proposed}) and the current capacity ({})",
+                pool.capacity()
+            )));
+        }
+        check_capacity("clamp", f64::from(n), pool)?;
+    }
+    check_state(&out.state, limits)
+}
+
+pub fn check_consensus(pool: &Pool, out: &ConsensusOutput, limits: &OutputLimits) -> Result<(), PolicyError> {
+    check_text("explanation", &out.explanation, limits)?;
+    check_capacity("desired capacity", out.desired, pool)?;
+    check_confidence(out.confidence)?;
+    check_state(&out.state, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scalewise_sdk::Proposal;
+
+    fn out(desired: f64, confidence: f64, reason: &str) -> StrategyOutput {
+        StrategyOutput { proposal: Proposal::new(desired, confidence, reason), state: None }
+    }
+
+    #[test]
+    fn rejects_nonsense() {
+        let pool = Pool { id: "p".into(), running: 2, booting: 0, min: 1, max: 10 };
+        let l = OutputLimits::default();
+        assert!(check_strategy(&pool, &out(5.0, 0.5, "ok"), &l).is_ok());
+        for (o, needle) in [
+            (out(f64::NAN, 1.0, ""), "NaN"),
+            (out(f64::INFINITY, 1.0, ""), "inf"),
+            (out(-1.0, 1.0, ""), "negative"),
+            (out(11.0, 1.0, ""), "outside the pool's bounds [1, 10]"),
+            (out(0.0, 1.0, ""), "outside the pool's bounds"),
+            (out(5.0, 1.5, ""), "confidence"),
+            (out(5.0, f64::NAN, ""), "confidence"),
+            (out(5.0, 1.0, &"x".repeat(5000)), "5000 bytes"),
+        ] {
+            let err = check_strategy(&pool, &o, &l).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} lacks {needle}");
+        }
+        let big = StrategyOutput { state: Some(vec![0; 2 << 20]), ..out(5.0, 1.0, "") };
+        assert!(check_strategy(&pool, &big, &l).unwrap_err().to_string().contains("state is"));
+    }
+
+    #[test]
+    fn cost_clamps_must_not_raise() {
+        let pool = Pool { id: "p".into(), running: 4, booting: 0, min: 1, max: 10 };
+        let l = OutputLimits::default();
+        let c = |verdict, cost| CostOutput { verdict, cost_per_hour: cost, reason: String::new(), state: None };
+        assert!(check_cost(&pool, 8, &c(Verdict::Clamp(6), 1.0), &l).is_ok());
+        assert!(check_cost(&pool, 8, &c(Verdict::Clamp(9), 1.0), &l).is_err());
+        assert!(check_cost(&pool, 8, &c(Verdict::Allow, f64::NAN), &l).is_err());
+    }
+}

@@ -1,0 +1,318 @@
+//! The live set of policies, swapped atomically.
+//!
+//! Readers take a snapshot (`ArcSwap::load`) and hold an `Arc` to the version
+//! they call, so an evaluation that started on the old version finishes on
+//! it even if a new version lands mid-call; the next evaluation sees the new
+//! one. Writers (loads, unloads, rescans) are serialised by a lock and publish
+//! a whole new [`PolicySet`], so a reader never sees half a change.
+//!
+//! A new version replaces the old only after it loaded, accepted its
+//! settings and survived a smoke call. The version it replaced is kept as
+//! the fallback: if the new one faults on a real input (trap, timeout,
+//! nonsense output), the call is answered by the previous version and the
+//! fault is reported. A file that fails to load leaves whatever served before
+//! in service and records the error in the policy's status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+
+use super::error::{LoadError, PolicyError};
+use super::status::{PolicyStatus, StatusSnapshot, VersionInfo};
+use super::{Policy, PolicyEngine, PolicyInput, PolicyOutput, PolicySource, digest};
+
+#[derive(Clone)]
+struct Entry {
+    current: Arc<Policy>,
+    previous: Option<Arc<Policy>>,
+}
+
+/// One consistent view of every loaded policy.
+#[derive(Clone, Default)]
+pub struct PolicySet {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl PolicySet {
+    pub fn get(&self, id: &str) -> Option<&Arc<Policy>> {
+        self.entries.get(id).map(|e| &e.current)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+}
+
+/// The answer to one evaluation, and which version gave it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub output: PolicyOutput,
+    pub generation: u64,
+    pub digest: String,
+    /// Set when the serving version faulted and the previous one answered.
+    pub fallback: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no policy `{0}` is loaded; check the policy directory and `GET /policies` for load errors")]
+    NotLoaded(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// What identifies one version of a file without reading it. The inode
+/// changes on every atomic rename, the size and times on in-place writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+    changed_ns: i64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        inode: meta.ino(),
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        changed_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+    })
+}
+
+/// What a rescan did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ScanReport {
+    pub loaded: Vec<String>,
+    pub unloaded: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+pub struct Registry {
+    engine: Arc<PolicyEngine>,
+    dir: PathBuf,
+    settings: RwLock<HashMap<String, String>>,
+    live: ArcSwap<PolicySet>,
+    statuses: Mutex<BTreeMap<String, Arc<PolicyStatus>>>,
+    generation: AtomicU64,
+    /// Serialises writers, and remembers which file each id came from.
+    writer: Mutex<HashMap<String, (PathBuf, Stamp)>>,
+}
+
+/// The policy id of a file: its name without the extension.
+pub fn policy_id(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    if name.starts_with('.') {
+        return None;
+    }
+    let ext = path.extension()?.to_str()?;
+    if !matches!(ext, "wasm" | "rhai") {
+        return None;
+    }
+    Some(path.file_stem()?.to_str()?.to_owned())
+}
+
+impl Registry {
+    /// `settings` maps policy ids to their settings as JSON text.
+    pub fn new(engine: Arc<PolicyEngine>, dir: impl Into<PathBuf>, settings: HashMap<String, String>) -> Self {
+        Self {
+            engine,
+            dir: dir.into(),
+            settings: RwLock::new(settings),
+            live: ArcSwap::from_pointee(PolicySet::default()),
+            statuses: Mutex::new(BTreeMap::new()),
+            generation: AtomicU64::new(1),
+            writer: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn engine(&self) -> &Arc<PolicyEngine> {
+        &self.engine
+    }
+
+    /// A consistent snapshot of everything loaded.
+    pub fn snapshot(&self) -> Arc<PolicySet> {
+        self.live.load_full()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Policy>> {
+        self.live.load().get(id).cloned()
+    }
+
+    fn status(&self, id: &str) -> Arc<PolicyStatus> {
+        self.statuses.lock().unwrap().entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Status of every policy the registry has seen, loaded or not.
+    pub fn statuses(&self) -> Vec<StatusSnapshot> {
+        self.statuses.lock().unwrap().iter().map(|(id, s)| s.snapshot(id)).collect()
+    }
+
+    pub fn status_of(&self, id: &str) -> Option<StatusSnapshot> {
+        self.statuses.lock().unwrap().get(id).map(|s| s.snapshot(id))
+    }
+
+    /// Replace the settings of every policy; policies whose settings changed
+    /// are reloaded (and validated) on the next rescan.
+    pub fn set_settings(&self, settings: HashMap<String, String>) {
+        *self.settings.write().unwrap() = settings;
+        self.writer.lock().unwrap().clear();
+    }
+
+    fn settings_of(&self, id: &str) -> String {
+        self.settings.read().unwrap().get(id).cloned().unwrap_or_else(|| "{}".to_owned())
+    }
+
+    fn publish(&self, change: impl FnOnce(&mut PolicySet)) {
+        let mut next = PolicySet::clone(&self.live.load());
+        change(&mut next);
+        self.live.store(Arc::new(next));
+    }
+
+    /// Load (or reload) one policy file. On failure the serving version, if
+    /// any, stays, and the error is recorded in the policy's status.
+    pub fn load_path(&self, path: &Path) -> Result<Arc<Policy>, LoadError> {
+        let mut files = self.writer.lock().unwrap();
+        self.load_locked(&mut files, path)
+    }
+
+    fn load_locked(&self, files: &mut HashMap<String, (PathBuf, Stamp)>, path: &Path) -> Result<Arc<Policy>, LoadError> {
+        let id = policy_id(path).ok_or_else(|| LoadError::UnsupportedFile(path.display().to_string()))?;
+        let status = self.status(&id);
+        // Stamp before reading: if the file changes while it loads, the next
+        // rescan sees a new stamp and loads again. (Stamping afterwards would
+        // mistake the newer file for the one just loaded.)
+        let before = stamp(path);
+        let result = self.load_file(&id, path, status.clone());
+        if let Some(s) = before {
+            files.insert(id.clone(), (path.to_owned(), s));
+        }
+        match result {
+            Ok(policy) => Ok(policy),
+            Err(e) => {
+                tracing::warn!(policy = %id, file = %path.display(), "policy not loaded: {e}");
+                status.record_load_error(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn load_file(&self, id: &str, path: &Path, status: Arc<PolicyStatus>) -> Result<Arc<Policy>, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+        let settings = self.settings_of(id);
+        if let Some(current) = self.get(id) {
+            if current.digest == digest(&bytes) && current.settings() == settings && current.source == path {
+                return Ok(current);
+            }
+        }
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let src = PolicySource { id, path, bytes: &bytes, settings: &settings, generation };
+        let policy = Arc::new(Policy::load(&self.engine, src, status.clone())?);
+        status.set_serving(Some(VersionInfo {
+            generation,
+            digest: policy.digest.clone(),
+            role: policy.role().as_str(),
+            runtime: policy.runtime_kind(),
+            source: path.display().to_string(),
+            loaded_at_ms: super::status::unix_ms(policy.loaded_at),
+        }));
+        let installed = policy.clone();
+        self.publish(|set| {
+            let previous = set.entries.remove(id).map(|e| e.current);
+            set.entries.insert(id.to_owned(), Entry { current: installed, previous });
+        });
+        tracing::info!(policy = %id, version = generation, role = %policy.role(), digest = &policy.digest[..12], "policy serving");
+        Ok(policy)
+    }
+
+    /// Take a policy out of service.
+    pub fn unload(&self, id: &str) -> bool {
+        let mut files = self.writer.lock().unwrap();
+        files.remove(id);
+        self.unload_locked(id)
+    }
+
+    fn unload_locked(&self, id: &str) -> bool {
+        let present = self.live.load().entries.contains_key(id);
+        if present {
+            self.publish(|set| {
+                set.entries.remove(id);
+            });
+            self.status(id).set_serving(None);
+            tracing::info!(policy = %id, "policy unloaded");
+        }
+        present
+    }
+
+    /// Bring the live set in line with the directory: load new and changed
+    /// files, unload the ones that are gone.
+    pub fn rescan(&self) -> ScanReport {
+        let mut report = ScanReport::default();
+        let mut files = self.writer.lock().unwrap();
+        let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
+        if let Ok(dir) = std::fs::read_dir(&self.dir) {
+            let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for path in paths {
+                let Some(id) = policy_id(&path) else { continue };
+                if let Some(other) = found.get(&id) {
+                    let msg = format!("both {} and {} define policy `{id}`; remove one", other.display(), path.display());
+                    self.status(&id).record_load_error(msg.clone());
+                    report.failed.push((id, msg));
+                    continue;
+                }
+                found.insert(id, path);
+            }
+        } else {
+            tracing::warn!(dir = %self.dir.display(), "cannot read the policy directory");
+        }
+        for (id, path) in &found {
+            let unchanged = files.get(id).is_some_and(|(p, s)| p == path && Some(*s) == stamp(path));
+            if unchanged {
+                continue;
+            }
+            match self.load_locked(&mut files, path) {
+                Ok(_) => report.loaded.push(id.clone()),
+                Err(e) => report.failed.push((id.clone(), e.to_string())),
+            }
+        }
+        let gone: Vec<String> = self.live.load().ids().filter(|id| !found.contains_key(*id)).map(str::to_owned).collect();
+        for id in gone {
+            files.remove(&id);
+            if self.unload_locked(&id) {
+                report.unloaded.push(id);
+            }
+        }
+        files.retain(|id, _| found.contains_key(id));
+        report
+    }
+
+    /// Evaluate policy `id`. If the serving version faults and a previous
+    /// version exists, the previous one answers and the fault is reported.
+    pub fn evaluate(&self, id: &str, input: PolicyInput<'_>) -> Result<Evaluation, RegistryError> {
+        let entry = self.live.load().entries.get(id).cloned().ok_or_else(|| RegistryError::NotLoaded(id.to_owned()))?;
+        let served = |p: &Policy, output, fallback| Evaluation { output, generation: p.generation, digest: p.digest.clone(), fallback };
+        match entry.current.evaluate(input) {
+            Ok(out) => Ok(served(&entry.current, out, None)),
+            Err(e) if e.is_fault() => {
+                let Some(previous) = &entry.previous else { return Err(e.into()) };
+                let out = previous.evaluate(input).map_err(|_| e.clone())?;
+                entry.current.status().record_fallback();
+                tracing::warn!(policy = %id, version = entry.current.generation, fallback = previous.generation, "version faulted, previous answered: {e}");
+                Ok(served(previous, out, Some(e.to_string())))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Budget cap: keep a pool's spend inside an hourly cap and a period budget.
+//!
+//! The affordable hourly rate is the lower of `max_hourly` (if set) and what
+//! remains of the period's budget spread over the hours left in the period.
+//! A scale-down is always allowed, since it only saves money. A scale-up that
+//! the rate cannot pay for is clamped to the most members it can pay for, or
+//! denied when that is no more than the pool already runs.
+
+use scalewise_sdk::prelude::*;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// A hard cap on the pool's cost per hour.
+    #[serde(default)]
+    pub max_hourly: Option<f64>,
+    /// Price members at the spot price where the catalog has one.
+    #[serde(default)]
+    pub spot: bool,
+}
+
+pub struct BudgetCap;
+
+impl BudgetCap {
+    fn hourly_price(input: &CostInput, s: &Settings) -> Result<f64, String> {
+        let kind = input.instance_kind().ok_or_else(|| match &input.kind {
+            Some(name) => format!("instance kind `{name}` is not in the price catalog"),
+            None => "the pool names no instance kind and the catalog has more than one".to_string(),
+        })?;
+        Ok(if s.spot { kind.spot_hourly.unwrap_or(kind.on_demand_hourly) } else { kind.on_demand_hourly })
+    }
+
+    fn affordable_hourly(input: &CostInput, s: &Settings) -> Option<(f64, String)> {
+        let from_budget = input.budget.filter(|b| b.period_hours > 0.0).map(|b| {
+            let hours_left = (b.period_hours - b.elapsed_hours).max(1.0 / 60.0);
+            let rate = (b.limit - b.spent).max(0.0) / hours_left;
+            (rate, format!("{:.2} left of {:.2} over {hours_left:.1}h", b.limit - b.spent, b.limit))
+        });
+        let from_cap = s.max_hourly.map(|cap| (cap, format!("cap {cap:.2}/h")));
+        match (from_budget, from_cap) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl CostRule for BudgetCap {
+    type Settings = Settings;
+    type State = ();
+
+    fn validate(s: &Settings) -> Result<(), String> {
+        match s.max_hourly {
+            Some(cap) if !(cap.is_finite() && cap >= 0.0) => Err(format!("max_hourly: must be zero or more, got {cap}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn evaluate(input: &CostInput, s: &Settings, _: &mut ()) -> Result<CostDecision, String> {
+        let price = Self::hourly_price(input, s)?;
+        let current = input.pool.capacity();
+        let cost = |n: u32| f64::from(n) * price;
+        let decision = |verdict, n: u32, reason: String| CostDecision { verdict, cost_per_hour: cost(n), reason };
+        let Some((rate, why)) = Self::affordable_hourly(input, s) else {
+            return Ok(decision(Verdict::Allow, input.proposed, "no budget or cap configured".into()));
+        };
+        if input.proposed <= current || cost(input.proposed) <= rate + 1e-9 {
+            return Ok(decision(Verdict::Allow, input.proposed, format!("{:.2}/h within {rate:.2}/h ({why})", cost(input.proposed))));
+        }
+        let affordable = if price > 0.0 { (rate / price + 1e-9).floor() as u32 } else { u32::MAX };
+        if affordable <= current {
+            return Ok(decision(Verdict::Deny, current, format!("{} members cost {:.2}/h, over {rate:.2}/h ({why})", input.proposed, cost(input.proposed))));
+        }
+        Ok(decision(Verdict::Clamp(affordable), affordable, format!("{} members cost {:.2}/h; {affordable} fit {rate:.2}/h ({why})", input.proposed, cost(input.proposed))))
+    }
+}
+
+export_cost_rule!(BudgetCap);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scalewise_sdk::run_cost_rule;
+
+    fn run(proposed: u32, budget: Option<Budget>, settings: &str) -> Result<CostOutput, String> {
+        run_cost_rule::<BudgetCap>(&CostInput {
+            pool: Pool { id: "p".into(), running: 4, booting: 0, min: 1, max: 100 },
+            proposed,
+            kind: Some("m".into()),
+            catalog: vec![InstanceKind {
+                name: "m".into(),
+                on_demand_hourly: 0.5,
+                spot_hourly: Some(0.2),
+                vcpus: 2.0,
+                memory_gib: 8.0,
+                gpus: 0,
+            }],
+            budget,
+            settings: settings.into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn hourly_cap_clamps_and_denies() {
+        let s = r#"{"max_hourly": 5.0}"#;
+        assert_eq!(run(8, None, s).unwrap().verdict, Verdict::Allow);
+        let out = run(20, None, s).unwrap();
+        assert_eq!(out.verdict, Verdict::Clamp(10));
+        assert_eq!(out.cost_per_hour, 5.0);
+        assert_eq!(run(20, None, r#"{"max_hourly": 1.0}"#).unwrap().verdict, Verdict::Deny);
+        assert_eq!(run(2, None, r#"{"max_hourly": 0.1}"#).unwrap().verdict, Verdict::Allow, "scale-down");
+    }
+
+    #[test]
+    fn period_budget_spreads_what_is_left() {
+        // 100 left over 20 hours: 5/h, at 0.5/h per member: 10 members.
+        let b = Budget { limit: 300.0, period_hours: 720.0, spent: 200.0, elapsed_hours: 700.0 };
+        assert_eq!(run(30, Some(b), "{}").unwrap().verdict, Verdict::Clamp(10));
+        // Spot prices stretch it to 25.
+        assert_eq!(run(30, Some(b), r#"{"spot": true}"#).unwrap().verdict, Verdict::Clamp(25));
+    }
+
+    #[test]
+    fn unknown_kind_is_an_error() {
+        let mut input = CostInput { proposed: 1, kind: Some("nope".into()), ..Default::default() };
+        input.settings = "{}".into();
+        assert!(run_cost_rule::<BudgetCap>(&input).unwrap_err().contains("`nope`"));
+    }
+}

@@ -1,0 +1,220 @@
+//! The three roles a policy can play, as traits, and the glue that runs them.
+//!
+//! A policy author implements one trait with typed settings and typed state;
+//! the `run_*` functions do the untyped part the same way on every target:
+//! parse the settings JSON (a clear error naming the bad field), decode the
+//! state the host kept from the last call (falling back to the default when it
+//! is absent or from an incompatible older version), call the policy, and
+//! encode the new state. The wasm export macros call these functions, and so
+//! do native tests and benchmarks, which is why native and wasm agree.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::types::{
+    ConsensusInput, ConsensusOutput, CostInput, CostOutput, Proposal, StrategyInput,
+    StrategyOutput, Verdict,
+};
+
+/// A scaling strategy: proposes a capacity for a pool.
+pub trait Strategy {
+    /// The policy's settings, parsed from the JSON the host passes.
+    type Settings: DeserializeOwned;
+    /// What the policy remembers between calls. The host persists it.
+    type State: Serialize + DeserializeOwned + Default;
+
+    /// Extra checks beyond what deserialising the settings already checks.
+    fn validate(_settings: &Self::Settings) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn evaluate(
+        input: &StrategyInput,
+        settings: &Self::Settings,
+        state: &mut Self::State,
+    ) -> Result<Proposal, String>;
+}
+
+/// What a cost rule returns, before the glue attaches its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostDecision {
+    pub verdict: Verdict,
+    pub cost_per_hour: f64,
+    pub reason: String,
+}
+
+/// A cost rule: allows, clamps or denies a proposed capacity.
+pub trait CostRule {
+    type Settings: DeserializeOwned;
+    type State: Serialize + DeserializeOwned + Default;
+
+    fn validate(_settings: &Self::Settings) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn evaluate(
+        input: &CostInput,
+        settings: &Self::Settings,
+        state: &mut Self::State,
+    ) -> Result<CostDecision, String>;
+}
+
+/// What consensus returns, before the glue attaches its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Combined {
+    pub desired: f64,
+    pub confidence: f64,
+    pub explanation: String,
+}
+
+/// Consensus: combines every expert's vote into one decision.
+pub trait Consensus {
+    type Settings: DeserializeOwned;
+    type State: Serialize + DeserializeOwned + Default;
+
+    fn validate(_settings: &Self::Settings) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn evaluate(
+        input: &ConsensusInput,
+        settings: &Self::Settings,
+        state: &mut Self::State,
+    ) -> Result<Combined, String>;
+}
+
+/// Parse settings JSON into the policy's own struct.
+///
+/// An empty string counts as `{}`, so a policy whose settings all have
+/// defaults needs no configuration at all.
+pub fn parse_settings<T: DeserializeOwned>(settings: &str) -> Result<T, String> {
+    let text = if settings.trim().is_empty() { "{}" } else { settings };
+    serde_json::from_str(text).map_err(|e| format!("invalid settings: {e}"))
+}
+
+fn decode_state<T: DeserializeOwned + Default>(state: Option<&[u8]>) -> T {
+    state.and_then(|bytes| serde_json::from_slice(bytes).ok()).unwrap_or_default()
+}
+
+fn encode_state<T: Serialize>(state: &T) -> Result<Option<Vec<u8>>, String> {
+    let bytes = serde_json::to_vec(state).map_err(|e| format!("cannot encode state: {e}"))?;
+    // `()` and other empty states encode as `null`: store nothing.
+    Ok(if bytes == b"null" { None } else { Some(bytes) })
+}
+
+/// `validate-config` for a strategy.
+pub fn validate_strategy<S: Strategy>(settings: &str) -> Result<(), String> {
+    S::validate(&parse_settings::<S::Settings>(settings)?)
+}
+
+/// `evaluate` for a strategy.
+pub fn run_strategy<S: Strategy>(input: &StrategyInput) -> Result<StrategyOutput, String> {
+    let settings = parse_settings::<S::Settings>(&input.settings)?;
+    let mut state = decode_state::<S::State>(input.state.as_deref());
+    let proposal = S::evaluate(input, &settings, &mut state)?;
+    Ok(StrategyOutput { proposal, state: encode_state(&state)? })
+}
+
+/// `validate-config` for a cost rule.
+pub fn validate_cost_rule<C: CostRule>(settings: &str) -> Result<(), String> {
+    C::validate(&parse_settings::<C::Settings>(settings)?)
+}
+
+/// `evaluate` for a cost rule.
+pub fn run_cost_rule<C: CostRule>(input: &CostInput) -> Result<CostOutput, String> {
+    let settings = parse_settings::<C::Settings>(&input.settings)?;
+    let mut state = decode_state::<C::State>(input.state.as_deref());
+    let d = C::evaluate(input, &settings, &mut state)?;
+    Ok(CostOutput {
+        verdict: d.verdict,
+        cost_per_hour: d.cost_per_hour,
+        reason: d.reason,
+        state: encode_state(&state)?,
+    })
+}
+
+/// `validate-config` for consensus.
+pub fn validate_consensus<C: Consensus>(settings: &str) -> Result<(), String> {
+    C::validate(&parse_settings::<C::Settings>(settings)?)
+}
+
+/// `evaluate` for consensus.
+pub fn run_consensus<C: Consensus>(input: &ConsensusInput) -> Result<ConsensusOutput, String> {
+    let settings = parse_settings::<C::Settings>(&input.settings)?;
+    let mut state = decode_state::<C::State>(input.state.as_deref());
+    let c = C::evaluate(input, &settings, &mut state)?;
+    Ok(ConsensusOutput {
+        desired: c.desired,
+        confidence: c.confidence,
+        explanation: c.explanation,
+        state: encode_state(&state)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Pool;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Settings {
+        target: f64,
+    }
+
+    #[derive(Default, Serialize, Deserialize)]
+    struct Count {
+        calls: u32,
+    }
+
+    struct Counter;
+    impl Strategy for Counter {
+        type Settings = Settings;
+        type State = Count;
+        fn validate(s: &Settings) -> Result<(), String> {
+            if s.target <= 0.0 { Err("target must be > 0".into()) } else { Ok(()) }
+        }
+        fn evaluate(i: &StrategyInput, s: &Settings, st: &mut Count) -> Result<Proposal, String> {
+            st.calls += 1;
+            Ok(Proposal::new(s.target, 1.0, format!("call {} on {}", st.calls, i.pool.id)))
+        }
+    }
+
+    fn input(settings: &str, state: Option<Vec<u8>>) -> StrategyInput {
+        StrategyInput {
+            pool: Pool { id: "p".into(), running: 1, booting: 0, min: 0, max: 10 },
+            settings: settings.into(),
+            state,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn settings_errors_name_the_field() {
+        let err = validate_strategy::<Counter>("{}").unwrap_err();
+        assert!(err.contains("missing field `target`"), "{err}");
+        let err = validate_strategy::<Counter>(r#"{"target": 1, "tagret": 2}"#).unwrap_err();
+        assert!(err.contains("unknown field `tagret`"), "{err}");
+        let err = validate_strategy::<Counter>(r#"{"target": -1}"#).unwrap_err();
+        assert_eq!(err, "target must be > 0");
+        assert!(validate_strategy::<Counter>(r#"{"target": 3}"#).is_ok());
+    }
+
+    #[test]
+    fn state_round_trips_and_survives_garbage() {
+        let out = run_strategy::<Counter>(&input(r#"{"target": 3}"#, None)).unwrap();
+        assert_eq!(out.proposal.reason, "call 1 on p");
+        let out = run_strategy::<Counter>(&input(r#"{"target": 3}"#, out.state)).unwrap();
+        assert_eq!(out.proposal.reason, "call 2 on p");
+        // State from some incompatible older version resets instead of failing.
+        let out = run_strategy::<Counter>(&input(r#"{"target": 3}"#, Some(b"\x00garbage".to_vec())))
+            .unwrap();
+        assert_eq!(out.proposal.reason, "call 1 on p");
+    }
+
+    #[test]
+    fn unit_state_stores_nothing() {
+        assert_eq!(encode_state(&()).unwrap(), None);
+    }
+}

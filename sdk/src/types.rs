@@ -1,0 +1,259 @@
+//! The contract's nouns as plain Rust values.
+//!
+//! These mirror `wit/types.wit` field for field. They exist natively so that
+//! a policy's logic, its unit tests and its benchmarks never touch generated
+//! bindings, and so that the host can use the very same types for the JSON it
+//! reads and writes. The wasm glue in [`crate::export`] converts between these
+//! and the bindings that `wit-bindgen` generates.
+
+use serde::{Deserialize, Serialize};
+
+/// One timestamped observation (milliseconds since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at: i64,
+    pub value: f64,
+}
+
+/// A named series of samples, oldest first.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricWindow {
+    pub name: String,
+    #[serde(default)]
+    pub samples: Vec<Sample>,
+}
+
+impl MetricWindow {
+    pub fn new(name: impl Into<String>, samples: Vec<Sample>) -> Self {
+        Self { name: name.into(), samples }
+    }
+
+    /// The values alone, oldest first.
+    pub fn values(&self) -> Vec<f64> {
+        self.samples.iter().map(|s| s.value).collect()
+    }
+
+    /// The newest sample's value.
+    pub fn last(&self) -> Option<f64> {
+        self.samples.last().map(|s| s.value)
+    }
+
+    /// The samples no older than `window_ms` before `now`.
+    pub fn since(&self, now: i64, window_ms: i64) -> impl Iterator<Item = &Sample> {
+        self.samples.iter().filter(move |s| s.at >= now - window_ms)
+    }
+}
+
+/// The pool being scaled, as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Pool {
+    pub id: String,
+    /// Members that are up and serving.
+    pub running: u32,
+    /// Members launched but not yet serving.
+    #[serde(default)]
+    pub booting: u32,
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Pool {
+    /// Running plus booting: what the pool will have once every launch lands.
+    pub fn capacity(&self) -> u32 {
+        self.running.saturating_add(self.booting)
+    }
+
+    /// `desired` limited to `[min, max]`; NaN becomes the current capacity.
+    pub fn clamp(&self, desired: f64) -> f64 {
+        if desired.is_nan() {
+            return self.capacity() as f64;
+        }
+        desired.clamp(self.min as f64, self.max.max(self.min) as f64)
+    }
+}
+
+/// A scaling action the host took recently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    pub at: i64,
+    pub from: u32,
+    pub to: u32,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// What an expert wants: a capacity, how sure it is, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub desired: f64,
+    pub confidence: f64,
+    pub reason: String,
+}
+
+impl Proposal {
+    pub fn new(desired: f64, confidence: f64, reason: impl Into<String>) -> Self {
+        Self { desired, confidence, reason: reason.into() }
+    }
+
+    /// Keep the current capacity.
+    pub fn hold(pool: &Pool, confidence: f64, reason: impl Into<String>) -> Self {
+        Self::new(pool.capacity() as f64, confidence, reason)
+    }
+}
+
+/// An expert's ballot: a proposal, or an abstention with its cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ballot {
+    Proposed(Proposal),
+    Abstained(String),
+}
+
+/// One expert's vote as consensus sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vote {
+    pub expert: String,
+    pub weight: f64,
+    pub ballot: Ballot,
+}
+
+impl Vote {
+    /// The proposal, unless the expert abstained.
+    pub fn proposal(&self) -> Option<&Proposal> {
+        match &self.ballot {
+            Ballot::Proposed(p) => Some(p),
+            Ballot::Abstained(_) => None,
+        }
+    }
+}
+
+/// An instance kind with its prices per instance-hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceKind {
+    pub name: String,
+    pub on_demand_hourly: f64,
+    #[serde(default)]
+    pub spot_hourly: Option<f64>,
+    #[serde(default)]
+    pub vcpus: f64,
+    #[serde(default)]
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+/// A spending limit over a period and what was spent so far in it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    pub limit: f64,
+    pub period_hours: f64,
+    pub spent: f64,
+    pub elapsed_hours: f64,
+}
+
+/// What a cost rule says of a proposed capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    Clamp(u32),
+    Deny,
+}
+
+/// Everything a strategy sees.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StrategyInput {
+    pub pool: Pool,
+    #[serde(default)]
+    pub metrics: Vec<MetricWindow>,
+    #[serde(default)]
+    pub now: i64,
+    #[serde(default)]
+    pub recent_actions: Vec<Action>,
+    /// The policy's settings as JSON text.
+    #[serde(default = "empty_object")]
+    pub settings: String,
+    /// What the policy returned as state on its previous call.
+    #[serde(default)]
+    pub state: Option<Vec<u8>>,
+}
+
+impl StrategyInput {
+    /// The window called `name`, if the host supplied one.
+    pub fn metric(&self, name: &str) -> Option<&MetricWindow> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyOutput {
+    pub proposal: Proposal,
+    #[serde(default)]
+    pub state: Option<Vec<u8>>,
+}
+
+/// Everything a cost rule sees.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CostInput {
+    pub pool: Pool,
+    pub proposed: u32,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub catalog: Vec<InstanceKind>,
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    #[serde(default)]
+    pub now: i64,
+    #[serde(default = "empty_object")]
+    pub settings: String,
+    #[serde(default)]
+    pub state: Option<Vec<u8>>,
+}
+
+impl CostInput {
+    /// The catalog entry for the pool's instance kind (or the only entry).
+    pub fn instance_kind(&self) -> Option<&InstanceKind> {
+        match &self.kind {
+            Some(name) => self.catalog.iter().find(|k| &k.name == name),
+            None if self.catalog.len() == 1 => self.catalog.first(),
+            None => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostOutput {
+    pub verdict: Verdict,
+    pub cost_per_hour: f64,
+    pub reason: String,
+    #[serde(default)]
+    pub state: Option<Vec<u8>>,
+}
+
+/// Everything consensus sees.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ConsensusInput {
+    pub pool: Pool,
+    #[serde(default)]
+    pub votes: Vec<Vote>,
+    #[serde(default)]
+    pub now: i64,
+    #[serde(default = "empty_object")]
+    pub settings: String,
+    #[serde(default)]
+    pub state: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsensusOutput {
+    pub desired: f64,
+    pub confidence: f64,
+    pub explanation: String,
+    #[serde(default)]
+    pub state: Option<Vec<u8>>,
+}
+
+fn empty_object() -> String {
+    "{}".to_owned()
+}

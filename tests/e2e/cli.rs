@@ -1,0 +1,136 @@
+//! The `scalewise policy …` and `scalewise config …` commands, run as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use scalewise_e2e::{builtin, guest, newcomer, root, scalewise_bin};
+
+fn scalewise(args: &[&str]) -> Output {
+    Command::new(scalewise_bin()).args(args).env("SCALEWISE_LOG", "warn").output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn check_accepts_every_builtin_and_names_its_world() {
+    for (name, role) in [
+        ("target-tracking", "strategy"),
+        ("step-scaling", "strategy"),
+        ("queue-depth", "strategy"),
+        ("weighted-vote", "consensus"),
+        ("safest", "consensus"),
+        ("budget-cap", "cost-rule"),
+    ] {
+        let settings = match name {
+            "target-tracking" => r#"{"metrics":[{"name":"cpu","target":0.6}]}"#,
+            "step-scaling" => r#"{"metric":"cpu","scale_out":{"threshold":0.7,"steps":[{"lower":0,"adjustment":1}]}}"#,
+            "queue-depth" => r#"{"target_per_worker":10}"#,
+            _ => "{}",
+        };
+        let o = scalewise(&["policy", "check", path(&builtin(name)), "--settings", settings]);
+        let out = text(&o);
+        assert!(o.status.success(), "{name}: {out}");
+        assert!(out.contains(&format!("role:     {role}")), "{name}: {out}");
+        assert!(out.contains("contract: scalewise:policy@0.1.0"), "{name}: {out}");
+        // Only the contract's own interfaces: no WASI, nothing else to deny.
+        let imports = out.lines().find(|l| l.starts_with("  imports:")).unwrap();
+        assert!(
+            imports["  imports:".len()..].split(',').all(|i| i.trim().starts_with("scalewise:policy/")),
+            "{name} imports more than the contract: {imports}"
+        );
+    }
+}
+
+#[test]
+fn check_explains_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, "not wasm at all").unwrap();
+    for (file, settings, expected) in [
+        (junk.clone(), "{}", "not a WebAssembly component"),
+        (guest("wrong-world"), "{}", "exports none of the scalewise worlds"),
+        (guest("wrong-version"), "{}", "built against scalewise:policy@1.0.0"),
+        (newcomer(), "{}", "missing field `target_per_worker`"),
+        (newcomer(), "{\"target_per_worker\": ", "--settings is not valid JSON"),
+    ] {
+        let o = scalewise(&["policy", "check", path(&file), "--settings", settings]);
+        assert!(!o.status.success(), "{} passed", file.display());
+        assert!(text(&o).contains(expected), "{}: {}", file.display(), text(&o));
+    }
+    let o = scalewise(&["policy", "check", "/nonexistent/p.wasm"]);
+    assert!(!o.status.success() && text(&o).contains("/nonexistent/p.wasm"), "{}", text(&o));
+}
+
+#[test]
+fn test_prints_the_output_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"pool": {"id": "web", "running": 2, "min": 1, "max": 20},
+            "metrics": [{"name": "rps", "samples": [{"at": 0, "value": 95}]}],
+            "now": 1000, "settings": {"target_per_worker": 10}}"#,
+    )
+    .unwrap();
+    let o = scalewise(&["policy", "test", path(&newcomer()), "--input", path(&input)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["proposal"]["desired"], 10.0);
+    assert_eq!(out["proposal"]["reason"], "95 rps / 10 per worker");
+
+    // The same with a rhai script of the same rule.
+    let script = dir.path().join("rpw.rhai");
+    std::fs::write(
+        &script,
+        r#"fn strategy(input) {
+             let rps = input.metrics[0].samples[-1].value;
+             #{ desired: (rps / input.settings.target_per_worker).ceiling(), confidence: 0.9, reason: `${rps} rps` }
+           }"#,
+    )
+    .unwrap();
+    let o = scalewise(&["policy", "test", path(&script), "--input", path(&input)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["proposal"]["desired"], 10.0);
+
+    // An input of the wrong shape is named as such.
+    std::fs::write(&input, r#"{"pool": 3, "settings": {"target_per_worker": 10}}"#).unwrap();
+    let o = scalewise(&["policy", "test", path(&newcomer()), "--input", path(&input)]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("not a valid strategy input"), "{}", text(&o));
+}
+
+#[test]
+fn bench_reports_fresh_and_reused_latency() {
+    let o = scalewise(&["policy", "bench", path(&builtin("safest")), "--iterations", "300"]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for row in ["fresh instance", "reused instance"] {
+        let line = out.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("no {row} row: {out}"));
+        let numbers: Vec<f64> = line[row.len()..].split_whitespace().map(|n| n.parse().unwrap()).collect();
+        assert_eq!(numbers.len(), 3, "{line}");
+        assert!(numbers.iter().all(|n| *n > 0.0), "{line}");
+    }
+}
+
+#[test]
+fn config_check_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("scalewise.toml");
+    std::fs::write(&cfg, "[policies]\ndeadline_ms = 0\n").unwrap();
+    let o = scalewise(&["config", "check", path(&cfg)]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("policies.deadline_ms"), "{}", text(&o));
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+    let o = scalewise(&["config", "check", path(&cfg)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let example = root().join("examples/scalewise.toml");
+    let o = scalewise(&["config", "check", path(&example)]);
+    assert!(o.status.success(), "the shipped example config: {}", text(&o));
+}
