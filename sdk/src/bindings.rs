@@ -10,14 +10,10 @@ macro_rules! type_conversions {
         use crate::types as sdk;
         use scalewise::policy::types as wit;
 
-        impl From<wit::Sample> for sdk::Sample {
-            fn from(s: wit::Sample) -> Self {
-                Self { at: s.at, value: s.value }
-            }
-        }
         impl From<wit::MetricWindow> for sdk::MetricWindow {
             fn from(m: wit::MetricWindow) -> Self {
-                Self { name: m.name, samples: m.samples.into_iter().map(Into::into).collect() }
+                let samples = m.times.iter().zip(&m.values).map(|(&at, &value)| sdk::Sample { at, value }).collect();
+                Self { name: m.name, samples }
             }
         }
         impl From<wit::Pool> for sdk::Pool {

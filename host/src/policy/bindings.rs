@@ -54,7 +54,8 @@ pub fn strategy_input(i: &sdk::StrategyInput, settings: &str) -> wit::StrategyIn
             .iter()
             .map(|m| wit::MetricWindow {
                 name: m.name.clone(),
-                samples: m.samples.iter().map(|s| wit::Sample { at: s.at, value: s.value }).collect(),
+                times: m.samples.iter().map(|s| s.at).collect(),
+                values: m.samples.iter().map(|s| s.value).collect(),
             })
             .collect(),
         now: i.now,
