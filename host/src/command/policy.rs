@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use scalewise_sdk::{ConsensusInput, CostInput, StrategyInput};
 use serde_json::Value;
 
 use crate::cli::{PolicyCommand, SettingsArg};
+use crate::timing::measure;
 use crate::policy::{
     InstanceMode, Policy, PolicyEngine, PolicyInput, PolicySource, PolicyStatus, Role, SandboxOptions, SmokeInputs,
     component,
@@ -136,30 +136,6 @@ fn test(file: &Path, input: &Path, settings: &SettingsArg) -> anyhow::Result<Exi
     }
 }
 
-/// Latency percentiles of `n` timed calls, in microseconds.
-pub struct Percentiles {
-    pub p50: f64,
-    pub p99: f64,
-    pub mean: f64,
-}
-
-/// Time `iterations` calls of `f` (after a warm-up) and summarise them.
-pub fn measure(iterations: u32, mut f: impl FnMut()) -> Percentiles {
-    for _ in 0..iterations.min(200) {
-        f();
-    }
-    let mut micros: Vec<f64> = (0..iterations.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    micros.sort_by(f64::total_cmp);
-    let at = |q: f64| micros[((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len()) - 1];
-    Percentiles { p50: at(0.5), p99: at(0.99), mean: micros.iter().sum::<f64>() / micros.len() as f64 }
-}
-
 fn bench(file: &Path, input: Option<&Path>, iterations: u32, settings: &SettingsArg) -> anyhow::Result<ExitCode> {
     let (value, from_input) = match input {
         Some(p) => {
@@ -206,6 +182,8 @@ fn crates_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(crates)
 }
 
+const GUEST_RUSTFLAGS: &str = r#"target.wasm32-unknown-unknown.rustflags=["-C", "link-arg=-zstack-size=262144", "-C", "link-arg=--initial-memory=2097152"]"#;
+
 /// Build several policy crates; see [`build_policy_crate`].
 pub fn build_policy_crates(crates: &[PathBuf], out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     crates.iter().map(|c| build_policy_crate(c, out_dir)).collect()
@@ -233,6 +211,10 @@ pub fn build_policy_crate(dir: &Path, out_dir: &Path) -> anyhow::Result<PathBuf>
         .args(["--config", "profile.policy.codegen-units=1"])
         .args(["--config", "profile.policy.panic=\"abort\""])
         .args(["--config", "profile.policy.strip=true"])
+        // A 256 KiB stack and 2 MiB of initial memory: the allocator finds
+        // its first heap in memory the module starts with (no `memory.grow`
+        // per fresh instance), and a fresh instance dirties few pages.
+        .args(["--config", GUEST_RUSTFLAGS])
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo (is the Rust toolchain installed?)")?;
