@@ -10,6 +10,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod policy;
+pub mod timing;
 
 /// Set up `tracing` output: human-readable, or JSON lines.
 pub fn init_tracing(filter: &str, json: bool) {
