@@ -1,0 +1,21 @@
+# The two commands. `make run` starts a scalewise host with the built-in
+# policies; `make test` runs every test. Both install the wasm targets they
+# need (rustup is the only prerequisite).
+
+.PHONY: run test policies targets bench
+
+targets:
+	rustup target add wasm32-unknown-unknown wasm32-wasip2
+
+# Build the built-in policies into the example host's policy directory.
+policies: targets
+	cargo run --release -q -p scalewise -- policy build --out-dir examples/policies.d
+
+run: policies
+	cargo run --release -q -p scalewise -- serve --config examples/scalewise.toml
+
+test: targets
+	cargo test --workspace
+
+bench: targets
+	cargo bench -p scalewise --bench policy_eval
