@@ -35,6 +35,18 @@
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings;
+
+/// The allocator of every policy component built with the SDK.
+///
+/// Why not std's: a policy usually runs in a fresh instance per call, and
+/// std's wasm allocator takes every byte of heap through `memory.grow`, which
+/// the host must back with page-protection changes on the way in and undo on
+/// the way out. dlmalloc's own backend first uses the memory the module starts
+/// with (`scalewise policy build` links guests with room for a heap there), so
+/// a typical call never grows memory at all.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 mod export;
 pub mod log;
 mod roles;

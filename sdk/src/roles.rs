@@ -8,6 +8,9 @@
 //! encode the new state. The wasm export macros call these functions, and so
 //! do native tests and benchmarks, which is why native and wasm agree.
 
+use std::any::Any;
+use std::cell::RefCell;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,7 +22,7 @@ use crate::types::{
 /// A scaling strategy: proposes a capacity for a pool.
 pub trait Strategy {
     /// The policy's settings, parsed from the JSON the host passes.
-    type Settings: DeserializeOwned;
+    type Settings: DeserializeOwned + 'static;
     /// What the policy remembers between calls. The host persists it.
     type State: Serialize + DeserializeOwned + Default;
 
@@ -45,7 +48,7 @@ pub struct CostDecision {
 
 /// A cost rule: allows, clamps or denies a proposed capacity.
 pub trait CostRule {
-    type Settings: DeserializeOwned;
+    type Settings: DeserializeOwned + 'static;
     type State: Serialize + DeserializeOwned + Default;
 
     fn validate(_settings: &Self::Settings) -> Result<(), String> {
@@ -69,7 +72,7 @@ pub struct Combined {
 
 /// Consensus: combines every expert's vote into one decision.
 pub trait Consensus {
-    type Settings: DeserializeOwned;
+    type Settings: DeserializeOwned + 'static;
     type State: Serialize + DeserializeOwned + Default;
 
     fn validate(_settings: &Self::Settings) -> Result<(), String> {
@@ -92,6 +95,38 @@ pub fn parse_settings<T: DeserializeOwned>(settings: &str) -> Result<T, String> 
     serde_json::from_str(text).map_err(|e| format!("invalid settings: {e}"))
 }
 
+thread_local! {
+    /// The last settings text and what it parsed to. A reused instance is
+    /// called with the same settings every time; parsing them once instead
+    /// of per call is most of a small policy's own work.
+    static SETTINGS: RefCell<Option<(String, Box<dyn Any>)>> = const { RefCell::new(None) };
+}
+
+/// Run `f` with `text` parsed as `T`, parsing only when the text changed.
+///
+/// The entry is taken out of the cache for the duration of `f` and put back
+/// afterwards, so a policy that runs another policy inside (with other
+/// settings) only costs a re-parse, never a dangling reference.
+fn with_settings<T: DeserializeOwned + 'static, R>(
+    text: &str,
+    f: impl FnOnce(&T) -> Result<R, String>,
+) -> Result<R, String> {
+    let hit = SETTINGS.with_borrow_mut(|cache| match cache.take() {
+        Some((t, parsed)) if t == text => parsed.downcast::<T>().ok().map(|p| (t, p)),
+        other => {
+            *cache = other;
+            None
+        }
+    });
+    let (key, parsed) = match hit {
+        Some(entry) => entry,
+        None => (text.to_owned(), Box::new(parse_settings::<T>(text)?)),
+    };
+    let result = f(&parsed);
+    SETTINGS.with_borrow_mut(|cache| *cache = Some((key, parsed)));
+    result
+}
+
 fn decode_state<T: DeserializeOwned + Default>(state: Option<&[u8]>) -> T {
     state.and_then(|bytes| serde_json::from_slice(bytes).ok()).unwrap_or_default()
 }
@@ -109,10 +144,11 @@ pub fn validate_strategy<S: Strategy>(settings: &str) -> Result<(), String> {
 
 /// `evaluate` for a strategy.
 pub fn run_strategy<S: Strategy>(input: &StrategyInput) -> Result<StrategyOutput, String> {
-    let settings = parse_settings::<S::Settings>(&input.settings)?;
-    let mut state = decode_state::<S::State>(input.state.as_deref());
-    let proposal = S::evaluate(input, &settings, &mut state)?;
-    Ok(StrategyOutput { proposal, state: encode_state(&state)? })
+    with_settings(&input.settings, |settings: &S::Settings| {
+        let mut state = decode_state::<S::State>(input.state.as_deref());
+        let proposal = S::evaluate(input, settings, &mut state)?;
+        Ok(StrategyOutput { proposal, state: encode_state(&state)? })
+    })
 }
 
 /// `validate-config` for a cost rule.
@@ -122,14 +158,15 @@ pub fn validate_cost_rule<C: CostRule>(settings: &str) -> Result<(), String> {
 
 /// `evaluate` for a cost rule.
 pub fn run_cost_rule<C: CostRule>(input: &CostInput) -> Result<CostOutput, String> {
-    let settings = parse_settings::<C::Settings>(&input.settings)?;
-    let mut state = decode_state::<C::State>(input.state.as_deref());
-    let d = C::evaluate(input, &settings, &mut state)?;
-    Ok(CostOutput {
-        verdict: d.verdict,
-        cost_per_hour: d.cost_per_hour,
-        reason: d.reason,
-        state: encode_state(&state)?,
+    with_settings(&input.settings, |settings: &C::Settings| {
+        let mut state = decode_state::<C::State>(input.state.as_deref());
+        let d = C::evaluate(input, settings, &mut state)?;
+        Ok(CostOutput {
+            verdict: d.verdict,
+            cost_per_hour: d.cost_per_hour,
+            reason: d.reason,
+            state: encode_state(&state)?,
+        })
     })
 }
 
@@ -140,14 +177,15 @@ pub fn validate_consensus<C: Consensus>(settings: &str) -> Result<(), String> {
 
 /// `evaluate` for consensus.
 pub fn run_consensus<C: Consensus>(input: &ConsensusInput) -> Result<ConsensusOutput, String> {
-    let settings = parse_settings::<C::Settings>(&input.settings)?;
-    let mut state = decode_state::<C::State>(input.state.as_deref());
-    let c = C::evaluate(input, &settings, &mut state)?;
-    Ok(ConsensusOutput {
-        desired: c.desired,
-        confidence: c.confidence,
-        explanation: c.explanation,
-        state: encode_state(&state)?,
+    with_settings(&input.settings, |settings: &C::Settings| {
+        let mut state = decode_state::<C::State>(input.state.as_deref());
+        let c = C::evaluate(input, settings, &mut state)?;
+        Ok(ConsensusOutput {
+            desired: c.desired,
+            confidence: c.confidence,
+            explanation: c.explanation,
+            state: encode_state(&state)?,
+        })
     })
 }
 
@@ -211,6 +249,18 @@ mod tests {
         let out = run_strategy::<Counter>(&input(r#"{"target": 3}"#, Some(b"\x00garbage".to_vec())))
             .unwrap();
         assert_eq!(out.proposal.reason, "call 1 on p");
+    }
+
+    #[test]
+    fn cached_settings_follow_the_text() {
+        let out = run_strategy::<Counter>(&input(r#"{"target": 3}"#, None)).unwrap();
+        assert_eq!(out.proposal.desired, 3.0);
+        let out = run_strategy::<Counter>(&input(r#"{"target": 3}"#, None)).unwrap();
+        assert_eq!(out.proposal.desired, 3.0);
+        let out = run_strategy::<Counter>(&input(r#"{"target": 5}"#, None)).unwrap();
+        assert_eq!(out.proposal.desired, 5.0, "new settings text, new settings");
+        assert!(run_strategy::<Counter>(&input(r#"{"target": "x"}"#, None)).is_err());
+        assert_eq!(run_strategy::<Counter>(&input(r#"{"target": 5}"#, None)).unwrap().proposal.desired, 5.0);
     }
 
     #[test]

@@ -182,7 +182,7 @@ fn crates_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(crates)
 }
 
-const GUEST_RUSTFLAGS: &str = r#"target.wasm32-unknown-unknown.rustflags=["-C", "link-arg=-zstack-size=262144", "-C", "link-arg=--initial-memory=2097152"]"#;
+const GUEST_RUSTFLAGS: &str = r#"target.wasm32-unknown-unknown.rustflags=["-C", "link-arg=-zstack-size=131072", "-C", "link-arg=--initial-memory=1048576"]"#;
 
 /// Build several policy crates; see [`build_policy_crate`].
 pub fn build_policy_crates(crates: &[PathBuf], out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -211,9 +211,10 @@ pub fn build_policy_crate(dir: &Path, out_dir: &Path) -> anyhow::Result<PathBuf>
         .args(["--config", "profile.policy.codegen-units=1"])
         .args(["--config", "profile.policy.panic=\"abort\""])
         .args(["--config", "profile.policy.strip=true"])
-        // A 256 KiB stack and 2 MiB of initial memory: the allocator finds
-        // its first heap in memory the module starts with (no `memory.grow`
-        // per fresh instance), and a fresh instance dirties few pages.
+        // A 128 KiB stack and 1 MiB of initial memory: the SDK's allocator
+        // finds its first ~850 KiB of heap in memory the module starts with
+        // (no `memory.grow` per fresh instance), and the host's reset scans a
+        // small range.
         .args(["--config", GUEST_RUSTFLAGS])
         .stderr(Stdio::inherit())
         .output()

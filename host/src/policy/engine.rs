@@ -239,7 +239,10 @@ impl PolicyEngine {
             // decommitting them: the next instance in the slot then takes no
             // page faults. Up to 1 MiB of dirty memory per slot stays resident.
             .pagemap_scan(wasmtime::Enabled::Auto)
-            .linear_memory_keep_resident(1 << 20);
+            .linear_memory_keep_resident(1 << 20)
+            // Likewise for funcref tables: resetting them by decommit made
+            // every fresh instance fault its table back in.
+            .table_keep_resident(64 << 10);
         let mut config = Config::new();
         config
             .wasm_component_model(true)
