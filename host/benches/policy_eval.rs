@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use scalewise::policy::watch::Watcher;
 use scalewise::policy::{
-    InstanceMode, Policy, PolicyEngine, PolicyInput, PolicySource, PolicyStatus, Registry, SandboxOptions,
+    Compiler, InstanceMode, Policy, PolicyEngine, PolicyInput, PolicySource, PolicyStatus, Registry, SandboxOptions,
 };
 use scalewise::timing::{Percentiles, measure};
 use scalewise_sdk::*;
@@ -206,14 +206,18 @@ fn main() {
 }
 
 /// Time from a new file landing in the policy directory to the new version
-/// serving, compile included (no artifact cache), while two threads evaluate.
+/// serving, compile included (no artifact cache), while two threads evaluate,
+/// on the production path: a Winch build serves first while Cranelift
+/// compiles in the background.
 fn hot_swap_under_load(out_dir: &Path) {
     const SWAPS: usize = 20;
     let bytes = std::fs::read(out_dir.join("queue-depth.wasm")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(PolicyEngine::new(SandboxOptions::default(), None).unwrap());
+    let baseline = Arc::new(PolicyEngine::new(SandboxOptions { compiler: Compiler::Winch, ..Default::default() }, None).unwrap());
     let settings = [("qd".to_string(), r#"{"target_per_worker":5}"#.to_string())].into();
-    let registry = Arc::new(Registry::new(engine, dir.path(), settings));
+    let registry = Arc::new(Registry::new(engine, dir.path(), settings).with_baseline(baseline));
+    registry.start_tiering();
     let _watcher = Watcher::start(registry.clone()).unwrap();
     // A per-run nonce in a custom section: every version is new to the engine.
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();

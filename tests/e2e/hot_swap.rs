@@ -1,5 +1,7 @@
 //! Hot swap under load: several threads evaluate continuously while the
-//! policy file is replaced 100 times, through the real directory watcher.
+//! policy file is replaced 100 times, through the real directory watcher and
+//! the production compile path (a Winch build serves first, Cranelift's
+//! replaces it in the background).
 //! No evaluation may fail, every answer must come from a version that was
 //! live, and no thread may ever see an older version after a newer one.
 
@@ -9,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scalewise::policy::watch::Watcher;
-use scalewise::policy::{PolicyInput, PolicyOutput, Registry, SandboxOptions, digest};
+use scalewise::policy::{Compiler, PolicyEngine, PolicyInput, PolicyOutput, Registry, SandboxOptions, digest};
 use scalewise_e2e::{engine, guest, install_bytes, newcomer, with_custom_section};
 use scalewise_sdk::{MetricWindow, Pool, Sample, StrategyInput};
 
@@ -26,7 +28,9 @@ fn a_policy_replaced_100_times_under_load_never_fails_an_evaluation() {
 
     let dir = tempfile::tempdir().unwrap();
     let settings = HashMap::from([("swap".to_string(), r#"{"target_per_worker": 5}"#.to_string())]);
-    let registry = Arc::new(Registry::new(engine(SandboxOptions::default()), dir.path(), settings));
+    let baseline = Arc::new(PolicyEngine::new(SandboxOptions { compiler: Compiler::Winch, ..Default::default() }, None).unwrap());
+    let registry = Arc::new(Registry::new(engine(SandboxOptions::default()), dir.path(), settings).with_baseline(baseline));
+    registry.start_tiering();
     let _watcher = Watcher::start(registry.clone()).unwrap();
 
     let wait_for = |i: usize| {
@@ -96,4 +100,14 @@ fn a_policy_replaced_100_times_under_load_never_fails_an_evaluation() {
     );
     assert!(calls > SWAPS as u64 * THREADS as u64, "the load threads barely ran ({calls} calls)");
     assert_eq!(registry.status_of("swap").unwrap().serving.unwrap().digest, digest(&variants[SWAPS]));
+
+    // The last version ends up on its Cranelift build, same generation.
+    let generation = registry.get("swap").unwrap().generation;
+    let started = Instant::now();
+    while registry.get("swap").unwrap().compiled_by != "cranelift" {
+        assert!(started.elapsed() < Duration::from_secs(30), "the Cranelift build never replaced the Winch one");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let serving = registry.status_of("swap").unwrap().serving.unwrap();
+    assert_eq!((serving.generation, serving.compiled_by), (generation, "cranelift"));
 }

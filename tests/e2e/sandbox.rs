@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scalewise::policy::registry::RegistryError;
-use scalewise::policy::{PolicyError, PolicyInput, PolicyOutput, Registry, SandboxOptions};
+use scalewise::policy::{Compiler, PolicyError, PolicyInput, PolicyOutput, Registry, SandboxOptions};
 use scalewise_e2e::{engine, guest, install, install_bytes, with_custom_section};
 use scalewise_sdk::{MetricWindow, Pool, Sample, StrategyInput};
 
@@ -23,10 +23,14 @@ fn input(pool_id: &str) -> StrategyInput {
 }
 
 fn registry(dir: &Path, settings: &[(&str, &str)]) -> Arc<Registry> {
+    registry_compiled_by(dir, settings, Compiler::Cranelift)
+}
+
+fn registry_compiled_by(dir: &Path, settings: &[(&str, &str)], compiler: Compiler) -> Arc<Registry> {
     let settings: HashMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     // A roomy deadline: these tests are about what happens, not how fast, and
     // building a 10 MB string legitimately takes a while on a busy machine.
-    let options = SandboxOptions { deadline: Duration::from_millis(100), ..SandboxOptions::default() };
+    let options = SandboxOptions { deadline: Duration::from_millis(100), compiler, ..SandboxOptions::default() };
     Arc::new(Registry::new(engine(options), dir, settings))
 }
 
@@ -47,11 +51,22 @@ fn policy_err(r: Result<String, RegistryError>) -> PolicyError {
 
 #[test]
 fn hostile_calls_are_contained_and_reported() {
+    contain_hostile_calls(Compiler::Cranelift);
+}
+
+/// New versions serve from a Winch build first: it must hold the same line.
+#[test]
+fn hostile_calls_are_contained_when_compiled_by_winch() {
+    contain_hostile_calls(Compiler::Winch);
+}
+
+fn contain_hostile_calls(compiler: Compiler) {
     let dir = tempfile::tempdir().unwrap();
-    let registry = registry(dir.path(), &[]);
+    let registry = registry_compiled_by(dir.path(), &[], compiler);
     install(&guest("hostile"), dir.path(), "hostile.wasm");
     let report = registry.rescan();
     assert_eq!(report.loaded, ["hostile"], "{report:?}");
+    assert_eq!(registry.get("hostile").unwrap().compiled_by, compiler.as_str());
 
     type Check = fn(&PolicyError) -> bool;
     let cases: [(&str, Check); 11] = [

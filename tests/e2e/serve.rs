@@ -73,6 +73,17 @@ fn a_new_strategy_is_picked_up_by_a_running_host() {
     };
     assert_eq!(status["serving"]["role"], "strategy");
     assert_eq!(status["serving"]["runtime"], "wasm");
+    // It served first from its Winch build; the Cranelift build follows.
+    let started = Instant::now();
+    loop {
+        let s: Value = client.get(format!("{}/policies/newcomer", host.base)).send().unwrap().json().unwrap();
+        if s["serving"]["compiled_by"] == "cranelift" {
+            assert_eq!(s["serving"]["generation"], status["serving"]["generation"]);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never tiered up: {s}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let input = json!({
         "pool": {"id": "web", "running": 2, "min": 1, "max": 20},

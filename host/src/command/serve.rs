@@ -10,7 +10,7 @@ use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::policy::cache::ArtifactCache;
 use crate::policy::watch::Watcher;
-use crate::policy::{PolicyEngine, Registry};
+use crate::policy::{Compiler, PolicyEngine, Registry, SandboxOptions};
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = match &args.config {
@@ -30,7 +30,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let engine = Arc::new(PolicyEngine::new(config.sandbox_options(), cache)?);
-    let registry = Arc::new(Registry::new(engine, dir.clone(), config.policy_settings()));
+    // New versions serve from a quick Winch build while Cranelift compiles.
+    let baseline = Arc::new(PolicyEngine::new(SandboxOptions { compiler: Compiler::Winch, ..config.sandbox_options() }, None)?);
+    let registry = Arc::new(Registry::new(engine, dir.clone(), config.policy_settings()).with_baseline(baseline));
+    registry.start_tiering();
     let report = registry.rescan();
     tracing::info!(dir = %dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), "policy directory scanned");
     let _watcher = Watcher::start(registry.clone()).context("watching the policy directory")?;

@@ -53,6 +53,27 @@ pub enum InstanceMode {
     Warm { max_calls: u64 },
 }
 
+/// Which compiler turns a component into machine code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compiler {
+    /// Cranelift: optimised code, ~100 ms for a typical policy.
+    #[default]
+    Cranelift,
+    /// Winch, wasmtime's baseline compiler: ~5x faster to compile, slower
+    /// code. Used to put a new version into service at once while Cranelift
+    /// compiles it in the background (see `registry.rs`).
+    Winch,
+}
+
+impl Compiler {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compiler::Cranelift => "cranelift",
+            Compiler::Winch => "winch",
+        }
+    }
+}
+
 /// The sandbox's limits, per call and per instance.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
@@ -62,6 +83,7 @@ pub struct SandboxOptions {
     pub output: OutputLimits,
     /// Instances that may be alive at once across all policies (pool size).
     pub max_instances: u32,
+    pub compiler: Compiler,
 }
 
 impl Default for SandboxOptions {
@@ -72,6 +94,7 @@ impl Default for SandboxOptions {
             instance_mode: InstanceMode::Fresh,
             output: OutputLimits::default(),
             max_instances: 256,
+            compiler: Compiler::Cranelift,
         }
     }
 }
@@ -244,6 +267,12 @@ impl PolicyEngine {
             // every fresh instance fault its table back in.
             .table_keep_resident(64 << 10);
         let mut config = Config::new();
+        match options.compiler {
+            Compiler::Cranelift => config.strategy(wasmtime::Strategy::Cranelift),
+            // Compile on the calling thread: a Winch build must never queue
+            // behind a Cranelift build's tasks on the shared compile pool.
+            Compiler::Winch => config.strategy(wasmtime::Strategy::Winch).parallel_compilation(false),
+        };
         config
             .wasm_component_model(true)
             .epoch_interruption(true)

@@ -32,7 +32,7 @@ use scalewise_sdk::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use self::engine::{InstanceMode, PolicyEngine, SandboxOptions};
+pub use self::engine::{Compiler, InstanceMode, PolicyEngine, SandboxOptions};
 pub use self::error::{LoadError, PolicyError};
 pub use self::registry::{Evaluation, Registry};
 pub use self::status::{PolicyStatus, StatusSnapshot};
@@ -118,6 +118,8 @@ pub struct Policy {
     pub digest: String,
     pub source: PathBuf,
     pub loaded_at: SystemTime,
+    /// `cranelift` or `winch` for components, `rhai` for scripts.
+    pub compiled_by: &'static str,
     settings: String,
     runtime: Box<dyn Runtime>,
     status: Arc<PolicyStatus>,
@@ -164,6 +166,7 @@ impl Policy {
             digest: digest(src.bytes),
             source: src.path.to_owned(),
             loaded_at: SystemTime::now(),
+            compiled_by: if ext == "wasm" { engine.options().compiler.as_str() } else { "rhai" },
             settings: src.settings.to_owned(),
             runtime,
             status,

@@ -95,6 +95,8 @@ pub struct VersionInfo {
     pub digest: String,
     pub role: &'static str,
     pub runtime: &'static str,
+    /// `cranelift`, `winch` (serving while Cranelift compiles) or `rhai`.
+    pub compiled_by: &'static str,
     pub source: String,
     /// Milliseconds since the Unix epoch.
     pub loaded_at_ms: u64,
@@ -167,6 +169,11 @@ impl PolicyStatus {
         let mut info = self.info.lock().unwrap();
         info.serving = version;
         info.last_load_error = None;
+    }
+
+    /// A better build of the serving version: keeps any newer load error.
+    pub fn update_serving(&self, version: VersionInfo) {
+        self.info.lock().unwrap().serving = Some(version);
     }
 
     pub fn record_load_error(&self, message: String) {
