@@ -12,9 +12,14 @@ pub mod config;
 pub mod policy;
 pub mod timing;
 
-/// Set up `tracing` output: human-readable, or JSON lines.
+/// Set up `tracing` output: human-readable (coloured only on a terminal),
+/// or JSON lines.
 pub fn init_tracing(filter: &str, json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
