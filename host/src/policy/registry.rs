@@ -14,11 +14,13 @@
 //! ([`Registry::with_baseline`], [`Registry::start_tiering`]), a new version
 //! is first built with Winch (~5x faster to compile) and serves at once; a
 //! background thread then builds it with Cranelift and swaps that build in,
-//! if the version is still the one serving. Both builds pass the same checks. The version it replaced is kept as
-//! the fallback: if the new one faults on a real input (trap, timeout,
-//! nonsense output), the call is answered by the previous version and the
-//! fault is reported. A file that fails to load leaves whatever served before
-//! in service and records the error in the policy's status.
+//! if the version is still the one serving. Both builds pass the same checks.
+//!
+//! The version a new one replaced is kept as the fallback: if the new one
+//! faults on a real input (trap, timeout, nonsense output), the call is
+//! answered by the previous version and the fault is reported. A file that
+//! fails to load leaves whatever served before in service and records the
+//! error in the policy's status.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -31,7 +33,7 @@ use serde::Serialize;
 
 use super::error::{LoadError, PolicyError};
 use super::status::{PolicyStatus, StatusSnapshot, VersionInfo};
-use super::{Policy, PolicyEngine, PolicyInput, PolicyOutput, PolicySource, digest};
+use super::{Compiler, Policy, PolicyEngine, PolicyInput, PolicyOutput, PolicySource, digest};
 
 #[derive(Clone)]
 struct Entry {
@@ -201,7 +203,7 @@ impl Registry {
     }
 
     fn still_on_baseline(&self, job: &TierJob) -> bool {
-        self.get(&job.id).is_some_and(|p| p.generation == job.generation && p.compiled_by == "winch")
+        self.get(&job.id).is_some_and(|p| p.generation == job.generation && p.compiled_by == Compiler::Winch.as_str())
     }
 
     fn tier_up(&self, job: TierJob) {
