@@ -1,6 +1,32 @@
 //! Targets that add or remove capacity, and sources of metrics.
 //!
-//! This crate knows nothing of policies or of the journal: the host drives it
-//! through the small interfaces defined here. The adapters (local process
-//! pool, AWS EC2, Kubernetes, Prometheus, NVML, /proc, replay) arrive with the
-//! control loop.
+//! The host drives infrastructure through two small interfaces, split the way
+//! Nomad Autoscaler splits them: a [`Target`] reads and changes a pool's
+//! capacity, a [`MetricSource`] answers queries for named series over a
+//! window. This crate knows nothing of policies or of the journal, so an
+//! adapter can be tested on its own against the real thing it talks to.
+//!
+//! Adapters: [`local`] (a pool of worker processes on this machine, the
+//! embedded default) and the metric sources [`host`] (/proc), [`prometheus`]
+//! (PromQL over HTTP), [`push`] (samples posted to the host) and [`replay`]
+//! (a CSV trace).
+
+pub mod host;
+pub mod local;
+pub mod metrics;
+pub mod prometheus;
+pub mod push;
+pub mod replay;
+pub mod target;
+
+pub use metrics::{MetricError, MetricSource, Window};
+pub use scalewise_sdk::{MetricWindow, Sample};
+pub use target::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+
+/// Milliseconds since the Unix epoch, from the wall clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,147 @@
+//! The pool against real processes (`sh` scripts).
+
+use super::*;
+
+fn pool(dir: &std::path::Path, script: &str, grace_ms: u64) -> Arc<LocalPool> {
+    Arc::new(
+        LocalPool::new(LocalConfig {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+            env: vec![],
+            run_dir: dir.to_owned(),
+            grace: Duration::from_millis(grace_ms),
+            ready_after: Duration::from_millis(100),
+            keep_on_exit: false,
+        })
+        .unwrap(),
+    )
+}
+
+fn pids(p: &LocalPool) -> Vec<u32> {
+    p.inner.lock().unwrap().slots.values().map(|s| s.pid).collect()
+}
+
+async fn settle(p: &LocalPool, until: impl Fn(&PoolState) -> bool) -> PoolState {
+    for _ in 0..100 {
+        p.tick();
+        let s = p.snapshot();
+        if until(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("pool did not settle: {:?}", p.snapshot());
+}
+
+const SLEEPER: &str = "trap 'exit 0' TERM; while true; do sleep 0.05; done";
+
+#[tokio::test]
+async fn scales_up_and_drains_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pool(dir.path(), SLEEPER, 2000);
+    p.reconcile().await.unwrap();
+    let out = p.scale_to(3).await.unwrap();
+    assert_eq!((out.launched.len(), out.capacity), (3, 3));
+    let s = settle(&p, |s| s.running() == 3).await;
+    assert!(s.members.iter().all(|m| m.memory_bytes.unwrap_or(0) > 0));
+    assert_eq!(p.scale_to(3).await.unwrap(), ScaleOutcome { capacity: 3, ..Default::default() }, "idempotent");
+    let before = pids(&p);
+    let out = p.scale_to(1).await.unwrap();
+    assert_eq!(out.removed.len(), 2);
+    settle(&p, |s| s.members.len() == 1).await;
+    let gone: Vec<u32> = before.into_iter().filter(|pid| !pids(&p).contains(pid)).collect();
+    assert_eq!(gone.len(), 2);
+    for pid in gone {
+        assert!(process::read_stat(pid).is_none_or(|s| s.state == 'Z'), "drained worker {pid} still runs");
+    }
+    p.shutdown().await;
+    assert!(p.snapshot().members.is_empty());
+}
+
+#[tokio::test]
+async fn stubborn_worker_is_killed_after_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pool(dir.path(), "trap '' TERM; while true; do sleep 0.05; done", 300);
+    p.scale_to(1).await.unwrap();
+    settle(&p, |s| s.running() == 1).await;
+    let started = Instant::now();
+    p.scale_to(0).await.unwrap();
+    settle(&p, |s| s.members.is_empty()).await;
+    assert!(started.elapsed() >= Duration::from_millis(300), "killed before its grace period");
+}
+
+#[tokio::test]
+async fn busy_workers_are_removed_last() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first worker says it is busy, the others idle.
+    let p = pool(dir.path(), "case $SCALEWISE_MEMBER_ID in w-0) echo busy;; *) echo idle;; esac > $SCALEWISE_STATUS_FILE; trap 'exit 0' TERM; while true; do sleep 0.05; done", 2000);
+    p.scale_to(3).await.unwrap();
+    settle(&p, |s| s.running() == 3 && s.busy() == 1).await;
+    p.scale_to(1).await.unwrap();
+    let s = settle(&p, |s| s.members.len() == 1).await;
+    assert_eq!(s.members[0].id, "w-0");
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn crash_loop_backs_off_instead_of_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pool(dir.path(), "exit 3", 100);
+    p.scale_to(1).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        p.tick();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = p.snapshot();
+    let m = &s.members[0];
+    // Back-off 1 s, 2 s, 4 s...: at most three restarts in three seconds,
+    // where a spinning supervisor would have made a hundred.
+    assert!((1..=3).contains(&m.restarts), "{m:?}");
+    assert!(m.last_error.as_deref().unwrap().contains("exit status: 3"), "{m:?}");
+    assert_eq!(s.capacity(), 1, "a crashing member still holds its place");
+}
+
+#[tokio::test]
+async fn missing_command_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(
+        LocalPool::new(LocalConfig {
+            command: vec!["/nonexistent/worker".into()],
+            env: vec![],
+            run_dir: dir.path().to_owned(),
+            grace: Duration::from_millis(100),
+            ready_after: Duration::from_millis(100),
+            keep_on_exit: false,
+        })
+        .unwrap(),
+    );
+    let err = p.scale_to(2).await.unwrap_err().to_string();
+    assert!(err.contains("2 of 2 launches failed") && err.contains("/nonexistent/worker"), "{err}");
+    assert!(p.snapshot().members.iter().all(|m| m.state == MemberState::Backoff));
+}
+
+#[tokio::test]
+async fn a_new_pool_adopts_workers_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = pool(dir.path(), SLEEPER, 2000);
+    first.scale_to(2).await.unwrap();
+    settle(&first, |s| s.running() == 2).await;
+    let before = pids(&first);
+    // The host dies without shutting down: its pool object is just dropped.
+    drop(first);
+    let second = pool(dir.path(), SLEEPER, 2000);
+    let s = second.reconcile().await.unwrap();
+    assert_eq!(s.running(), 2);
+    let mut after = pids(&second);
+    after.sort();
+    let mut before = before;
+    before.sort();
+    assert_eq!(before, after, "the same processes, not new ones");
+    // Scaling to what is there launches nothing; new ids do not collide.
+    assert!(second.scale_to(2).await.unwrap().launched.is_empty());
+    assert_eq!(second.scale_to(3).await.unwrap().launched, ["w-2"]);
+    second.shutdown().await;
+    for pid in before {
+        assert!(process::read_stat(pid).is_none_or(|s| s.state == 'Z'));
+    }
+}
