@@ -9,6 +9,8 @@ pub mod api;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod control;
+pub mod journal;
 pub mod policy;
 pub mod timing;
 

@@ -206,7 +206,7 @@ pub fn build_policy_crate(dir: &Path, out_dir: &Path) -> anyhow::Result<PathBuf>
         .args(["--message-format", "json-render-diagnostics", "--manifest-path"])
         .arg(&manifest)
         .args(["--config", "profile.policy.inherits=\"release\""])
-        .args(["--config", "profile.policy.opt-level=\"s\""])
+        .args(["--config", "profile.policy.opt-level=3"])
         .args(["--config", "profile.policy.lto=true"])
         .args(["--config", "profile.policy.codegen-units=1"])
         .args(["--config", "profile.policy.panic=\"abort\""])

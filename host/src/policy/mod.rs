@@ -84,7 +84,7 @@ impl PolicyInput<'_> {
         }
     }
 
-    fn pool(&self) -> &Pool {
+    pub fn pool(&self) -> &Pool {
         match self {
             PolicyInput::Strategy(i) => &i.pool,
             PolicyInput::CostRule(i) => &i.pool,

@@ -1,0 +1,248 @@
+//! The decision pipeline: strategies → consensus → cost rules → guardrails.
+//!
+//! A pure function of its input: no clock (the time is a field), no I/O
+//! (policies are reached through [`Experts`], which is CPU work in a
+//! sandbox). The live loop, the simulator and the tests all call
+//! [`decide`], so what one measures is what the others do.
+//!
+//! A policy that fails (error, timeout, trap, nonsense output) never stops a
+//! decision: a strategy abstains with the reason; a consensus failure holds
+//! the current capacity; a cost rule failure denies a scale-up (spending is
+//! what it guards) and allows a scale-down.
+
+use std::collections::BTreeMap;
+
+use scalewise_sdk::{Action, Ballot, Budget, ConsensusInput, ConsensusOutput, CostInput, CostOutput, InstanceKind, MetricWindow, Pool, Proposal, StrategyInput, StrategyOutput, Verdict, Vote};
+use sha2::{Digest, Sha256};
+
+use super::guardrails::{self, GuardState, Guardrails};
+use super::record::*;
+
+/// An answer from a policy, and which version gave it.
+pub struct Answer<T> {
+    pub output: T,
+    pub version: u64,
+    pub fallback: Option<String>,
+}
+
+/// How the pipeline reaches policies, by id.
+pub trait Experts: Send + Sync {
+    fn strategy(&self, id: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, String>;
+    fn consensus(&self, id: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String>;
+    fn cost_rule(&self, id: &str, input: &CostInput) -> Result<Answer<CostOutput>, String>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpertSpec {
+    pub policy: String,
+    pub weight: f64,
+}
+
+/// Cost facts a pool's cost rules see.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostSpec {
+    pub kind: Option<String>,
+    pub catalog: Vec<InstanceKind>,
+    pub budget_limit: Option<f64>,
+    pub budget_period_hours: f64,
+}
+
+/// What a pool decides with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolPlan {
+    pub id: String,
+    pub min: u32,
+    pub max: u32,
+    pub strategies: Vec<ExpertSpec>,
+    pub consensus: Option<String>,
+    pub cost_rules: Vec<String>,
+    pub cost: CostSpec,
+    pub guardrails: Guardrails,
+}
+
+/// What persists between ticks: guardrail memory and policy states.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolMemory {
+    pub seq: u64,
+    pub guard: GuardState,
+    /// Each policy's state from its last call, by policy id.
+    pub states: BTreeMap<String, Vec<u8>>,
+    /// Money spent in the budget period so far, and when the period began.
+    pub spent: f64,
+    pub period_start: i64,
+    pub paused: bool,
+}
+
+pub struct TickInput<'a> {
+    pub plan: &'a PoolPlan,
+    pub now: i64,
+    pub running: u32,
+    pub booting: u32,
+    pub metrics: Vec<MetricWindow>,
+    pub readings: Vec<MetricReading>,
+    pub recent: Vec<Action>,
+}
+
+/// Decide. Updates `memory` (states, guardrail history, seq) and returns
+/// the record; the caller acts on `record.desired` and fills in the action.
+pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemory) -> DecisionRecord {
+    let plan = input.plan;
+    let pool = Pool { id: plan.id.clone(), running: input.running, booting: input.booting, min: plan.min, max: plan.max };
+    let current = pool.capacity();
+    let digest = digest(&pool, &input.metrics, memory);
+
+    // Strategies.
+    let mut votes = Vec::with_capacity(plan.strategies.len());
+    let mut ballots = Vec::with_capacity(plan.strategies.len());
+    for spec in &plan.strategies {
+        let si = StrategyInput {
+            pool: pool.clone(),
+            metrics: input.metrics.clone(),
+            now: input.now,
+            recent_actions: input.recent.clone(),
+            settings: String::new(),
+            state: memory.states.get(&spec.policy).cloned(),
+        };
+        let mut vote = ExpertVote { expert: spec.policy.clone(), weight: spec.weight, version: None, proposal: None, abstained: None, fallback: None };
+        match experts.strategy(&spec.policy, &si) {
+            Ok(a) => {
+                store_state(memory, &spec.policy, a.output.state);
+                vote.version = Some(a.version);
+                vote.fallback = a.fallback;
+                ballots.push(Vote { expert: spec.policy.clone(), weight: spec.weight, ballot: Ballot::Proposed(a.output.proposal.clone()) });
+                vote.proposal = Some(a.output.proposal);
+            }
+            Err(e) => {
+                ballots.push(Vote { expert: spec.policy.clone(), weight: spec.weight, ballot: Ballot::Abstained(e.clone()) });
+                vote.abstained = Some(e);
+            }
+        }
+        votes.push(vote);
+    }
+
+    // Consensus.
+    let consensus = combine(experts, plan, &pool, input.now, ballots, memory);
+
+    // Cost rules, each seeing the previous one's answer.
+    let mut proposed = consensus.desired.map_or(current, guardrails::round_desired);
+    let mut cost = Vec::with_capacity(plan.cost_rules.len());
+    if consensus.desired.is_some() {
+        for id in &plan.cost_rules {
+            let (result, next) = run_cost_rule(experts, id, plan, &pool, proposed, input.now, memory);
+            proposed = next;
+            cost.push(result);
+        }
+    }
+
+    memory.seq += 1;
+    let guarded = guardrails::apply(&plan.guardrails, &mut memory.guard, input.now, current, plan.min, plan.max, proposed);
+    DecisionRecord {
+        pool: plan.id.clone(),
+        seq: memory.seq,
+        at: input.now,
+        mode: if memory.paused { Mode::Paused } else { Mode::Live },
+        input_digest: digest,
+        running: input.running,
+        booting: input.booting,
+        metrics: input.readings,
+        votes,
+        consensus,
+        cost,
+        proposed,
+        clamps: guarded.clamps,
+        desired: guarded.desired,
+        action: None,
+    }
+}
+
+fn store_state(memory: &mut PoolMemory, policy: &str, state: Option<Vec<u8>>) {
+    match state {
+        Some(s) => {
+            memory.states.insert(policy.to_owned(), s);
+        }
+        None => {
+            memory.states.remove(policy);
+        }
+    }
+}
+
+fn combine(experts: &dyn Experts, plan: &PoolPlan, pool: &Pool, now: i64, ballots: Vec<Vote>, memory: &mut PoolMemory) -> ConsensusResult {
+    let proposals: Vec<(&str, &Proposal)> = ballots.iter().filter_map(|v| v.proposal().map(|p| (v.expert.as_str(), p))).collect();
+    if proposals.is_empty() {
+        return ConsensusResult { policy: plan.consensus.clone().unwrap_or("single".into()), desired: None, confidence: 0.0, explanation: "every expert abstained: holding".into() };
+    }
+    let Some(id) = &plan.consensus else {
+        let (expert, p) = proposals[0];
+        return ConsensusResult { policy: "single".into(), desired: Some(p.desired), confidence: p.confidence, explanation: format!("{expert} decides alone") };
+    };
+    let ci = ConsensusInput { pool: pool.clone(), votes: ballots, now, settings: String::new(), state: memory.states.get(id).cloned() };
+    match experts.consensus(id, &ci) {
+        Ok(a) => {
+            store_state(memory, id, a.output.state);
+            let mut explanation = a.output.explanation;
+            if let Some(f) = a.fallback {
+                explanation = format!("{explanation} (previous version answered: {f})");
+            }
+            ConsensusResult { policy: id.clone(), desired: Some(a.output.desired), confidence: a.output.confidence, explanation }
+        }
+        Err(e) => ConsensusResult { policy: id.clone(), desired: None, confidence: 0.0, explanation: format!("consensus failed, holding: {e}") },
+    }
+}
+
+fn run_cost_rule(experts: &dyn Experts, id: &str, plan: &PoolPlan, pool: &Pool, proposed: u32, now: i64, memory: &mut PoolMemory) -> (CostResult, u32) {
+    let current = pool.capacity();
+    let budget = plan.cost.budget_limit.map(|limit| Budget {
+        limit,
+        period_hours: plan.cost.budget_period_hours,
+        spent: memory.spent,
+        elapsed_hours: ((now - memory.period_start).max(0) as f64) / 3_600_000.0,
+    });
+    let input = CostInput {
+        pool: pool.clone(),
+        proposed,
+        kind: plan.cost.kind.clone(),
+        catalog: plan.cost.catalog.clone(),
+        budget,
+        now,
+        settings: String::new(),
+        state: memory.states.get(id).cloned(),
+    };
+    match experts.cost_rule(id, &input) {
+        Ok(a) => {
+            store_state(memory, id, a.output.state);
+            let (verdict, clamp_to, next) = match a.output.verdict {
+                Verdict::Allow => ("allow", None, proposed),
+                Verdict::Clamp(n) => ("clamp", Some(n), n),
+                Verdict::Deny => ("deny", None, current),
+            };
+            (CostResult { policy: id.into(), verdict: verdict.into(), clamp_to, cost_per_hour: Some(a.output.cost_per_hour), reason: a.output.reason }, next)
+        }
+        Err(e) => {
+            let next = proposed.min(current);
+            let reason = format!("{e}; a failing cost rule allows no scale-up");
+            (CostResult { policy: id.into(), verdict: "error".into(), clamp_to: None, cost_per_hour: None, reason }, next)
+        }
+    }
+}
+
+fn digest(pool: &Pool, metrics: &[MetricWindow], memory: &PoolMemory) -> String {
+    let mut h = Sha256::new();
+    h.update(pool.running.to_le_bytes());
+    h.update(pool.booting.to_le_bytes());
+    for m in metrics {
+        h.update(m.name.as_bytes());
+        for s in &m.samples {
+            h.update(s.at.to_le_bytes());
+            h.update(s.value.to_le_bytes());
+        }
+    }
+    for (k, v) in &memory.states {
+        h.update(k.as_bytes());
+        h.update(v);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+#[cfg(test)]
+#[path = "pipeline/tests.rs"]
+mod tests;

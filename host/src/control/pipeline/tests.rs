@@ -1,0 +1,99 @@
+//! The pipeline with scripted experts: every failure path ends in a held or
+//! limited decision that says why.
+
+use super::*;
+
+/// Strategies answer `desired` from a table (missing id: an error);
+/// consensus takes the max; the cost rule clamps at `cost_cap`.
+struct Scripted {
+    strategies: Vec<(&'static str, Result<f64, &'static str>)>,
+    consensus_fails: bool,
+    cost: Result<Option<u32>, &'static str>,
+}
+
+impl Experts for Scripted {
+    fn strategy(&self, id: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, String> {
+        let (_, r) = self.strategies.iter().find(|(s, _)| *s == id).ok_or("not loaded")?;
+        let d = r.map_err(String::from)?;
+        // State counts the calls, to show it is carried over.
+        let n = input.state.as_ref().map_or(0, |s| s[0]) + 1;
+        Ok(Answer { output: StrategyOutput { proposal: Proposal::new(d, 0.9, format!("{id} says {d}")), state: Some(vec![n]) }, version: 7, fallback: None })
+    }
+    fn consensus(&self, _: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String> {
+        if self.consensus_fails {
+            return Err("trap: unreachable".into());
+        }
+        let d = input.votes.iter().filter_map(|v| v.proposal()).map(|p| p.desired).fold(0.0, f64::max);
+        Ok(Answer { output: ConsensusOutput { desired: d, confidence: 1.0, explanation: "max".into(), state: None }, version: 1, fallback: None })
+    }
+    fn cost_rule(&self, _: &str, input: &CostInput) -> Result<Answer<CostOutput>, String> {
+        let cap = self.cost.map_err(String::from)?;
+        let verdict = match cap {
+            Some(n) if input.proposed > n => Verdict::Clamp(n),
+            Some(_) | None => Verdict::Allow,
+        };
+        Ok(Answer { output: CostOutput { verdict, cost_per_hour: 1.0, reason: "cap".into(), state: None }, version: 1, fallback: None })
+    }
+}
+
+fn plan(strategies: &[&str], consensus: Option<&str>, cost: &[&str]) -> PoolPlan {
+    PoolPlan {
+        id: "web".into(),
+        min: 1,
+        max: 50,
+        strategies: strategies.iter().map(|s| ExpertSpec { policy: s.to_string(), weight: 1.0 }).collect(),
+        consensus: consensus.map(String::from),
+        cost_rules: cost.iter().map(|s| s.to_string()).collect(),
+        cost: CostSpec::default(),
+        guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![] },
+    }
+}
+
+fn tick<'a>(plan: &'a PoolPlan, running: u32) -> TickInput<'a> {
+    TickInput { plan, now: 1000, running, booting: 0, metrics: vec![], readings: vec![], recent: vec![] }
+}
+
+#[test]
+fn a_failing_strategy_abstains_and_the_rest_decide() {
+    let e = Scripted { strategies: vec![("a", Ok(8.0)), ("b", Err("timeout after 10ms"))], consensus_fails: false, cost: Ok(None) };
+    let p = plan(&["a", "b"], Some("max"), &[]);
+    let mut m = PoolMemory::default();
+    let r = decide(&e, tick(&p, 4), &mut m);
+    assert_eq!(r.desired, 8);
+    assert_eq!(r.votes[1].abstained.as_deref(), Some("timeout after 10ms"));
+    assert_eq!(r.seq, 1);
+    let r = decide(&e, tick(&p, 4), &mut m);
+    assert_eq!((r.seq, m.states["a"][0]), (2, 2), "state carried from call to call");
+}
+
+#[test]
+fn consensus_failure_and_total_abstention_hold() {
+    let e = Scripted { strategies: vec![("a", Ok(8.0))], consensus_fails: true, cost: Ok(None) };
+    let r = decide(&e, tick(&plan(&["a"], Some("c"), &[]), 4), &mut PoolMemory::default());
+    assert_eq!(r.desired, 4);
+    assert!(r.consensus.explanation.contains("consensus failed"), "{}", r.consensus.explanation);
+    let e = Scripted { strategies: vec![], consensus_fails: false, cost: Ok(None) };
+    let r = decide(&e, tick(&plan(&["gone"], None, &[]), 4), &mut PoolMemory::default());
+    assert_eq!(r.desired, 4);
+    assert!(r.consensus.explanation.contains("abstained"));
+}
+
+#[test]
+fn cost_rules_clamp_and_their_failure_blocks_scale_up() {
+    let e = Scripted { strategies: vec![("a", Ok(20.0))], consensus_fails: false, cost: Ok(Some(12)) };
+    let r = decide(&e, tick(&plan(&["a"], None, &["cap"]), 4), &mut PoolMemory::default());
+    assert_eq!((r.proposed, r.desired, r.cost[0].verdict.as_str()), (12, 12, "clamp"));
+    let e = Scripted { strategies: vec![("a", Ok(20.0))], consensus_fails: false, cost: Err("trap") };
+    let r = decide(&e, tick(&plan(&["a"], None, &["cap"]), 4), &mut PoolMemory::default());
+    assert_eq!((r.desired, r.cost[0].verdict.as_str()), (4, "error"));
+    let e = Scripted { strategies: vec![("a", Ok(2.0))], consensus_fails: false, cost: Err("trap") };
+    assert_eq!(decide(&e, tick(&plan(&["a"], None, &["cap"]), 4), &mut PoolMemory::default()).desired, 2, "scale-down still allowed");
+}
+
+#[test]
+fn guardrails_are_recorded() {
+    let e = Scripted { strategies: vec![("a", Ok(80.0))], consensus_fails: false, cost: Ok(None) };
+    let r = decide(&e, tick(&plan(&["a"], None, &[]), 4), &mut PoolMemory::default());
+    assert_eq!(r.desired, 50);
+    assert_eq!(r.clamps[0].guardrail, "bounds");
+}

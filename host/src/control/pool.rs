@@ -1,0 +1,442 @@
+//! One pool's task: tick, collect, decide, act, record.
+//!
+//! The task owns the pool's [`PoolMemory`]; the API talks to it through a
+//! [`PoolHandle`] (commands over a channel, and a snapshot behind a mutex
+//! that the task refreshes every tick), so nothing else ever mutates what
+//! the journal persists.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scalewise_providers::{MetricSource, PoolState, Sample, Target, Window};
+use scalewise_sdk::{Action, MetricWindow};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::clock::{Clock, until_next_tick};
+use super::guardrails::Scaled;
+use super::pipeline::{self, Experts, PoolMemory, PoolPlan, TickInput};
+use super::record::*;
+use crate::journal::Journal;
+
+/// Decisions kept in memory per pool for the API and the dashboard.
+const RECENT: usize = 600;
+/// An action that has not settled after this long no longer blocks the next.
+const IN_FLIGHT_TIMEOUT_MS: i64 = 300_000;
+
+/// One metric a pool collects each tick.
+pub struct MetricSpec {
+    pub name: String,
+    pub source: Arc<dyn MetricSource>,
+    pub query: String,
+    pub window: Duration,
+    pub step: Duration,
+}
+
+pub struct PoolSettings {
+    pub plan: PoolPlan,
+    pub interval: Duration,
+    pub dry_run: bool,
+    /// Changes larger than this many members wait for approval.
+    pub approval_above: Option<u32>,
+    pub approval_ttl: Duration,
+    pub metrics: Vec<MetricSpec>,
+    pub target: Arc<dyn Target>,
+}
+
+/// What the API may ask of a running pool.
+pub enum PoolCommand {
+    Scale { to: u32, reason: String, reply: oneshot::Sender<Result<u32, String>> },
+    Pause { paused: bool, reply: oneshot::Sender<Result<(), String>> },
+    Approve { seq: u64, reply: oneshot::Sender<Result<u32, String>> },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingApproval {
+    pub seq: u64,
+    pub from: u32,
+    pub to: u32,
+    pub expires_at: i64,
+}
+
+/// What the API and the dashboard read about a pool.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PoolSnapshot {
+    pub id: String,
+    pub target: &'static str,
+    pub min: u32,
+    pub max: u32,
+    pub interval_ms: u64,
+    pub dry_run: bool,
+    pub paused: bool,
+    pub running: u32,
+    pub booting: u32,
+    pub desired: u32,
+    pub last_decision_at: Option<i64>,
+    pub members: PoolState,
+    pub pending_approval: Option<PendingApproval>,
+    pub last_error: Option<String>,
+    pub journal_error: Option<String>,
+    pub decisions: u64,
+    pub actions: u64,
+}
+
+pub struct PoolHandle {
+    pub id: String,
+    commands: mpsc::Sender<PoolCommand>,
+    snapshot: Mutex<PoolSnapshot>,
+    recent: Mutex<VecDeque<DecisionRecord>>,
+}
+
+impl PoolHandle {
+    pub fn snapshot(&self) -> PoolSnapshot {
+        self.snapshot.lock().unwrap().clone()
+    }
+
+    /// Recent decisions, newest first, with `seq < before`.
+    pub fn recent(&self, before: Option<u64>, limit: usize) -> Vec<DecisionRecord> {
+        let r = self.recent.lock().unwrap();
+        r.iter().rev().filter(|d| before.is_none_or(|b| d.seq < b)).take(limit).cloned().collect()
+    }
+
+    pub async fn command(&self, c: PoolCommand) -> Result<(), String> {
+        self.commands.send(c).await.map_err(|_| "the pool has stopped".to_owned())
+    }
+}
+
+struct Runner {
+    s: PoolSettings,
+    experts: Arc<dyn Experts>,
+    journal: Option<Journal>,
+    clock: Arc<dyn Clock>,
+    handle: Arc<PoolHandle>,
+    memory: PoolMemory,
+    pending: Option<PendingApproval>,
+    last_error: Option<String>,
+    journal_error: Option<String>,
+    decisions: u64,
+    actions: u64,
+}
+
+/// Start a pool: reconcile its target, restore its memory from the journal,
+/// and run its loop until `shutdown` turns true (finishing the tick in hand).
+pub async fn start(
+    s: PoolSettings,
+    experts: Arc<dyn Experts>,
+    journal: Option<Journal>,
+    clock: Arc<dyn Clock>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Arc<PoolHandle>, tokio::task::JoinHandle<()>), String> {
+    let id = s.plan.id.clone();
+    let state = s.target.reconcile().await.map_err(|e| format!("pool `{id}`: {e}"))?;
+    let memory = match &journal {
+        Some(j) => j.memory(&id).map_err(|e| format!("pool `{id}`: {e}"))?.unwrap_or_default(),
+        None => PoolMemory::default(),
+    };
+    let recent: VecDeque<DecisionRecord> = match &journal {
+        Some(j) => j.decisions(&id, None, RECENT).unwrap_or_default().into_iter().rev().collect(),
+        None => VecDeque::new(),
+    };
+    if memory.seq > 0 {
+        tracing::info!(pool = %id, seq = memory.seq, members = state.capacity(), "resumed from the journal");
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent) });
+    let mut runner = Runner { s, experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: None, journal_error: None, decisions: 0, actions: 0 };
+    runner.publish(&state, None);
+    let task = tokio::spawn(async move { runner.run(rx, shutdown).await });
+    Ok((handle, task))
+}
+
+impl Runner {
+    async fn run(&mut self, mut commands: mpsc::Receiver<PoolCommand>, mut shutdown: watch::Receiver<bool>) {
+        let supervisor = self.s.target.clone();
+        loop {
+            let wait = until_next_tick(self.clock.now_ms(), self.s.interval);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => self.tick().await,
+                Some(c) = commands.recv() => self.on_command(c).await,
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        tracing::info!(pool = %self.s.plan.id, "stopping");
+        supervisor.shutdown().await;
+    }
+
+    async fn collect(&self, now: i64) -> (Vec<MetricWindow>, Vec<MetricReading>) {
+        let queries = self.s.metrics.iter().map(|m| async move {
+            let window = Window { end: now, length_ms: m.window.as_millis() as i64, step_ms: m.step.as_millis().max(1) as i64 };
+            let r = tokio::time::timeout(Duration::from_secs(2), m.source.query(&m.query, window)).await;
+            let r: Result<Vec<Sample>, String> = match r {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("metric source `{}` did not answer within 2s", m.source.kind())),
+            };
+            (m.name.clone(), r)
+        });
+        let mut windows = Vec::new();
+        let mut readings = Vec::new();
+        for (name, r) in futures_join(queries).await {
+            match r {
+                Ok(samples) => {
+                    readings.push(MetricReading { name: name.clone(), samples: samples.len(), last: samples.last().map(|s| s.value), error: None });
+                    windows.push(MetricWindow::new(name, samples));
+                }
+                Err(e) => {
+                    tracing::warn!(pool = %self.s.plan.id, metric = %name, "{e}");
+                    readings.push(MetricReading { name, samples: 0, last: None, error: Some(e) });
+                }
+            }
+        }
+        (windows, readings)
+    }
+
+    async fn tick(&mut self) {
+        let now = self.clock.now_ms();
+        let state = match self.s.target.state().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                tracing::warn!(pool = %self.s.plan.id, "cannot read the pool, skipping this tick: {e}");
+                return;
+            }
+        };
+        self.settle_in_flight(&state, now).await;
+        if self.pending.as_ref().is_some_and(|p| now >= p.expires_at) {
+            tracing::info!(pool = %self.s.plan.id, "approval request expired");
+            self.pending = None;
+        }
+        let (metrics, readings) = self.collect(now).await;
+        let recent: Vec<Action> = self.memory.guard.actions.iter().map(|a| Action { at: a.at, from: a.from, to: a.to, reason: String::new() }).collect();
+        let input = TickInput { plan: &self.s.plan, now, running: state.running(), booting: state.booting(), metrics, readings, recent };
+        let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
+        if self.s.dry_run {
+            record.mode = Mode::DryRun;
+        }
+        self.accrue_spend(&state, now);
+        let current = state.capacity();
+        if record.desired != current {
+            let (from, to) = (current, record.desired);
+            let reason = record.consensus.explanation.clone();
+            if record.mode != Mode::Live {
+                record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::NotTaken });
+            } else if self.s.approval_above.is_some_and(|n| from.abs_diff(to) > n) {
+                let expires_at = now + self.s.approval_ttl.as_millis() as i64;
+                self.pending = Some(PendingApproval { seq: record.seq, from, to, expires_at });
+                record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::AwaitingApproval });
+            } else {
+                self.act(&mut record, from, to, "policy", reason, now).await;
+                return self.finish(record).await;
+            }
+        }
+        self.persist(&record).await;
+        self.finish(record).await;
+    }
+
+    /// Take an action: journal the intent, call the target, journal the outcome.
+    async fn act(&mut self, record: &mut DecisionRecord, from: u32, to: u32, cause: &str, reason: String, now: i64) {
+        let scaled = Scaled { at: now, from, to };
+        self.memory.guard.record_action(scaled);
+        self.memory.guard.in_flight = Some(scaled);
+        record.action = Some(ActionRecord { from, to, cause: cause.into(), reason, outcome: Outcome::Pending });
+        self.persist(record).await;
+        let outcome = match self.s.target.scale_to(to).await {
+            Ok(_) => Outcome::Done,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                Outcome::Failed(e.to_string())
+            }
+        };
+        tracing::info!(pool = %self.s.plan.id, from, to, cause, ?outcome, "scaled");
+        self.actions += 1;
+        if let Some(a) = record.action.as_mut() {
+            a.outcome = outcome;
+        }
+        self.persist(record).await;
+    }
+
+    /// Clear the in-flight action once the target has settled; finish an
+    /// action a previous run journalled as pending but never completed.
+    async fn settle_in_flight(&mut self, state: &PoolState, now: i64) {
+        let Some(f) = self.memory.guard.in_flight else { return };
+        let interrupted = self.handle.recent.lock().unwrap().back().and_then(|r| r.action.clone()).is_some_and(|a| a.outcome == Outcome::Pending);
+        if interrupted {
+            // The host stopped between journalling the intent and hearing
+            // the outcome. scale_to is absolute, so asking again completes
+            // the same action instead of taking a second one.
+            tracing::warn!(pool = %self.s.plan.id, from = f.from, to = f.to, "completing an action interrupted by a restart");
+            let r = self.s.target.scale_to(f.to).await;
+            let mut last = self.handle.recent.lock().unwrap().back().cloned();
+            if let Some(rec) = last.as_mut() {
+                if let Some(a) = rec.action.as_mut() {
+                    a.outcome = match r {
+                        Ok(_) => Outcome::Done,
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    };
+                }
+                self.persist(rec).await;
+                if let Some(back) = self.handle.recent.lock().unwrap().back_mut() {
+                    *back = rec.clone();
+                }
+            }
+            return;
+        }
+        let settled = state.booting() == 0 && state.count(scalewise_providers::MemberState::Draining) == 0;
+        if settled || now - f.at > IN_FLIGHT_TIMEOUT_MS {
+            self.memory.guard.in_flight = None;
+        }
+    }
+
+    fn accrue_spend(&mut self, state: &PoolState, now: i64) {
+        let hourly = self.s.plan.cost.kind.as_ref().and_then(|k| self.s.plan.cost.catalog.iter().find(|c| &c.name == k)).map(|k| k.on_demand_hourly);
+        let period_ms = (self.s.plan.cost.budget_period_hours * 3_600_000.0) as i64;
+        if self.memory.period_start == 0 || (period_ms > 0 && now - self.memory.period_start >= period_ms) {
+            self.memory.period_start = now;
+            self.memory.spent = 0.0;
+        }
+        if let Some(h) = hourly {
+            let dt_hours = self.s.interval.as_secs_f64() / 3600.0;
+            self.memory.spent += h * state.capacity() as f64 * dt_hours;
+        }
+    }
+
+    async fn persist(&mut self, record: &DecisionRecord) {
+        let Some(j) = &self.journal else { return };
+        match j.record(record, &self.memory).await {
+            Ok(()) => self.journal_error = None,
+            Err(e) => {
+                if self.journal_error.is_none() {
+                    tracing::error!(pool = %self.s.plan.id, "{e}");
+                }
+                self.journal_error = Some(e.to_string());
+            }
+        }
+    }
+
+    async fn finish(&mut self, record: DecisionRecord) {
+        self.decisions += 1;
+        let state = self.s.target.state().await.unwrap_or_default();
+        self.publish(&state, Some(&record));
+        let mut r = self.handle.recent.lock().unwrap();
+        if r.back().is_some_and(|b| b.seq == record.seq) {
+            r.pop_back();
+        }
+        r.push_back(record);
+        while r.len() > RECENT {
+            r.pop_front();
+        }
+    }
+
+    fn publish(&self, state: &PoolState, record: Option<&DecisionRecord>) {
+        let mut s = self.handle.snapshot.lock().unwrap();
+        let p = &self.s.plan;
+        *s = PoolSnapshot {
+            id: p.id.clone(),
+            target: self.s.target.kind(),
+            min: p.min,
+            max: p.max,
+            interval_ms: self.s.interval.as_millis() as u64,
+            dry_run: self.s.dry_run,
+            paused: self.memory.paused,
+            running: state.running(),
+            booting: state.booting(),
+            desired: record.map_or(s.desired.max(state.capacity()), |r| r.desired),
+            last_decision_at: record.map(|r| r.at).or(s.last_decision_at),
+            members: state.clone(),
+            pending_approval: self.pending.clone(),
+            last_error: self.last_error.clone(),
+            journal_error: self.journal_error.clone(),
+            decisions: self.decisions,
+            actions: self.actions,
+        };
+    }
+
+    async fn on_command(&mut self, c: PoolCommand) {
+        match c {
+            PoolCommand::Pause { paused, reply } => {
+                self.memory.paused = paused;
+                if let Some(j) = &self.journal {
+                    let _ = j.remember(&self.s.plan.id, &self.memory).await;
+                }
+                let state = self.s.target.state().await.unwrap_or_default();
+                self.publish(&state, None);
+                let _ = reply.send(Ok(()));
+            }
+            PoolCommand::Scale { to, reason, reply } => {
+                let (min, max) = (self.s.plan.min, self.s.plan.max);
+                if to < min || to > max {
+                    let _ = reply.send(Err(format!("{to} is outside this pool's bounds {min}..={max}")));
+                    return;
+                }
+                let r = self.manual(to, "manual", reason).await;
+                let _ = reply.send(r);
+            }
+            PoolCommand::Approve { seq, reply } => {
+                let Some(p) = self.pending.take_if(|p| p.seq == seq) else {
+                    let _ = reply.send(Err(format!("no pending approval with seq {seq}; see GET /pools/{{id}}")));
+                    return;
+                };
+                let r = self.manual(p.to, "approval", format!("approved change of decision {seq}")).await;
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// An operator's action: recorded as a decision of its own.
+    async fn manual(&mut self, to: u32, cause: &str, reason: String) -> Result<u32, String> {
+        let now = self.clock.now_ms();
+        let state = self.s.target.state().await.map_err(|e| e.to_string())?;
+        let from = state.capacity();
+        self.memory.seq += 1;
+        let mut record = DecisionRecord {
+            pool: self.s.plan.id.clone(),
+            seq: self.memory.seq,
+            at: now,
+            mode: Mode::Live,
+            input_digest: String::new(),
+            running: state.running(),
+            booting: state.booting(),
+            metrics: vec![],
+            votes: vec![],
+            consensus: ConsensusResult { policy: cause.into(), desired: Some(to as f64), confidence: 1.0, explanation: reason.clone() },
+            cost: vec![],
+            proposed: to,
+            clamps: vec![],
+            desired: to,
+            action: None,
+        };
+        self.act(&mut record, from, to, cause, reason, now).await;
+        let failed = match &record.action.as_ref().unwrap().outcome {
+            Outcome::Failed(e) => Some(e.clone()),
+            _ => None,
+        };
+        self.finish(record).await;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(to),
+        }
+    }
+}
+
+/// Run futures concurrently and collect their outputs in order.
+async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}

@@ -1,0 +1,50 @@
+use super::*;
+use crate::control::record::*;
+
+fn record(pool: &str, seq: u64) -> DecisionRecord {
+    DecisionRecord {
+        pool: pool.into(),
+        seq,
+        at: seq as i64 * 1000,
+        mode: Mode::Live,
+        input_digest: String::new(),
+        running: 1,
+        booting: 0,
+        metrics: vec![],
+        votes: vec![],
+        consensus: ConsensusResult { policy: "single".into(), desired: Some(2.0), confidence: 1.0, explanation: String::new() },
+        cost: vec![],
+        proposed: 2,
+        clamps: vec![],
+        desired: 2,
+        action: None,
+    }
+}
+
+#[tokio::test]
+async fn records_survive_reopening_and_page_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.redb");
+    {
+        let j = Journal::open(&path).unwrap();
+        let mut m = PoolMemory::default();
+        for seq in 1..=5 {
+            m.seq = seq;
+            j.record(&record("a", seq), &m).await.unwrap();
+        }
+        j.record(&record("b", 1), &PoolMemory::default()).await.unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    let page: Vec<u64> = j.decisions("a", None, 2).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(page, [5, 4]);
+    let page: Vec<u64> = j.decisions("a", Some(4), 10).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(page, [3, 2, 1]);
+    assert_eq!(j.memory("a").unwrap().unwrap().seq, 5);
+    assert!(j.memory("zzz").unwrap().is_none());
+}
+
+#[test]
+fn unwritable_path_is_a_clear_error() {
+    let err = Journal::open(Path::new("/proc/scalewise/j.redb")).err().unwrap().to_string();
+    assert!(err.contains("cannot open journal /proc/scalewise/j.redb"), "{err}");
+}
