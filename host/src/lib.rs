@@ -10,8 +10,10 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod control;
+pub mod demo;
 pub mod journal;
 pub mod policy;
+pub mod service;
 pub mod timing;
 
 /// Set up `tracing` output: human-readable (coloured only on a terminal),

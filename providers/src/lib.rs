@@ -14,6 +14,7 @@
 pub mod host;
 pub mod local;
 pub mod metrics;
+pub mod pool;
 pub mod prometheus;
 pub mod push;
 pub mod replay;

@@ -1,9 +1,15 @@
-//! The HTTP API: policy status, evaluation on demand, reload.
+//! The HTTP API: pools and their decisions, operator actions, pushed
+//! metrics, policy status, Prometheus exposition and the dashboard.
 //!
 //! Read calls are open (the API listens on loopback by default); calls that
 //! change anything need `Authorization: Bearer <server.token>`. Every error
 //! is a JSON object `{"error": "..."}` that says what was wrong.
 
+mod dashboard;
+mod exposition;
+mod pools;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -20,11 +26,29 @@ use crate::policy::{PolicyInput, Registry, Role};
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub token: Option<String>,
+    pub pools: Arc<BTreeMap<String, Arc<PoolEntry>>>,
+    pub journal: Option<Journal>,
+    pub demo: Option<Arc<crate::demo::Queue>>,
 }
+
+use crate::journal::Journal;
+use crate::service::PoolEntry;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard::page))
+        .route("/dashboard.js", get(dashboard::script))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(exposition::metrics))
+        .route("/pools", get(pools::list))
+        .route("/pools/{id}", get(pools::get_one))
+        .route("/pools/{id}/decisions", get(pools::decisions))
+        .route("/pools/{id}/scale", post(pools::scale))
+        .route("/pools/{id}/pause", post(pools::pause))
+        .route("/pools/{id}/resume", post(pools::resume))
+        .route("/pools/{id}/approve/{seq}", post(pools::approve))
+        .route("/pools/{id}/metrics", post(pools::push_metrics))
+        .route("/demo/take", post(pools::demo_take))
         .route("/policies", get(list_policies))
         .route("/policies/reload", post(reload))
         .route("/policies/{id}", get(get_policy))
@@ -32,11 +56,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(token) = &state.token else {
         return Err(error(StatusCode::FORBIDDEN, "mutating calls are disabled: set server.token in the config"));
     };

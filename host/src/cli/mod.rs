@@ -33,6 +33,21 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The built-in demo's parts.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// A demo pool member: takes jobs from the host's demo queue until drained.
+    Worker {
+        /// The demo queue's URL.
+        #[arg(long, env = "SCALEWISE_DEMO_QUEUE", default_value = "http://127.0.0.1:7070/demo")]
+        queue: String,
+    },
 }
 
 #[derive(Debug, Args)]

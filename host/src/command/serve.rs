@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::api;
+use crate::journal::Journal;
+use crate::service::Service;
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::policy::cache::ArtifactCache;
@@ -43,9 +45,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
-        tracing::info!(addr = %listener.local_addr()?, "scalewise API listening");
-        let app = api::router(api::AppState { registry, token: config.server.token.clone() });
+        let journal = if config.pools.is_empty() { None } else { Some(Journal::open(&config.journal.path)?) };
+        let service = Service::start(&config, registry.clone(), journal.clone()).await?;
+        let pools = Arc::new(service.pools.clone());
+        let demo = match &config.demo {
+            Some(d) => {
+                let queue = Arc::new(crate::demo::Queue::default());
+                crate::demo::start(d.clone(), queue.clone(), pools[&d.pool].push.clone());
+                tracing::info!(pool = %d.pool, "demo load generator started");
+                Some(queue)
+            }
+            None => None,
+        };
+        tracing::info!(addr = %listener.local_addr()?, "scalewise API listening; dashboard at http://{}/", listener.local_addr()?);
+        let app = api::router(api::AppState { registry, token: config.server.token.clone(), pools, journal, demo });
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        tracing::info!("shutting down: finishing in-flight decisions");
+        service.stop().await;
         anyhow::Ok(())
     })?;
     tracing::info!("scalewise stopped");

@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::policy::{InstanceMode, SandboxOptions};
 
+pub mod pools;
+pub use pools::{JournalConfig, MetricConfig, PoolConfig, ProviderConfig, SourceConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -29,6 +32,16 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub policies: PoliciesConfig,
+    #[serde(default)]
+    pub journal: JournalConfig,
+    /// Named metric sources (Prometheus servers, replayed traces).
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    #[serde(default)]
+    pub pools: Vec<PoolConfig>,
+    /// The built-in demo's load generator, if wanted.
+    #[serde(default)]
+    pub demo: Option<crate::demo::DemoConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,33 +135,68 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.policies.dir = base.join(&config.policies.dir);
         config.policies.cache_dir = config.policies.cache_dir.map(|c| base.join(c));
+        config.journal.path = base.join(&config.journal.path);
+        for s in config.sources.values_mut() {
+            if let SourceConfig::Replay { path, .. } = s {
+                *path = base.join(&*path);
+            }
+        }
+        for p in &mut config.pools {
+            let ProviderConfig::Local { run_dir, .. } = &mut p.provider;
+            *run_dir = Some(base.join(run_dir.clone().unwrap_or_else(|| PathBuf::from(".scalewise/run").join(&p.id))));
+        }
         Ok(config)
     }
 
-    /// Parse and check TOML text.
+    /// Parse and check TOML text. The error lists every problem found, one
+    /// per line, each starting with its field path.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        config.check()?;
+        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().to_owned();
+            let line = inner.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            match line {
+                Some(l) => format!("{path}: {message} (line {l})"),
+                None => format!("{path}: {message}"),
+            }
+        })?;
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(problems.join("\n"));
+        }
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Everything wrong with a parsed config, each with its field path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         let p = &self.policies;
         if !(1..=60_000).contains(&p.deadline_ms) {
-            return Err(format!("policies.deadline_ms: must be between 1 and 60000, got {}", p.deadline_ms));
+            problems.push(format!("policies.deadline_ms: must be between 1 and 60000, got {}", p.deadline_ms));
         }
         if !(1..=4096).contains(&p.memory_mib) {
-            return Err(format!("policies.memory_mib: must be between 1 and 4096, got {}", p.memory_mib));
+            problems.push(format!("policies.memory_mib: must be between 1 and 4096, got {}", p.memory_mib));
         }
         if p.warm_max_calls == 0 {
-            return Err("policies.warm_max_calls: must be at least 1".into());
+            problems.push("policies.warm_max_calls: must be at least 1".into());
         }
         for (id, value) in &p.settings {
             if !value.is_table() {
-                return Err(format!("policies.settings.{id}: must be a table of settings, got {}", value.type_str()));
+                problems.push(format!("policies.settings.{id}: must be a table of settings, got {}", value.type_str()));
             }
         }
-        Ok(())
+        pools::check(&self.pools, &self.sources, &mut problems);
+        if let Some(d) = &self.demo {
+            if !self.pools.iter().any(|p| p.id == d.pool) {
+                problems.push(format!("demo.pool: no pool `{}` is configured", d.pool));
+            }
+            if d.day_secs == 0 || !(d.peak_rate.is_finite() && d.peak_rate >= 0.0) {
+                problems.push("demo: day_secs and peak_rate must be positive".into());
+            }
+        }
+        problems
     }
 
     pub fn sandbox_options(&self) -> SandboxOptions {
@@ -207,3 +255,6 @@ mod tests {
         assert_eq!(v["metrics"][0]["target"], 0.5);
     }
 }
+
+#[cfg(test)]
+mod pool_tests;

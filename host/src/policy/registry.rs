@@ -258,6 +258,11 @@ impl Registry {
         self.statuses.lock().unwrap().iter().map(|(id, s)| s.snapshot(id)).collect()
     }
 
+    /// Each policy's live status, for metrics exposition.
+    pub fn status_handles(&self) -> Vec<(String, Arc<PolicyStatus>)> {
+        self.statuses.lock().unwrap().iter().map(|(id, s)| (id.clone(), s.clone())).collect()
+    }
+
     pub fn status_of(&self, id: &str) -> Option<StatusSnapshot> {
         self.statuses.lock().unwrap().get(id).map(|s| s.snapshot(id))
     }

@@ -56,6 +56,19 @@ impl LatencyHistogram {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }
 
+    /// For a Prometheus histogram: cumulative counts at each bound (seconds),
+    /// the total count, and the sum in seconds (from bucket midpoints).
+    pub fn cumulative(&self, bounds_secs: &[f64]) -> (Vec<u64>, u64, f64) {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let upper = |i: usize| (Self::midpoint(i) + (1u64 << (i as u32 / SUB_BUCKETS + MIN_POW)) as f64 / SUB_BUCKETS as f64 / 2.0) / 1e9;
+        let cumulative = bounds_secs
+            .iter()
+            .map(|b| counts.iter().enumerate().filter(|(i, _)| upper(*i) <= *b).map(|(_, c)| c).sum())
+            .collect();
+        let sum = counts.iter().enumerate().map(|(i, c)| *c as f64 * Self::midpoint(i) / 1e9).sum();
+        (cumulative, counts.iter().sum(), sum)
+    }
+
     /// The `q`-quantile (0..=1) in microseconds, or `None` before any sample.
     pub fn quantile_micros(&self, q: f64) -> Option<f64> {
         let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();

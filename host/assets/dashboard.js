@@ -1,0 +1,145 @@
+// The scalewise dashboard: polls the API and redraws. No dependencies.
+"use strict";
+
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+};
+const svgEl = (tag, attrs) => {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+};
+const fmt = (x) => (x === null || x === undefined ? "–" : Number.isInteger(x) ? String(x) : x.toFixed(2));
+
+async function json(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r.json();
+}
+
+// The load series: the first metric the decisions carry.
+function loadOf(d) {
+  const m = (d.metrics || []).find((m) => m.last !== null && m.last !== undefined);
+  return m ? { name: m.name, value: m.last } : null;
+}
+
+function chart(decisions) {
+  const W = 600, H = 220, P = 28;
+  const svg = svgEl("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, "data-points": String(decisions.length) });
+  if (decisions.length < 2) {
+    const t = svgEl("text", { x: P, y: H / 2, fill: "#6b7385" });
+    t.textContent = "waiting for decisions…";
+    svg.append(t);
+    return svg;
+  }
+  const t0 = decisions[0].at, t1 = decisions[decisions.length - 1].at;
+  const cap = decisions.map((d) => d.running + d.booting);
+  const want = decisions.map((d) => d.desired);
+  const load = decisions.map((d) => (loadOf(d) || { value: 0 }).value);
+  const capMax = Math.max(1, ...cap, ...want);
+  const loadMax = Math.max(1, ...load);
+  const x = (t) => P + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * P);
+  const y = (v, max) => H - P - (v / max) * (H - 2 * P);
+  const line = (vals, max, color, cls, step) => {
+    let pts = [];
+    decisions.forEach((d, i) => {
+      if (step && i > 0) pts.push(`${x(d.at)},${y(vals[i - 1], max)}`);
+      pts.push(`${x(d.at)},${y(vals[i], max)}`);
+    });
+    svg.append(svgEl("polyline", { points: pts.join(" "), fill: "none", stroke: color, "stroke-width": 2, class: cls }));
+  };
+  for (let i = 0; i <= 4; i++) {
+    const v = (capMax * i) / 4;
+    svg.append(svgEl("line", { x1: P, x2: W - P, y1: y(v, capMax), y2: y(v, capMax), stroke: "#e3e6ec" }));
+    const t = svgEl("text", { x: 2, y: y(v, capMax) + 4, "font-size": 10, fill: "#6b7385" });
+    t.textContent = fmt(Math.round(v * 10) / 10);
+    svg.append(t);
+  }
+  line(load, loadMax, "var(--load)", "load", false);
+  line(cap, capMax, "var(--cap)", "capacity", true);
+  line(want, capMax, "var(--want)", "desired", true);
+  return svg;
+}
+
+function decisionItem(d) {
+  const li = el("li", { class: "decision", "data-seq": String(d.seq) });
+  const time = new Date(d.at).toLocaleTimeString();
+  const cap = d.running + d.booting;
+  let head = `#${d.seq} ${time} · ${cap} → ${d.desired}`;
+  if (d.mode !== "live") head += ` (${d.mode.replace("_", " ")})`;
+  li.append(el("div", { class: "head" }, head));
+  for (const v of d.votes) {
+    const text = v.proposal
+      ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)} (confidence ${fmt(v.proposal.confidence)}) — ${v.proposal.reason}`
+      : `${v.expert}: abstained — ${v.abstained}`;
+    li.append(el("div", { class: v.proposal ? "vote" : "vote err" }, text));
+  }
+  li.append(el("div", { class: "why" }, `consensus ${d.consensus.policy}: ${d.consensus.explanation}`));
+  for (const c of d.cost) li.append(el("div", { class: c.verdict === "error" ? "why err" : "why" }, `cost ${c.policy}: ${c.verdict} — ${c.reason}`));
+  for (const c of d.clamps) li.append(el("div", { class: "why clamp" }, `guardrail ${c.guardrail}: ${c.from} → ${c.to} (${c.reason})`));
+  if (d.action) {
+    const o = d.action.outcome;
+    const status = o.status + (o.detail ? `: ${o.detail}` : "");
+    li.append(el("div", { class: o.status === "failed" ? "why err" : "why act" }, `action ${d.action.from} → ${d.action.to} by ${d.action.cause}: ${status}`));
+  }
+  return li;
+}
+
+function poolSection(p, decisions) {
+  const s = el("section", { class: "pool-card", "data-pool": p.id });
+  s.append(el("h2", {}, `Pool ${p.id}`));
+  const facts = el("div", { class: "facts" });
+  facts.innerHTML = `<b>${p.running}</b> running · <b>${p.booting}</b> booting · desired <b>${p.desired}</b> · bounds ${p.min}–${p.max} · ${p.target}` +
+    (p.paused ? " · <b>paused</b>" : "") + (p.dry_run ? " · dry run" : "") +
+    (p.pending_approval ? ` · awaiting approval: ${p.pending_approval.from} → ${p.pending_approval.to}` : "") +
+    (p.last_error ? ` · <span class="err">${p.last_error}</span>` : "") +
+    (p.journal_error ? ` · <span class="err">${p.journal_error}</span>` : "");
+  s.append(facts);
+  const chronological = decisions.slice().reverse();
+  const load = chronological.length ? loadOf(chronological[chronological.length - 1]) : null;
+  const legend = el("div", { class: "legend" });
+  legend.innerHTML = `<span><i style="background:var(--load)"></i>load${load ? ` (${load.name})` : ""}</span><span><i style="background:var(--cap)"></i>capacity</span><span><i style="background:var(--want)"></i>desired</span>`;
+  const grid = el("div", { class: "pool" });
+  grid.append(el("div", {}, chart(chronological), legend));
+  const feed = el("ol", { class: "feed" });
+  decisions.slice(0, 30).forEach((d) => feed.append(decisionItem(d)));
+  grid.append(feed);
+  s.append(grid);
+  return s;
+}
+
+async function refresh() {
+  try {
+    const pools = await json("/pools");
+    const sections = [];
+    for (const p of pools) {
+      const decisions = await json(`/pools/${encodeURIComponent(p.id)}/decisions?limit=180`);
+      sections.push(poolSection(p, decisions));
+    }
+    document.getElementById("pools").replaceChildren(...sections);
+    const policies = await json("/policies");
+    const rows = policies.map((s) => {
+      const v = s.serving;
+      const faults = s.traps + s.timeouts + s.memory_cap + s.invalid_outputs;
+      const err = (s.last_load_error || s.last_error || {}).message || "";
+      return el("tr", { "data-policy": s.id },
+        el("td", {}, s.id),
+        el("td", {}, v ? el("code", {}, `v${v.generation} ${v.digest.slice(0, 12)}`) : "not serving"),
+        el("td", {}, v ? `${v.runtime}${v.compiled_by ? " / " + v.compiled_by : ""}` : "–"),
+        el("td", {}, String(s.calls)),
+        el("td", {}, fmt(s.latency_p99_us)),
+        el("td", {}, String(faults)),
+        el("td", { class: err ? "err" : "" }, err));
+    });
+    document.querySelector("#policies tbody").replaceChildren(...rows);
+    document.getElementById("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    document.getElementById("status").textContent = `cannot reach the host: ${e.message}`;
+  }
+}
+
+refresh();
+setInterval(refresh, 1000);

@@ -1,0 +1,96 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+/// Histogram bounds for policy evaluation latency, in seconds.
+const BOUNDS: [f64; 12] = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2];
+
+/// Escape a label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub fn render(state: &AppState) -> String {
+    let mut o = String::new();
+    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    let pools: Vec<_> = state.pools.values().map(|p| p.handle.snapshot()).collect();
+    family(&mut o, "scalewise_pool_capacity", "gauge", "Members of the pool by state.");
+    for p in &pools {
+        let id = label(&p.id);
+        let _ = writeln!(o, "scalewise_pool_capacity{{pool=\"{id}\",state=\"running\"}} {}", p.running);
+        let _ = writeln!(o, "scalewise_pool_capacity{{pool=\"{id}\",state=\"booting\"}} {}", p.booting);
+    }
+    family(&mut o, "scalewise_pool_desired_capacity", "gauge", "Capacity the last decision asked for.");
+    for p in &pools {
+        let _ = writeln!(o, "scalewise_pool_desired_capacity{{pool=\"{}\"}} {}", label(&p.id), p.desired);
+    }
+    family(&mut o, "scalewise_pool_paused", "gauge", "1 if an operator paused the pool.");
+    for p in &pools {
+        let _ = writeln!(o, "scalewise_pool_paused{{pool=\"{}\"}} {}", label(&p.id), p.paused as u8);
+    }
+    family(&mut o, "scalewise_decisions_total", "counter", "Decisions made since the host started.");
+    for p in &pools {
+        let _ = writeln!(o, "scalewise_decisions_total{{pool=\"{}\"}} {}", label(&p.id), p.decisions);
+    }
+    family(&mut o, "scalewise_actions_total", "counter", "Scaling actions taken since the host started.");
+    for p in &pools {
+        let _ = writeln!(o, "scalewise_actions_total{{pool=\"{}\"}} {}", label(&p.id), p.actions);
+    }
+    family(&mut o, "scalewise_journal_healthy", "gauge", "0 while journal writes fail for the pool.");
+    for p in &pools {
+        let _ = writeln!(o, "scalewise_journal_healthy{{pool=\"{}\"}} {}", label(&p.id), p.journal_error.is_none() as u8);
+    }
+
+    let statuses = state.registry.statuses();
+    family(&mut o, "scalewise_policy_calls_total", "counter", "Policy evaluations by outcome.");
+    for s in &statuses {
+        let id = label(&s.id);
+        let failed = s.declined + s.traps + s.timeouts + s.memory_cap + s.invalid_outputs;
+        let _ = writeln!(o, "scalewise_policy_calls_total{{policy=\"{id}\",outcome=\"ok\"}} {}", s.calls.saturating_sub(failed));
+        for (outcome, n) in [("declined", s.declined), ("trap", s.traps), ("timeout", s.timeouts), ("memory_cap", s.memory_cap), ("invalid_output", s.invalid_outputs)] {
+            let _ = writeln!(o, "scalewise_policy_calls_total{{policy=\"{id}\",outcome=\"{outcome}\"}} {n}");
+        }
+    }
+    family(&mut o, "scalewise_policy_fallbacks_total", "counter", "Calls answered by the previous version after the serving one faulted.");
+    for s in &statuses {
+        let _ = writeln!(o, "scalewise_policy_fallbacks_total{{policy=\"{}\"}} {}", label(&s.id), s.fallbacks);
+    }
+    family(&mut o, "scalewise_policy_version_info", "gauge", "The serving version of each policy.");
+    for s in &statuses {
+        if let Some(v) = &s.serving {
+            let _ = writeln!(
+                o,
+                "scalewise_policy_version_info{{policy=\"{}\",generation=\"{}\",digest=\"{}\",runtime=\"{}\",compiled_by=\"{}\"}} 1",
+                label(&s.id),
+                v.generation,
+                label(&v.digest),
+                v.runtime,
+                v.compiled_by
+            );
+        }
+    }
+    family(&mut o, "scalewise_policy_evaluation_seconds", "histogram", "Policy evaluation latency, sandbox included.");
+    for (id, status) in state.registry.status_handles() {
+        let id = label(&id);
+        let (cumulative, count, sum) = status.latency().cumulative(&BOUNDS);
+        for (b, c) in BOUNDS.iter().zip(cumulative) {
+            let _ = writeln!(o, "scalewise_policy_evaluation_seconds_bucket{{policy=\"{id}\",le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(o, "scalewise_policy_evaluation_seconds_bucket{{policy=\"{id}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(o, "scalewise_policy_evaluation_seconds_sum{{policy=\"{id}\"}} {sum}");
+        let _ = writeln!(o, "scalewise_policy_evaluation_seconds_count{{policy=\"{id}\"}} {count}");
+    }
+    o
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render(&state)).into_response()
+}

@@ -1,0 +1,66 @@
+//! Pool configuration: every problem is reported, each with its field path.
+
+use super::*;
+
+const GOOD: &str = r#"
+[sources.prom]
+kind = "prometheus"
+url = "http://127.0.0.1:9090"
+
+[[pools]]
+id = "web"
+min = 1
+max = 10
+strategies = [{ policy = "queue-depth" }]
+provider = { kind = "local", command = ["sleep", "100"] }
+metrics = [{ name = "queue_depth", source = "push" }, { name = "rps", source = "prom", query = "sum(rate(x[1m]))" }]
+guardrails = { tolerance = 0.2, scale_up_limits = [{ type = "members", value = 2, period_secs = 10 }] }
+"#;
+
+#[test]
+fn a_good_pool_parses() {
+    let c = Config::parse(GOOD).unwrap();
+    assert_eq!(c.pools[0].guardrails.tolerance, 0.2);
+    assert_eq!(c.pools[0].guardrails.scale_down_stabilization_secs, 300, "unset guardrails keep their defaults");
+}
+
+#[test]
+fn type_errors_name_the_path_and_line() {
+    let err = Config::parse(&GOOD.replace("min = 1", "min = -1")).unwrap_err();
+    assert!(err.starts_with("pools[0].min:") && err.contains("line 8"), "{err}");
+    let err = Config::parse(&GOOD.replace("\"members\"", "\"pods\"")).unwrap_err();
+    assert!(err.starts_with("pools[0].guardrails.scale_up_limits[0].type:"), "{err}");
+    let err = Config::parse(&GOOD.replace("kind = \"local\"", "kind = \"cloud\"")).unwrap_err();
+    assert!(err.starts_with("pools[0].provider"), "{err}");
+    let err = Config::parse(&GOOD.replace("max = 10", "max = 10\ncolour = \"red\"")).unwrap_err();
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn every_semantic_problem_is_listed() {
+    let bad = GOOD
+        .replace("min = 1", "min = 20")
+        .replace("source = \"push\"", "source = \"nowhere\"")
+        .replace("tolerance = 0.2", "tolerance = 2.0")
+        .replace("http://127", "ftp://127")
+        .replace("strategies = [{ policy = \"queue-depth\" }]", "strategies = [{ policy = \"a\" }, { policy = \"b\", weight = -1 }]");
+    let err = Config::parse(&bad).unwrap_err();
+    let lines: Vec<&str> = err.lines().collect();
+    for want in [
+        "sources.prom.url:",
+        "pools[0].min: 20 is above max 10",
+        "pools[0].consensus:",
+        "pools[0].strategies[1].weight:",
+        "pools[0].metrics[0].source: no source `nowhere`",
+        "pools[0].guardrails.tolerance:",
+    ] {
+        assert!(lines.iter().any(|l| l.starts_with(want)), "missing `{want}` in:\n{err}");
+    }
+}
+
+#[test]
+fn duplicate_pool_ids_are_refused() {
+    let pool = GOOD.split("[[pools]]").nth(1).unwrap();
+    let err = Config::parse(&format!("{GOOD}\n[[pools]]{pool}")).unwrap_err();
+    assert!(err.contains("pools[1].id: `web` is used by another pool"), "{err}");
+}

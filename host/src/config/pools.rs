@@ -1,0 +1,263 @@
+//! The pool part of the configuration: pools, their providers, metric
+//! sources, policies and guardrails.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::control::guardrails::Guardrails;
+use scalewise_sdk::InstanceKind;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// The redb file; unset in a config means `.scalewise/journal.redb`.
+    #[serde(default = "default_journal")]
+    pub path: PathBuf,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self { path: default_journal() }
+    }
+}
+
+fn default_journal() -> PathBuf {
+    ".scalewise/journal.redb".into()
+}
+
+/// A named metric source other than the built-in `host`, `pool` and `push`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    Prometheus {
+        url: String,
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+    Replay {
+        path: PathBuf,
+        /// How long each row of the trace lasts when replayed.
+        #[serde(default = "default_step_ms")]
+        step_ms: u64,
+    },
+}
+
+fn default_timeout_ms() -> u64 {
+    2000
+}
+fn default_step_ms() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProviderConfig {
+    Local {
+        /// Program and arguments of each worker.
+        command: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        /// Pidfiles and status files; default `.scalewise/run/<pool id>`.
+        #[serde(default)]
+        run_dir: Option<PathBuf>,
+        #[serde(default = "default_grace")]
+        grace_secs: u64,
+        #[serde(default = "default_ready")]
+        ready_after_ms: u64,
+        #[serde(default)]
+        keep_on_exit: bool,
+    },
+}
+
+fn default_grace() -> u64 {
+    10
+}
+fn default_ready() -> u64 {
+    500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricConfig {
+    /// The series name strategies see.
+    pub name: String,
+    /// `host`, `pool`, `push`, or the name of a `[sources.*]` entry.
+    pub source: String,
+    /// The source's query; default: the metric's name.
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    #[serde(default = "default_step")]
+    pub step_secs: u64,
+}
+
+fn default_window() -> u64 {
+    60
+}
+fn default_step() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyRef {
+    pub policy: String,
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostConfig {
+    /// The instance kind the pool runs, from the catalog.
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub catalog: Vec<InstanceKind>,
+    /// Money the pool may spend per budget period.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    #[serde(default = "default_period")]
+    pub budget_period_hours: f64,
+}
+
+fn default_period() -> f64 {
+    720.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    pub id: String,
+    pub min: u32,
+    pub max: u32,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    /// Decide and record, never act.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Changes of more than this many members wait for an operator.
+    #[serde(default)]
+    pub approval_above: Option<u32>,
+    #[serde(default = "default_approval_ttl")]
+    pub approval_ttl_secs: u64,
+    pub provider: ProviderConfig,
+    #[serde(default)]
+    pub metrics: Vec<MetricConfig>,
+    pub strategies: Vec<StrategyRef>,
+    /// Required when there is more than one strategy.
+    #[serde(default)]
+    pub consensus: Option<String>,
+    #[serde(default)]
+    pub cost_rules: Vec<String>,
+    #[serde(default)]
+    pub cost: CostConfig,
+    #[serde(default)]
+    pub guardrails: Guardrails,
+}
+
+fn default_interval() -> u64 {
+    1000
+}
+fn default_approval_ttl() -> u64 {
+    300
+}
+
+/// Every problem of the pools part, each with its field path.
+pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, problems: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    for (name, s) in sources {
+        let at = format!("sources.{name}");
+        if ["host", "pool", "push"].contains(&name.as_str()) {
+            problems.push(format!("{at}: `{name}` is a built-in source; pick another name"));
+        }
+        match s {
+            SourceConfig::Prometheus { url, timeout_ms } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    problems.push(format!("{at}.url: must start with http:// or https://, got `{url}`"));
+                }
+                if *timeout_ms == 0 {
+                    problems.push(format!("{at}.timeout_ms: must be at least 1"));
+                }
+            }
+            SourceConfig::Replay { step_ms, .. } => {
+                if *step_ms == 0 {
+                    problems.push(format!("{at}.step_ms: must be at least 1"));
+                }
+            }
+        }
+    }
+    for (i, p) in pools.iter().enumerate() {
+        let at = format!("pools[{i}]");
+        if p.id.is_empty() || !p.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            problems.push(format!("{at}.id: use letters, digits, `-` and `_`, got `{}`", p.id));
+        }
+        if !seen.insert(p.id.clone()) {
+            problems.push(format!("{at}.id: `{}` is used by another pool", p.id));
+        }
+        if p.min > p.max {
+            problems.push(format!("{at}.min: {} is above max {}", p.min, p.max));
+        }
+        if !(100..=3_600_000).contains(&p.interval_ms) {
+            problems.push(format!("{at}.interval_ms: must be between 100 and 3600000, got {}", p.interval_ms));
+        }
+        if p.strategies.is_empty() {
+            problems.push(format!("{at}.strategies: a pool needs at least one strategy"));
+        }
+        if p.strategies.len() > 1 && p.consensus.is_none() {
+            problems.push(format!("{at}.consensus: {} strategies need a consensus policy to combine them", p.strategies.len()));
+        }
+        for (j, s) in p.strategies.iter().enumerate() {
+            if !(s.weight.is_finite() && s.weight >= 0.0) {
+                problems.push(format!("{at}.strategies[{j}].weight: must be a number ≥ 0, got {}", s.weight));
+            }
+        }
+        match &p.provider {
+            ProviderConfig::Local { command, grace_secs, .. } => {
+                if command.is_empty() || command[0].is_empty() {
+                    problems.push(format!("{at}.provider.command: must name a program"));
+                }
+                if *grace_secs > 3600 {
+                    problems.push(format!("{at}.provider.grace_secs: at most 3600, got {grace_secs}"));
+                }
+            }
+        }
+        for (j, m) in p.metrics.iter().enumerate() {
+            let mat = format!("{at}.metrics[{j}]");
+            if !["host", "pool", "push"].contains(&m.source.as_str()) && !sources.contains_key(&m.source) {
+                problems.push(format!("{mat}.source: no source `{}`; use host, pool, push, or define [sources.{}]", m.source, m.source));
+            }
+            if m.window_secs == 0 || m.step_secs == 0 {
+                problems.push(format!("{mat}: window_secs and step_secs must be at least 1"));
+            }
+        }
+        let g = &p.guardrails;
+        if !(0.0..1.0).contains(&g.tolerance) {
+            problems.push(format!("{at}.guardrails.tolerance: must be in [0, 1), got {}", g.tolerance));
+        }
+        for (name, limits) in [("scale_up_limits", &g.scale_up_limits), ("scale_down_limits", &g.scale_down_limits)] {
+            for (j, l) in limits.iter().enumerate() {
+                if !(l.value.is_finite() && l.value > 0.0) || l.period_secs == 0 {
+                    problems.push(format!("{at}.guardrails.{name}[{j}]: value and period_secs must be positive"));
+                }
+            }
+        }
+        if let Some(k) = &p.cost.kind {
+            if !p.cost.catalog.iter().any(|c| &c.name == k) {
+                problems.push(format!("{at}.cost.kind: `{k}` is not in the pool's catalog"));
+            }
+        }
+        if let Some(b) = p.cost.budget {
+            if !(b.is_finite() && b >= 0.0) {
+                problems.push(format!("{at}.cost.budget: must be a number ≥ 0"));
+            }
+        }
+    }
+}

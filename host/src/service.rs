@@ -1,0 +1,162 @@
+//! The assembled host: the policy registry, the journal, and one control
+//! loop per configured pool with its target and metric sources.
+//!
+//! `serve` builds a [`Service`] from the config and hands it to the API;
+//! tests build one the same way. Stopping it lets every pool finish the
+//! decision in hand, flush the journal and stop its target's workers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use scalewise_providers::host::HostSource;
+use scalewise_providers::local::{LocalConfig, LocalPool};
+use scalewise_providers::pool::PoolSource;
+use scalewise_providers::prometheus::PrometheusSource;
+use scalewise_providers::push::PushSource;
+use scalewise_providers::replay::ReplaySource;
+use scalewise_providers::{MetricSource, Target};
+use tokio::sync::watch;
+
+use crate::config::{Config, PoolConfig, ProviderConfig, SourceConfig};
+use crate::control::clock::{Clock, WallClock};
+use crate::control::guardrails::Guardrails;
+use crate::control::pipeline::{CostSpec, ExpertSpec, Experts, PoolPlan};
+use crate::control::pool::{self, MetricSpec, PoolSettings};
+use crate::control::PoolHandle;
+use crate::journal::Journal;
+
+/// In a worker command, this word stands for the running scalewise binary.
+pub const SELF_EXE: &str = "$SCALEWISE";
+
+/// A running pool and where its pushed samples go.
+pub struct PoolEntry {
+    pub handle: Arc<PoolHandle>,
+    pub push: Arc<PushSource>,
+}
+
+pub struct Service {
+    pub journal: Option<Journal>,
+    pub pools: BTreeMap<String, Arc<PoolEntry>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How a pool's decisions are made, from its config.
+pub fn plan(p: &PoolConfig) -> PoolPlan {
+    PoolPlan {
+        id: p.id.clone(),
+        min: p.min,
+        max: p.max,
+        strategies: p.strategies.iter().map(|s| ExpertSpec { policy: s.policy.clone(), weight: s.weight }).collect(),
+        consensus: p.consensus.clone(),
+        cost_rules: p.cost_rules.clone(),
+        cost: CostSpec {
+            kind: p.cost.kind.clone(),
+            catalog: p.cost.catalog.clone(),
+            budget_limit: p.cost.budget,
+            budget_period_hours: p.cost.budget_period_hours,
+        },
+        guardrails: Guardrails { ..p.guardrails.clone() },
+    }
+}
+
+fn target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
+    let ProviderConfig::Local { command, env, run_dir, grace_secs, ready_after_ms, keep_on_exit } = &p.provider;
+    let exe = std::env::current_exe().context("locating the scalewise binary")?;
+    let command = command
+        .iter()
+        .map(|a| if a == SELF_EXE { exe.display().to_string() } else { a.clone() })
+        .collect();
+    let config = LocalConfig {
+        command,
+        env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        run_dir: run_dir.clone().unwrap_or_else(|| format!(".scalewise/run/{}", p.id).into()),
+        grace: Duration::from_secs(*grace_secs),
+        ready_after: Duration::from_millis(*ready_after_ms),
+        keep_on_exit: *keep_on_exit,
+    };
+    Ok(Arc::new(LocalPool::new(config).with_context(|| format!("pool `{}`", p.id))?))
+}
+
+impl Service {
+    /// Open the journal, build every pool's target and sources, reconcile,
+    /// and start the loops. Must run inside a tokio runtime.
+    pub async fn start(config: &Config, experts: Arc<dyn Experts>, journal: Option<Journal>) -> anyhow::Result<Self> {
+        let clock: Arc<dyn Clock> = Arc::new(WallClock);
+        let host: Arc<dyn MetricSource> = Arc::new(HostSource::new());
+        let mut named: BTreeMap<String, Arc<dyn MetricSource>> = BTreeMap::new();
+        for (name, s) in &config.sources {
+            let source: Arc<dyn MetricSource> = match s {
+                SourceConfig::Prometheus { url, timeout_ms } => Arc::new(
+                    PrometheusSource::new(url, Duration::from_millis(*timeout_ms)).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?,
+                ),
+                SourceConfig::Replay { path, step_ms } => Arc::new(
+                    ReplaySource::open(path, clock.now_ms(), *step_ms as i64).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?,
+                ),
+            };
+            named.insert(name.clone(), source);
+        }
+        let (shutdown, rx) = watch::channel(false);
+        let mut pools = BTreeMap::new();
+        let mut tasks = Vec::new();
+        let mut supervisors = Vec::new();
+        for p in &config.pools {
+            let local = target(p)?;
+            supervisors.push(local.supervise(Duration::from_millis(250)));
+            let target: Arc<dyn Target> = local;
+            let push = Arc::new(PushSource::new());
+            let pool_source: Arc<dyn MetricSource> = Arc::new(PoolSource::new(target.clone()));
+            let metrics = p
+                .metrics
+                .iter()
+                .map(|m| {
+                    let source = match m.source.as_str() {
+                        "host" => host.clone(),
+                        "pool" => pool_source.clone(),
+                        "push" => push.clone() as Arc<dyn MetricSource>,
+                        other => named[other].clone(),
+                    };
+                    MetricSpec {
+                        name: m.name.clone(),
+                        source,
+                        query: m.query.clone().unwrap_or_else(|| m.name.clone()),
+                        window: Duration::from_secs(m.window_secs),
+                        step: Duration::from_secs(m.step_secs),
+                    }
+                })
+                .collect();
+            let settings = PoolSettings {
+                plan: plan(p),
+                interval: Duration::from_millis(p.interval_ms),
+                dry_run: p.dry_run,
+                approval_above: p.approval_above,
+                approval_ttl: Duration::from_secs(p.approval_ttl_secs),
+                metrics,
+                target,
+            };
+            let (handle, task) = pool::start(settings, experts.clone(), journal.clone(), clock.clone(), rx.clone())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            tracing::info!(pool = %p.id, min = p.min, max = p.max, "pool started");
+            tasks.push(task);
+            pools.insert(p.id.clone(), Arc::new(PoolEntry { handle, push }));
+        }
+        Ok(Self { journal, pools, shutdown, tasks, supervisors })
+    }
+
+    /// Stop every pool after the decision in hand, then its workers.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(60), t).await.is_err() {
+                tracing::warn!("a pool did not stop within 60s");
+            }
+        }
+        for s in self.supervisors {
+            s.abort();
+        }
+    }
+}
