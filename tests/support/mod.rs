@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests: building guest components and
 //! the binary once per test process, and starting a host.
 
+pub mod host;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};

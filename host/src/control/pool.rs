@@ -243,6 +243,11 @@ impl Runner {
         self.memory.guard.in_flight = Some(scaled);
         record.action = Some(ActionRecord { from, to, cause: cause.into(), reason, outcome: Outcome::Pending });
         self.persist(record).await;
+        self.remember(record.clone());
+        if let Some(delay) = failpoint_act_delay() {
+            tracing::warn!(pool = %self.s.plan.id, ?delay, "failpoint: holding between intent and action");
+            tokio::time::sleep(delay).await;
+        }
         let outcome = match self.s.target.scale_to(to).await {
             Ok(_) => Outcome::Done,
             Err(e) => {
@@ -320,6 +325,12 @@ impl Runner {
         self.decisions += 1;
         let state = self.s.target.state().await.unwrap_or_default();
         self.publish(&state, Some(&record));
+        self.remember(record);
+    }
+
+    /// Put a record in the in-memory window, replacing an earlier copy of
+    /// the same decision (its intent).
+    fn remember(&self, record: DecisionRecord) {
         let mut r = self.handle.recent.lock().unwrap();
         if r.back().is_some_and(|b| b.seq == record.seq) {
             r.pop_back();
@@ -419,6 +430,14 @@ impl Runner {
             None => Ok(to),
         }
     }
+}
+
+/// Fault injection for crash tests: `SCALEWISE_FAILPOINT_ACT_DELAY_MS`
+/// holds every action between journalling its intent and calling the
+/// target, so a test can kill the host exactly there.
+fn failpoint_act_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| std::env::var("SCALEWISE_FAILPOINT_ACT_DELAY_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis))
 }
 
 /// Run futures concurrently and collect their outputs in order.

@@ -1,0 +1,209 @@
+//! Pools end to end: the demo scales up on its spike and back down, the
+//! API refuses bad calls with clear errors, and a host killed with SIGKILL
+//! between journalling an action and taking it resumes without repeating it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use scalewise_e2e::host::{Host, SLEEPER, free_port, install_builtins};
+use serde_json::Value;
+
+fn capacity(h: &Host, pool: &str) -> u64 {
+    let p = h.get(&format!("/pools/{pool}"));
+    p["running"].as_u64().unwrap() + p["booting"].as_u64().unwrap()
+}
+
+/// Live worker processes of a pool, from its pidfiles.
+fn live_workers(run_dir: &Path) -> usize {
+    std::fs::read_dir(run_dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+                .filter(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    let pid = text.split_whitespace().next().unwrap_or("0");
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_demo_scales_up_on_the_spike_and_back_down() {
+    let dir = tempfile::tempdir().unwrap();
+    install_builtins(&dir.path().join("policies.d"), &["queue-depth", "target-tracking", "safest", "budget-cap"]);
+    let port = free_port();
+    // The README's demo, compressed: a 40-second day whose spike comes at 4 s.
+    let example = std::fs::read_to_string(scalewise_e2e::root().join("examples/scalewise.toml")).unwrap();
+    let config = example
+        .replace("cache_dir = \"../.scalewise/cache\"", "cache_dir = \"cache\"")
+        .replace("../.scalewise/", "")
+        .replace("127.0.0.1:7070", &format!("127.0.0.1:{port}"))
+        .replace("day_secs = 180", "day_secs = 40")
+        .replace("peak_rate = 10.0", "peak_rate = 2.0")
+        .replace("spike_at = 0.12", "spike_at = 0.1")
+        .replace("spike_len = 0.10", "spike_len = 0.25")
+        .replace("spike_factor = 3.0", "spike_factor = 8.0")
+        .replace("interval_ms = 1000", "interval_ms = 500")
+        .replace("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 5");
+    let path = dir.path().join("scalewise.toml");
+    std::fs::write(&path, config).unwrap();
+    let host = Host::start(&path, port);
+
+    let peak = host.wait_for("the pool to grow on the spike", Duration::from_secs(40), |h| {
+        let c = capacity(h, "demo");
+        (c >= 4).then_some(c)
+    });
+    host.wait_for("the pool to shrink after the spike", Duration::from_secs(40), |h| (capacity(h, "demo") <= 2).then_some(()));
+    // Both directions were decisions with actions the journal explains.
+    let decisions: Value = host.get("/pools/demo/decisions?limit=1000");
+    let actions: Vec<&Value> = decisions.as_array().unwrap().iter().filter_map(|d| d["action"].as_object().map(|_| &d["action"])).collect();
+    assert!(actions.iter().any(|a| a["to"].as_u64() > a["from"].as_u64()), "no scale-up recorded");
+    assert!(actions.iter().any(|a| a["to"].as_u64() < a["from"].as_u64()), "no scale-down recorded");
+    assert!(actions.iter().all(|a| a["outcome"]["status"] == "done"), "{actions:?}");
+    let with_votes = decisions.as_array().unwrap().iter().find(|d| d["votes"].as_array().unwrap().len() == 2).unwrap();
+    assert!(with_votes["votes"].as_array().unwrap().iter().all(|v| v["proposal"]["reason"].is_string()));
+    assert_eq!(with_votes["consensus"]["policy"], "safest");
+    eprintln!("peak capacity {peak}, {} actions", actions.len());
+}
+
+fn pool_config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
+    install_builtins(&dir.join("policies.d"), &["queue-depth"]);
+    let text = format!(
+        r#"
+[server]
+token = "t0ken"
+[policies]
+dir = "policies.d"
+cache_dir = "cache"
+[policies.settings.queue-depth]
+target_per_worker = 10
+[journal]
+path = "journal.redb"
+[[pools]]
+id = "k"
+min = 0
+max = 10
+interval_ms = 300
+strategies = [{{ policy = "queue-depth" }}]
+provider = {{ kind = "local", command = {SLEEPER}, grace_secs = 2, ready_after_ms = 200 }}
+metrics = [{{ name = "queue_depth", source = "push", window_secs = 30 }}]
+guardrails = {{ tolerance = 0.0, scale_up_cooldown_secs = 60, scale_down_cooldown_secs = 60, scale_down_stabilization_secs = 0, scale_up_limits = [], scale_down_limits = [] }}
+{extra}
+"#
+    );
+    let _ = port;
+    let path = dir.join("scalewise.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn push(h: &Host, value: f64) {
+    let (status, body) = h.post("/pools/k/metrics", Some("t0ken"), &format!(r#"{{"name":"queue_depth","value":{value}}}"#));
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn kill_9_between_intent_and_action_resumes_without_repeating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = pool_config(dir.path(), port, "");
+    let run_dir = dir.path().join(".scalewise/run/k");
+    // Every action waits 3 s between its journalled intent and the target.
+    let mut host = Host::start_with(&config, port, &[("SCALEWISE_FAILPOINT_ACT_DELAY_MS", "3000")]);
+    push(&host, 50.0);
+    let intent = host.wait_for("the scale-up intent", Duration::from_secs(20), |h| {
+        let d: Value = h.get("/pools/k/decisions?limit=1");
+        let last = d.get(0)?.clone();
+        (last["action"]["outcome"]["status"] == "pending").then_some(last)
+    });
+    assert_eq!((intent["action"]["from"].as_u64(), intent["action"]["to"].as_u64()), (Some(0), Some(5)));
+    let before: Vec<u64> = host.get("/pools/k/decisions?limit=1000").as_array().unwrap().iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+    host.kill9();
+    assert_eq!(live_workers(&run_dir), 0, "the kill came before the target was called");
+
+    host.env.clear();
+    host.restart();
+    push(&host, 90.0);
+    host.wait_for("the interrupted action to complete", Duration::from_secs(20), |h| (capacity(h, "k") == 5).then_some(()));
+    // Every decision made before the kill is in the journal, and the
+    // interrupted one now says done.
+    let after: Vec<Value> = host.get("/pools/k/decisions?limit=1000").as_array().unwrap().clone();
+    for seq in &before {
+        assert!(after.iter().any(|d| d["seq"].as_u64() == Some(*seq)), "decision {seq} lost");
+    }
+    let resumed = after.iter().find(|d| d["seq"] == intent["seq"]).unwrap();
+    assert_eq!(resumed["action"]["outcome"]["status"], "done");
+    // Queue 90 wants 9, but the scale-up cooldown, started before the kill, holds.
+    let held = host.wait_for("a decision clamped by the cooldown", Duration::from_secs(10), |h| {
+        let d: Value = h.get("/pools/k/decisions?limit=5");
+        d.as_array()?.iter().find(|d| d["proposed"] == 9 && d["clamps"].as_array().unwrap().iter().any(|c| c["guardrail"] == "scale_up_cooldown")).cloned()
+    });
+    assert_eq!(held["desired"], 5);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(capacity(&host, "k"), 5);
+    assert_eq!(live_workers(&run_dir), 5, "exactly the five workers of the one action");
+    // Sequence numbers continue where the killed host stopped.
+    let max_before = before.iter().max().unwrap();
+    assert!(after.iter().any(|d| d["seq"].as_u64().unwrap() > *max_before));
+    assert!(host.terminate().success());
+    assert_eq!(live_workers(&run_dir), 0, "a graceful stop drains the workers");
+}
+
+#[test]
+fn bad_api_calls_are_refused_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = pool_config(dir.path(), port, "");
+    let host = Host::start(&config, port);
+    let (s, b) = host.post("/pools/k/scale", None, r#"{"capacity":3,"reason":"x"}"#);
+    assert_eq!((s, b["error"].as_str().unwrap().contains("Bearer")), (401, true));
+    let (s, _) = host.post("/pools/k/scale", Some("wrong"), r#"{"capacity":3,"reason":"x"}"#);
+    assert_eq!(s, 401);
+    let (s, b) = host.post("/pools/k/scale", Some("t0ken"), "{capacity: 3");
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = host.post("/pools/k/scale", Some("t0ken"), r#"{"capacity":30,"reason":"too many"}"#);
+    assert_eq!(s, 422);
+    assert!(b["error"].as_str().unwrap().contains("outside this pool's bounds 0..=10"), "{b}");
+    let (s, b) = host.post("/pools/nope/scale", Some("t0ken"), r#"{"capacity":3,"reason":"x"}"#);
+    assert_eq!(s, 404);
+    assert!(b["error"].as_str().unwrap().contains("configured pools: k"), "{b}");
+    let (s, b) = host.post("/pools/k/metrics", Some("t0ken"), r#"{"name":"queue_depth","samples":[{"at":1,"value":1},{"at":2,"value":"NaN"}]}"#);
+    assert_eq!(s, 400, "{b}");
+    // Pausing keeps deciding but stops acting.
+    assert_eq!(host.post("/pools/k/pause", Some("t0ken"), "").0, 200);
+    push(&host, 80.0);
+    let paused = host.wait_for("a paused decision", Duration::from_secs(10), |h| {
+        let d: Value = h.get("/pools/k/decisions?limit=1");
+        (d[0]["mode"] == "paused" && d[0]["proposed"] == 8).then(|| d[0].clone())
+    });
+    assert_eq!(paused["action"]["outcome"]["status"], "not_taken");
+    assert_eq!(capacity(&host, "k"), 0);
+    assert_eq!(host.post("/pools/k/resume", Some("t0ken"), "").0, 200);
+    push(&host, 0.0);
+    // A manual scale inside the bounds is an action with its reason.
+    let (s, b) = host.post("/pools/k/scale", Some("t0ken"), r#"{"capacity":2,"reason":"load test at noon"}"#);
+    assert_eq!(s, 200, "{b}");
+    let d: Value = host.get("/pools/k/decisions?limit=1");
+    assert_eq!(d[0]["action"]["cause"], "manual");
+    assert_eq!(d[0]["action"]["reason"], "load test at noon");
+}
+
+#[test]
+fn a_worker_command_that_does_not_exist_is_reported_and_the_host_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = pool_config(dir.path(), port, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(SLEEPER, r#"["/nonexistent/worker"]"#);
+    std::fs::write(&config, text).unwrap();
+    let host = Host::start(&config, port);
+    push(&host, 30.0);
+    let error = host.wait_for("the launch error", Duration::from_secs(10), |h| h.get("/pools/k")["last_error"].as_str().map(String::from));
+    assert!(error.contains("/nonexistent/worker") && error.contains("No such file"), "{error}");
+    let members = host.get("/pools/k")["members"]["members"].clone();
+    assert!(members.as_array().unwrap().iter().all(|m| m["state"] == "backoff"), "{members}");
+    // Still deciding.
+    let n = host.get("/pools/k")["decisions"].as_u64().unwrap();
+    host.wait_for("more decisions", Duration::from_secs(5), |h| (h.get("/pools/k")["decisions"].as_u64().unwrap() > n).then_some(()));
+}

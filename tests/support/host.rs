@@ -1,0 +1,138 @@
+//! A scalewise host process for end-to-end tests: started on a free
+//! loopback port, waited for, killed (politely or with SIGKILL), restarted.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::scalewise_bin;
+
+pub struct Host {
+    child: Option<Child>,
+    config: PathBuf,
+    /// Extra environment for the host process.
+    pub env: Vec<(String, String)>,
+    pub port: u16,
+    pub base: String,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Host {
+    /// Start `scalewise serve --config CONFIG --listen 127.0.0.1:PORT` and
+    /// wait for `/healthz`.
+    pub fn start(config: &Path, port: u16) -> Host {
+        Self::start_with(config, port, &[])
+    }
+
+    pub fn start_with(config: &Path, port: u16, env: &[(&str, &str)]) -> Host {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut host = Host { child: None, config: config.to_owned(), env, port, base: format!("http://127.0.0.1:{port}") };
+        host.spawn();
+        host
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(scalewise_bin())
+            .args(["serve", "--config", self.config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{}", self.port)])
+            .env("SCALEWISE_LOG", std::env::var("SCALEWISE_LOG").unwrap_or_else(|_| "warn".into()))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let started = Instant::now();
+        while reqwest::blocking::get(format!("{}/healthz", self.base)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the host did not come up");
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the host exited at start: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, no warning: nothing gets to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: signalling our own child.
+        unsafe { libc_kill(c.id() as i32, 15) };
+        let started = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the host did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.spawn();
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        reqwest::blocking::get(format!("{}{path}", self.base)).unwrap().json().unwrap()
+    }
+
+    /// POST with the bearer token `token` (or none); returns status and body.
+    pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let mut r = reqwest::blocking::Client::new().post(format!("{}{path}", self.base)).body(body.to_owned());
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    /// Poll `f` every 200 ms until it returns `Some`, or fail after `limit`.
+    pub fn wait_for<T>(&self, what: &str, limit: Duration, mut f: impl FnMut(&Host) -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.terminate();
+        }
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Build every built-in policy into `dir`.
+pub fn install_builtins(dir: &Path, names: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for n in names {
+        crate::install(&crate::builtin(n), dir, &format!("{n}.wasm"));
+    }
+}
+
+/// A worker command that idles until SIGTERM.
+pub const SLEEPER: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]"#;
