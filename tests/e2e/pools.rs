@@ -207,3 +207,43 @@ fn a_worker_command_that_does_not_exist_is_reported_and_the_host_keeps_running()
     let n = host.get("/pools/k")["decisions"].as_u64().unwrap();
     host.wait_for("more decisions", Duration::from_secs(5), |h| (h.get("/pools/k")["decisions"].as_u64().unwrap() > n).then_some(()));
 }
+
+#[test]
+fn a_full_disk_stops_the_journal_not_the_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = pool_config(dir.path(), port, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("interval_ms = 300", "interval_ms = 100");
+    std::fs::write(&config, text).unwrap();
+    let journal = dir.path().join("journal.redb");
+    let mut host = Host::start(&config, port);
+    host.wait_for("some decisions", Duration::from_secs(10), |h| (h.get("/pools/k")["decisions"].as_u64()? >= 5).then_some(()));
+    assert!(host.terminate().success());
+    let written: Vec<u64> = {
+        let h = Host::start(&config, port);
+        let seqs = h.get("/pools/k/decisions?limit=1000").as_array().unwrap().iter().map(|d| d["seq"].as_u64().unwrap()).collect();
+        drop(h);
+        seqs
+    };
+
+    // The disk is now full: the journal may not grow by a byte.
+    let size = std::fs::metadata(&journal).unwrap().len();
+    host.file_size_limit = Some(size);
+    host.restart();
+    push(&host, 20.0);
+    let error = host.wait_for("the journal to report the full disk", Duration::from_secs(60), |h| h.get("/pools/k")["journal_error"].as_str().map(String::from));
+    assert!(error.contains("journal write failed"), "{error}");
+    // Still deciding, still acting, still answering.
+    let n = host.get("/pools/k")["decisions"].as_u64().unwrap();
+    host.wait_for("decisions to go on", Duration::from_secs(5), |h| (h.get("/pools/k")["decisions"].as_u64()? > n + 3).then_some(()));
+    host.wait_for("the scale-up despite the journal", Duration::from_secs(10), |h| (capacity(h, "k") == 2).then_some(()));
+    assert!(host.terminate().success());
+
+    // Space again: nothing written before is lost.
+    host.file_size_limit = None;
+    host.restart();
+    let after = host.get("/pools/k/decisions?limit=1000");
+    for seq in written {
+        assert!(after.as_array().unwrap().iter().any(|d| d["seq"].as_u64() == Some(seq)), "decision {seq} lost");
+    }
+}

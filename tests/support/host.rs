@@ -15,6 +15,8 @@ pub struct Host {
     config: PathBuf,
     /// Extra environment for the host process.
     pub env: Vec<(String, String)>,
+    /// Largest file the host may write (RLIMIT_FSIZE), to simulate a full disk.
+    pub file_size_limit: Option<u64>,
     pub port: u16,
     pub base: String,
 }
@@ -32,13 +34,28 @@ impl Host {
 
     pub fn start_with(config: &Path, port: u16, env: &[(&str, &str)]) -> Host {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut host = Host { child: None, config: config.to_owned(), env, port, base: format!("http://127.0.0.1:{port}") };
+        let mut host = Host { child: None, config: config.to_owned(), env, file_size_limit: None, port, base: format!("http://127.0.0.1:{port}") };
         host.spawn();
         host
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(scalewise_bin())
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(scalewise_bin());
+        if let Some(limit) = self.file_size_limit {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    // A write past the limit fails with EFBIG instead of
+                    // killing the process with SIGXFSZ, as a full disk would.
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let r = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &r);
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .args(["serve", "--config", self.config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{}", self.port)])
             .env("SCALEWISE_LOG", std::env::var("SCALEWISE_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -69,7 +86,7 @@ impl Host {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
         // SAFETY: signalling our own child.
-        unsafe { libc_kill(c.id() as i32, 15) };
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         let started = Instant::now();
         loop {
             if let Some(s) = c.try_wait().unwrap() {
@@ -119,11 +136,6 @@ impl Drop for Host {
             let _ = self.terminate();
         }
     }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
 /// Build every built-in policy into `dir`.

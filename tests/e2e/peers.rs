@@ -1,0 +1,248 @@
+//! The host against real peers: a headless Chromium rendering the dashboard,
+//! a real Prometheus server feeding a pool and scraping `/metrics`, and
+//! metric sources that are down or answer garbage.
+//!
+//! `.ci/run` installs Chromium and Prometheus (Debian packages). Run
+//! elsewhere, these tests fail with a message saying what to install; set
+//! `SCALEWISE_CHROMIUM` / `SCALEWISE_PROMETHEUS` to use other binaries.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use scalewise_e2e::host::{Host, SLEEPER, free_port, install_builtins};
+use serde_json::Value;
+
+fn find(env: &str, names: &[&str], install: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return p.into();
+    }
+    for n in names {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+            let p = Path::new(dir).join(n);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!("{} not found: `{install}` (or set {env})", names[0]);
+}
+
+fn config(dir: &Path, port: u16, metric: &str, sources: &str) -> PathBuf {
+    install_builtins(&dir.join("policies.d"), &["queue-depth"]);
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+token = "t"
+[policies]
+dir = "policies.d"
+cache_dir = "cache"
+[policies.settings.queue-depth]
+target_per_worker = 10
+[journal]
+path = "journal.redb"
+{sources}
+[[pools]]
+id = "p"
+min = 0
+max = 10
+interval_ms = 500
+strategies = [{{ policy = "queue-depth" }}]
+provider = {{ kind = "local", command = {SLEEPER}, grace_secs = 2, ready_after_ms = 200 }}
+metrics = [{metric}]
+guardrails = {{ scale_down_stabilization_secs = 0 }}
+"#
+    );
+    let path = dir.join("scalewise.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A tiny HTTP server answering every request with `body` until dropped.
+struct Fixed {
+    port: u16,
+}
+
+fn serve_fixed(content_type: &'static str, body: &'static str) -> Fixed {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut s = stream;
+            let mut buf = [0u8; 4096];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    Fixed { port }
+}
+
+fn push(h: &Host, v: f64) {
+    let (s, b) = h.post("/pools/p/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{v}}}"#));
+    assert_eq!(s, 200, "{b}");
+}
+
+fn dump_dom(chromium: &Path, url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed: {}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn attr_values(dom: &str, attr: &str) -> Vec<u64> {
+    dom.match_indices(&format!("{attr}=\"")).filter_map(|(i, m)| dom[i + m.len()..].split('"').next()?.parse().ok()).collect()
+}
+
+#[test]
+fn the_dashboard_shows_live_data_in_a_real_browser() {
+    let chromium = find("SCALEWISE_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"], "apt-get install chromium");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), port, r#"{ name = "queue_depth", source = "push" }"#, "");
+    let host = Host::start(&cfg, port);
+    push(&host, 25.0);
+    host.wait_for("a few decisions", Duration::from_secs(15), |h| (h.get("/pools/p")["decisions"].as_u64()? >= 3).then_some(()));
+
+    let dom = dump_dom(&chromium, &format!("{}/", host.base));
+    let points = attr_values(&dom, "data-points");
+    assert!(points.first().is_some_and(|n| *n >= 3), "the chart has no points: {points:?}");
+    assert!(dom.contains("class=\"capacity\"") && dom.contains("class=\"desired\"") && dom.contains("class=\"load\""), "chart lines missing");
+    let seqs = attr_values(&dom, "data-seq");
+    assert!(!seqs.is_empty(), "the decision feed is empty");
+    assert!(dom.contains("queue-depth v") && dom.contains("backlog 25 / 10 per worker"), "votes and reasons missing");
+    assert!(dom.contains("data-policy=\"queue-depth\""), "policies table missing");
+
+    // Live: a moment later the feed has newer decisions and the new load.
+    push(&host, 55.0);
+    std::thread::sleep(Duration::from_secs(2));
+    let dom2 = dump_dom(&chromium, &format!("{}/", host.base));
+    let newest = |s: &[u64]| s.iter().copied().max().unwrap_or(0);
+    assert!(newest(&attr_values(&dom2, "data-seq")) > newest(&seqs), "the feed did not move");
+    assert!(dom2.contains("backlog 55 / 10 per worker"));
+}
+
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_prometheus(targets: &[(&str, u16)]) -> Prometheus {
+    let bin = find("SCALEWISE_PROMETHEUS", &["prometheus"], "apt-get install prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
+    for (job, port) in targets {
+        yaml.push_str(&format!("  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"));
+    }
+    std::fs::write(dir.path().join("prometheus.yml"), yaml).unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let p = Prometheus { child, port, _dir: dir };
+    let started = std::time::Instant::now();
+    while !reqwest::blocking::get(format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|r| r.status().is_success()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "prometheus did not become ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    p
+}
+
+fn prom_query(p: &Prometheus, q: &str) -> Option<f64> {
+    let v: Value = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/v1/query", p.port))
+        .query(&[("query", q)])
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+fn a_real_prometheus_feeds_a_pool_and_scrapes_the_host() {
+    // An application exporting its queue depth, as many do.
+    let app = serve_fixed("text/plain; version=0.0.4", "# TYPE app_queue_depth gauge\napp_queue_depth 42\n");
+    let host_port = free_port();
+    let prom = start_prometheus(&[("app", app.port), ("scalewise", host_port)]);
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!("[sources.prom]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{}\"\n", prom.port);
+    let cfg = config(dir.path(), host_port, r#"{ name = "queue_depth", source = "prom", query = "sum(app_queue_depth)", window_secs = 30 }"#, &sources);
+    let host = Host::start(&cfg, host_port);
+
+    // 42 waiting at 10 per worker: five workers.
+    host.wait_for("the pool to follow Prometheus", Duration::from_secs(40), |h| {
+        let p = h.get("/pools/p");
+        (p["running"].as_u64()? + p["booting"].as_u64()? == 5).then_some(())
+    });
+    let d: Value = host.get("/pools/p/decisions?limit=1");
+    assert_eq!(d[0]["metrics"][0]["last"], 42.0);
+    assert!(d[0]["metrics"][0]["samples"].as_u64().unwrap() >= 1);
+    // And Prometheus scrapes the host.
+    let running = host.wait_for("Prometheus to scrape scalewise", Duration::from_secs(30), |_| {
+        prom_query(&prom, r#"scalewise_pool_capacity{pool="p",state="running"}"#).filter(|v| *v == 5.0)
+    });
+    assert_eq!(running, 5.0);
+    assert_eq!(prom_query(&prom, r#"up{job="scalewise"}"#), Some(1.0));
+    assert!(prom_query(&prom, r#"sum(scalewise_policy_evaluation_seconds_count{policy="queue-depth"})"#).unwrap() >= 1.0);
+}
+
+#[test]
+fn a_source_that_is_down_or_answers_garbage_makes_the_expert_abstain() {
+    let garbage = serve_fixed("text/html", "<html>not prometheus</html>");
+    let dead = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let sources = format!(
+        "[sources.down]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{dead}\"\ntimeout_ms = 300\n[sources.junk]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{}\"\n",
+        garbage.port
+    );
+    let cfg = config(
+        dir.path(),
+        port,
+        r#"{ name = "queue_depth", source = "down", query = "q" }, { name = "other", source = "junk", query = "q" }"#,
+        &sources,
+    );
+    let host = Host::start(&cfg, port);
+    let d = host.wait_for("a decision", Duration::from_secs(10), |h| {
+        let d: Value = h.get("/pools/p/decisions?limit=1");
+        d.get(0).cloned()
+    });
+    let m = d["metrics"].as_array().unwrap();
+    assert!(m[0]["error"].as_str().unwrap().contains("unreachable"), "{}", m[0]);
+    assert!(m[1]["error"].as_str().unwrap().contains("not a Prometheus API reply"), "{}", m[1]);
+    assert!(d["votes"][0]["abstained"].as_str().unwrap().contains("no samples for queue_depth"), "{}", d["votes"][0]);
+    assert_eq!(d["desired"], 0, "held");
+    assert_eq!(reqwest::blocking::get(format!("{}/healthz", host.base)).unwrap().status(), 200);
+}
