@@ -134,3 +134,53 @@ fn config_check_names_the_field() {
     let o = scalewise(&["config", "check", path(&example)]);
     assert!(o.status.success(), "the shipped example config: {}", text(&o));
 }
+
+#[test]
+fn config_check_lists_every_problem_of_a_pool_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("scalewise.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[policies]
+deadline_ms = 0
+[sources.prom]
+kind = "prometheus"
+url = "localhost:9090"
+[[pools]]
+id = "web pool"
+min = 5
+max = 2
+interval_ms = 10
+strategies = []
+provider = { kind = "local", command = [] }
+metrics = [{ name = "cpu", source = "graphite" }]
+guardrails = { tolerance = 1.5, scale_up_limits = [{ type = "members", value = 0, period_secs = 0 }] }
+cost = { kind = "m5.large" }
+"#,
+    )
+    .unwrap();
+    let o = scalewise(&["config", "check", path(&cfg)]);
+    assert!(!o.status.success());
+    let out = text(&o);
+    for want in [
+        "11 problems",
+        "policies.deadline_ms:",
+        "sources.prom.url:",
+        "pools[0].id:",
+        "pools[0].min: 5 is above max 2",
+        "pools[0].interval_ms:",
+        "pools[0].strategies:",
+        "pools[0].provider.command:",
+        "pools[0].metrics[0].source: no source `graphite`",
+        "pools[0].guardrails.tolerance:",
+        "pools[0].guardrails.scale_up_limits[0]:",
+        "pools[0].cost.kind:",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    // A type error stops parsing there, with the path and the line.
+    std::fs::write(&cfg, "[[pools]]\nid = \"a\"\nmin = \"one\"\n").unwrap();
+    let out = text(&scalewise(&["config", "check", path(&cfg)]));
+    assert!(out.contains("pools[0].min:") && out.contains("line 3"), "{out}");
+}
