@@ -3,7 +3,8 @@
 //! Each call is timed on its own (not a batch divided by its size), because
 //! what matters for a control loop is the tail, and a mean hides it.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Latency percentiles of timed calls, in microseconds.
 #[derive(Debug, Clone, Copy)]
@@ -46,5 +47,87 @@ mod tests {
         assert!(p.p50 <= p.p99, "{p:?}");
         assert!(p.p99 >= 100.0, "the slow 2% must show in p99: {p:?}");
         assert!(p.p50 < 100.0, "{p:?}");
+    }
+}
+
+/// A lock-free latency histogram: log-linear buckets, 8 per power of two,
+/// from 16 ns to about 17 s. Percentiles are read as bucket midpoints, which
+/// is within 6% of the true value.
+pub struct LatencyHistogram {
+    buckets: Vec<AtomicU64>,
+}
+
+const SUB_BUCKETS: u32 = 8;
+const MIN_POW: u32 = 4; // 16 ns
+const MAX_POW: u32 = 34; // ~17 s
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        let n = ((MAX_POW - MIN_POW + 1) * SUB_BUCKETS) as usize;
+        Self { buckets: (0..n).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl LatencyHistogram {
+    fn index(nanos: u64) -> usize {
+        let nanos = nanos.clamp(1 << MIN_POW, (1u64 << (MAX_POW + 1)) - 1);
+        let pow = 63 - nanos.leading_zeros();
+        let sub = (nanos >> (pow - 3)) & (SUB_BUCKETS as u64 - 1);
+        ((pow - MIN_POW) * SUB_BUCKETS) as usize + sub as usize
+    }
+
+    fn midpoint(index: usize) -> f64 {
+        let pow = index as u32 / SUB_BUCKETS + MIN_POW;
+        let sub = (index as u32 % SUB_BUCKETS) as f64;
+        let base = (1u64 << pow) as f64;
+        let width = base / SUB_BUCKETS as f64;
+        base + width * (sub + 0.5)
+    }
+
+    pub fn record(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets[Self::index(nanos)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Add another histogram's counts to this one.
+    pub fn merge(&self, other: &LatencyHistogram) {
+        for (a, b) in self.buckets.iter().zip(&other.buckets) {
+            a.fetch_add(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
+    /// For a Prometheus histogram: cumulative counts at each bound (seconds),
+    /// the total count, and the sum in seconds (from bucket midpoints).
+    pub fn cumulative(&self, bounds_secs: &[f64]) -> (Vec<u64>, u64, f64) {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let upper = |i: usize| (Self::midpoint(i) + (1u64 << (i as u32 / SUB_BUCKETS + MIN_POW)) as f64 / SUB_BUCKETS as f64 / 2.0) / 1e9;
+        let cumulative = bounds_secs
+            .iter()
+            .map(|b| counts.iter().enumerate().filter(|(i, _)| upper(*i) <= *b).map(|(_, c)| c).sum())
+            .collect();
+        let sum = counts.iter().enumerate().map(|(i, c)| *c as f64 * Self::midpoint(i) / 1e9).sum();
+        (cumulative, counts.iter().sum(), sum)
+    }
+
+    /// The `q`-quantile (0..=1) in microseconds, or `None` before any sample.
+    pub fn quantile_micros(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(Self::midpoint(i) / 1000.0);
+            }
+        }
+        None
     }
 }

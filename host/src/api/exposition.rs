@@ -11,6 +11,9 @@ use super::AppState;
 /// Histogram bounds for policy evaluation latency, in seconds.
 const BOUNDS: [f64; 12] = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2];
 
+/// Histogram bounds for tick lag, in seconds.
+const LAG_BOUNDS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
 /// Escape a label value.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -47,6 +50,18 @@ pub fn render(state: &AppState) -> String {
     family(&mut o, "scalewise_journal_healthy", "gauge", "0 while journal writes fail for the pool.");
     for p in &pools {
         let _ = writeln!(o, "scalewise_journal_healthy{{pool=\"{}\"}} {}", label(&p.id), p.journal_error.is_none() as u8);
+    }
+
+    family(&mut o, "scalewise_pool_tick_lag_seconds", "histogram", "From a tick's due time to its decision being recorded.");
+    for p in state.pools.values() {
+        let id = label(&p.handle.id);
+        let (cumulative, count, sum) = p.handle.lag.cumulative(&LAG_BOUNDS);
+        for (b, c) in LAG_BOUNDS.iter().zip(cumulative) {
+            let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_bucket{{pool=\"{id}\",le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_bucket{{pool=\"{id}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_sum{{pool=\"{id}\"}} {sum}");
+        let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_count{{pool=\"{id}\"}} {count}");
     }
 
     let statuses = state.registry.statuses();

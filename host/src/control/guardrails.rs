@@ -79,7 +79,8 @@ pub struct Scaled {
 /// What the guardrails remember between ticks; persisted by the journal.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GuardState {
-    /// Recent recommendations (time, members), for stabilization.
+    /// Recommendations (time, members) that may still be the highest of the
+    /// stabilization window, oldest (and highest) first.
     pub recommendations: VecDeque<(i64, u32)>,
     /// Recent actions, newest last, for cooldowns and step limits.
     pub actions: VecDeque<Scaled>,
@@ -143,15 +144,21 @@ pub fn apply(g: &Guardrails, state: &mut GuardState, now: i64, current: u32, min
         }
     }
 
-    // Stabilization: remember this recommendation, scale down only to the
-    // highest one of the window.
+    // Stabilization: scale down only to the highest recommendation of the
+    // window. The history is a sliding-window maximum: a recommendation
+    // that a later, higher one outlives can never be the highest again, so
+    // it is dropped, and what is kept (and journalled every tick) stays
+    // short however long the window.
     let window = g.scale_down_stabilization_secs as i64 * 1000;
+    while state.recommendations.back().is_some_and(|(_, r)| *r <= d) {
+        state.recommendations.pop_back();
+    }
     state.recommendations.push_back((now, d));
     while state.recommendations.front().is_some_and(|(t, _)| *t < now - window) {
         state.recommendations.pop_front();
     }
     if d < current {
-        let highest = state.recommendations.iter().map(|(_, r)| *r).max().unwrap_or(d).min(current);
+        let highest = state.recommendations.front().map_or(d, |(_, r)| *r).min(current);
         set(&mut clamps, &mut d, highest, "scale_down_stabilization", format!("the highest recommendation of the last {}s was {highest}", g.scale_down_stabilization_secs));
     }
 

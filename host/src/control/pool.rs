@@ -14,7 +14,8 @@ use scalewise_sdk::{Action, MetricWindow};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::clock::{Clock, until_next_tick};
+use super::clock::{Clock, phase_of, until_next_tick};
+use crate::timing::LatencyHistogram;
 use super::guardrails::Scaled;
 use super::pipeline::{self, Experts, PoolMemory, PoolPlan, TickInput};
 use super::record::*;
@@ -87,6 +88,8 @@ pub struct PoolHandle {
     commands: mpsc::Sender<PoolCommand>,
     snapshot: Mutex<PoolSnapshot>,
     recent: Mutex<VecDeque<DecisionRecord>>,
+    /// From each tick's due time to its decision being recorded.
+    pub lag: LatencyHistogram,
 }
 
 impl PoolHandle {
@@ -142,7 +145,7 @@ pub async fn start(
         tracing::info!(pool = %id, seq = memory.seq, members = state.capacity(), "resumed from the journal");
     }
     let (tx, rx) = mpsc::channel(16);
-    let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent) });
+    let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default() });
     let mut runner = Runner { s, experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: None, journal_error: None, decisions: 0, actions: 0 };
     runner.publish(&state, None);
     let task = tokio::spawn(async move { runner.run(rx, shutdown).await });
@@ -152,10 +155,15 @@ pub async fn start(
 impl Runner {
     async fn run(&mut self, mut commands: mpsc::Receiver<PoolCommand>, mut shutdown: watch::Receiver<bool>) {
         let supervisor = self.s.target.clone();
+        let phase = phase_of(&self.s.plan.id, self.s.interval);
         loop {
-            let wait = until_next_tick(self.clock.now_ms(), self.s.interval);
+            let wait = until_next_tick(self.clock.now_ms(), self.s.interval, phase);
+            let due = tokio::time::Instant::now() + wait;
             tokio::select! {
-                _ = tokio::time::sleep(wait) => self.tick().await,
+                _ = tokio::time::sleep_until(due) => {
+                    self.tick().await;
+                    self.handle.lag.record(due.elapsed());
+                }
                 Some(c) = commands.recv() => self.on_command(c).await,
                 _ = shutdown.changed() => break,
             }

@@ -48,3 +48,25 @@ fn unwritable_path_is_a_clear_error() {
     let err = Journal::open(Path::new("/proc/scalewise/j.redb")).err().unwrap().to_string();
     assert!(err.contains("cannot open journal /proc/scalewise/j.redb"), "{err}");
 }
+
+#[tokio::test]
+async fn an_outcome_replaces_its_intent_and_pools_keep_their_own_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(&dir.path().join("j.redb")).unwrap();
+    let m = PoolMemory::default();
+    j.record(&record("a", 1), &m).await.unwrap();
+    j.record(&record("b", 1), &m).await.unwrap();
+    let mut intent = record("a", 2);
+    intent.action = Some(ActionRecord { from: 1, to: 2, cause: "policy".into(), reason: String::new(), outcome: Outcome::Pending });
+    j.record(&intent, &m).await.unwrap();
+    j.record(&record("b", 2), &m).await.unwrap();
+    intent.action.as_mut().unwrap().outcome = Outcome::Done;
+    j.record(&intent, &m).await.unwrap();
+    j.remember("a", &PoolMemory { paused: true, ..m.clone() }).await.unwrap();
+    let a = j.decisions("a", None, 10).unwrap();
+    assert_eq!(a.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(a[0].action.as_ref().unwrap().outcome, Outcome::Done);
+    assert_eq!(j.decisions("b", None, 10).unwrap().iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 1]);
+    assert!(j.memory("a").unwrap().unwrap().paused, "remember keeps the chain and replaces the memory");
+    assert_eq!(j.decisions("a", None, 10).unwrap().len(), 2);
+}

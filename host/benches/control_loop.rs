@@ -1,0 +1,189 @@
+//! The control loop's own cost: pools deciding once a second, each with
+//! three strategies, a consensus and a cost rule (all wasm), the guardrails
+//! and the journal (redb on disk, group commit); the provider is an
+//! in-memory target, so provider I/O is excluded.
+//!
+//! Reports, for 1,000 and 10,000 pools: decisions per second, CPU use of
+//! the whole process (cores), and tick lag p50/p99 (from a tick's due time
+//! to its decision being recorded). Run with
+//! `cargo bench -p scalewise --bench control_loop`; `SCALEWISE_BENCH_POOLS`
+//! (comma-separated) and `SCALEWISE_BENCH_SECS` change the sizes and length.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use scalewise::control::clock::WallClock;
+use scalewise::control::guardrails::Guardrails;
+use scalewise::control::pipeline::{CostSpec, ExpertSpec, PoolPlan};
+use scalewise::control::pool::{self, MetricSpec, PoolSettings};
+use scalewise::journal::Journal;
+use scalewise::policy::{InstanceMode, PolicyEngine, Registry, SandboxOptions};
+use scalewise_providers::push::PushSource;
+use scalewise_providers::{Member, MemberState, PoolState, ProviderError, Sample, ScaleOutcome, Target};
+use scalewise_sdk::InstanceKind;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// A target that holds a number and answers at once.
+struct MemoryTarget {
+    n: AtomicU32,
+}
+
+#[async_trait]
+impl Target for MemoryTarget {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    async fn reconcile(&self) -> Result<PoolState, ProviderError> {
+        self.state().await
+    }
+    async fn state(&self) -> Result<PoolState, ProviderError> {
+        let members = (0..self.n.load(Ordering::Relaxed))
+            .map(|i| Member {
+                id: format!("m{i}"),
+                state: MemberState::Active,
+                started_at: 0,
+                healthy: true,
+                busy: None,
+                cpu_percent: None,
+                memory_bytes: None,
+                restarts: 0,
+                last_error: None,
+            })
+            .collect();
+        Ok(PoolState { members })
+    }
+    async fn scale_to(&self, desired: u32) -> Result<ScaleOutcome, ProviderError> {
+        self.n.store(desired, Ordering::Relaxed);
+        Ok(ScaleOutcome { capacity: desired, ..Default::default() })
+    }
+}
+
+const SETTINGS: [(&str, &str); 5] = [
+    ("target-tracking", r#"{"metrics":[{"name":"cpu","target":0.6}]}"#),
+    ("step-scaling", r#"{"metric":"cpu","scale_out":{"threshold":0.7,"steps":[{"lower":0.0,"adjustment":1}]},"scale_in":{"threshold":0.3,"steps":[{"upper":0.0,"adjustment":-1}]}}"#),
+    ("queue-depth", r#"{"target_per_worker":10}"#),
+    ("weighted-vote", "{}"),
+    ("budget-cap", r#"{"max_hourly":25.0}"#),
+];
+
+fn cpu_seconds() -> f64 {
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given.
+    let u = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
+        u.assume_init()
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn main() {
+    let secs: u64 = std::env::var("SCALEWISE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let sizes: Vec<usize> = std::env::var("SCALEWISE_BENCH_POOLS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or(vec![1_000, 10_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.d");
+    std::fs::create_dir_all(&policies).unwrap();
+    for (name, _) in SETTINGS {
+        let built = scalewise::command::build_policy_crate(&root().join("policies").join(name), &root().join("target/bench-policies")).unwrap();
+        std::fs::copy(built, policies.join(format!("{name}.wasm"))).unwrap();
+    }
+    let engine = Arc::new(
+        PolicyEngine::new(SandboxOptions { instance_mode: InstanceMode::Warm { max_calls: 10_000 }, ..Default::default() }, None).unwrap(),
+    );
+    let settings: HashMap<String, String> = SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let registry = Arc::new(Registry::new(engine, &policies, settings));
+    let report = registry.rescan();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+
+    println!("control loop: 3 strategies + consensus + cost rule per pool (wasm, warm instances), guardrails, redb journal; in-memory target");
+    println!("{:>7} {:>9} {:>14} {:>10} {:>12} {:>12} {:>10}", "pools", "interval", "decisions/s", "CPU cores", "lag p50 ms", "lag p99 ms", "lag max ms");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    for n in sizes {
+        runtime.block_on(run(n, secs, registry.clone(), dir.path()));
+    }
+}
+
+async fn run(n: usize, secs: u64, registry: Arc<Registry>, dir: &Path) {
+    let journal = match std::env::var("SCALEWISE_BENCH_JOURNAL").as_deref() {
+        Ok("0") => None,
+        _ => Some(Journal::open(&dir.join(format!("journal-{n}.redb"))).unwrap()),
+    };
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let now = scalewise_providers::now_ms();
+    let window = |f: fn(i64) -> f64| (0..60).map(|i| Sample { at: now - 60_000 + i * 1000, value: f(i) }).collect::<Vec<_>>();
+    let mut handles = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let push = Arc::new(PushSource::new());
+        push.push("cpu", &window(|i| 0.5 + 0.01 * (i % 7) as f64)).unwrap();
+        push.push("rps", &window(|i| 900.0 + i as f64)).unwrap();
+        push.push("queue_depth", &window(|i| (30 + i % 11) as f64)).unwrap();
+        let metrics = ["cpu", "rps", "queue_depth"]
+            .into_iter()
+            .map(|m| MetricSpec { name: m.into(), source: push.clone(), query: m.into(), window: Duration::from_secs(120), step: Duration::from_secs(1) })
+            .collect();
+        let plan = PoolPlan {
+            id: format!("pool-{i}"),
+            min: 1,
+            max: 50,
+            strategies: ["target-tracking", "step-scaling", "queue-depth"].into_iter().map(|p| ExpertSpec { policy: p.into(), weight: 1.0 }).collect(),
+            consensus: Some("weighted-vote".into()),
+            cost_rules: vec!["budget-cap".into()],
+            cost: CostSpec { kind: Some("m".into()), catalog: vec![InstanceKind { name: "m".into(), on_demand_hourly: 0.1, spot_hourly: None, vcpus: 2.0, memory_gib: 4.0, gpus: 0 }], budget_limit: Some(1000.0), budget_period_hours: 720.0 },
+            guardrails: Guardrails::default(),
+        };
+        let settings = PoolSettings {
+            plan,
+            interval: Duration::from_secs(1),
+            dry_run: false,
+            approval_above: None,
+            approval_ttl: Duration::from_secs(60),
+            metrics,
+            target: Arc::new(MemoryTarget { n: AtomicU32::new(4) }),
+        };
+        let (h, t) = pool::start(settings, registry.clone(), journal.clone(), Arc::new(WallClock), rx.clone()).await.unwrap();
+        handles.push(h);
+        tasks.push(t);
+    }
+    // Let every pool tick a couple of times, then measure.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let decisions = |hs: &[Arc<scalewise::control::PoolHandle>]| hs.iter().map(|h| h.snapshot().decisions).sum::<u64>();
+    let (d0, c0, t0) = (decisions(&handles), cpu_seconds(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (d1, c1, elapsed) = (decisions(&handles), cpu_seconds(), t0.elapsed().as_secs_f64());
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Lag percentiles over every pool's ticks (including the warm-up ones,
+    // which the counts above show are few).
+    let merged = scalewise::timing::LatencyHistogram::default();
+    for h in &handles {
+        merged.merge(&h.lag);
+    }
+    if std::env::var_os("SCALEWISE_BENCH_SHOW").is_some() {
+        let r = &handles[0].recent(None, 1)[0];
+        eprintln!("record json: {} bytes\n{}", serde_json::to_vec(r).unwrap().len(), serde_json::to_string_pretty(r).unwrap());
+    }
+    let ms = |q: f64| merged.quantile_micros(q).unwrap_or(f64::NAN) / 1000.0;
+    println!(
+        "{:>7} {:>9} {:>14.0} {:>10.2} {:>12.2} {:>12.2} {:>10.2}",
+        n,
+        "1 s",
+        (d1 - d0) as f64 / elapsed,
+        (c1 - c0) / elapsed,
+        ms(0.5),
+        ms(0.99),
+        ms(1.0)
+    );
+}
