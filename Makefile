@@ -1,5 +1,5 @@
-# The two commands. `make run` starts a scalewise host with the built-in
-# policies; `make test` runs every test. Both install the wasm targets they
+# The two commands. `make run` starts the demo (a pool of worker processes
+# scaled by the built-in policies); `make test` runs every test. Both install the wasm targets they
 # need (rustup is the only prerequisite).
 
 .PHONY: run test policies targets bench
@@ -19,3 +19,4 @@ test: targets
 
 bench: targets
 	cargo bench -p scalewise --bench policy_eval
+	cargo bench -p scalewise --bench control_loop

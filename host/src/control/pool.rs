@@ -138,7 +138,7 @@ pub async fn start(
         None => PoolMemory::default(),
     };
     let recent: VecDeque<DecisionRecord> = match &journal {
-        Some(j) => j.decisions(&id, None, RECENT).unwrap_or_default().into_iter().rev().collect(),
+        Some(j) => j.decisions(&id, None, 120).unwrap_or_default().into_iter().rev().collect(),
         None => VecDeque::new(),
     };
     if memory.seq > 0 {
