@@ -204,7 +204,7 @@ impl Runner {
 
     async fn tick(&mut self) {
         let now = self.clock.now_ms();
-        let state = match self.s.target.state().await {
+        let mut state = match self.s.target.state().await {
             Ok(s) => s,
             Err(e) => {
                 self.last_error = Some(e.to_string());
@@ -212,7 +212,10 @@ impl Runner {
                 return;
             }
         };
-        self.settle_in_flight(&state, now).await;
+        if self.settle_in_flight(&state, now).await {
+            // An interrupted action was just completed: decide on what is there now.
+            state = self.s.target.state().await.unwrap_or(state);
+        }
         if self.pending.as_ref().is_some_and(|p| now >= p.expires_at) {
             tracing::info!(pool = %self.s.plan.id, "approval request expired");
             self.pending = None;
@@ -272,9 +275,10 @@ impl Runner {
     }
 
     /// Clear the in-flight action once the target has settled; finish an
-    /// action a previous run journalled as pending but never completed.
-    async fn settle_in_flight(&mut self, state: &PoolState, now: i64) {
-        let Some(f) = self.memory.guard.in_flight else { return };
+    /// action a previous run journalled as pending but never completed
+    /// (returns true then).
+    async fn settle_in_flight(&mut self, state: &PoolState, now: i64) -> bool {
+        let Some(f) = self.memory.guard.in_flight else { return false };
         let interrupted = self.handle.recent.lock().unwrap().back().and_then(|r| r.action.clone()).is_some_and(|a| a.outcome == Outcome::Pending);
         if interrupted {
             // The host stopped between journalling the intent and hearing
@@ -295,12 +299,13 @@ impl Runner {
                     *back = rec.clone();
                 }
             }
-            return;
+            return true;
         }
         let settled = state.booting() == 0 && state.count(scalewise_providers::MemberState::Draining) == 0;
         if settled || now - f.at > IN_FLIGHT_TIMEOUT_MS {
             self.memory.guard.in_flight = None;
         }
+        false
     }
 
     fn accrue_spend(&mut self, state: &PoolState, now: i64) {
