@@ -34,19 +34,22 @@ fn the_demo_scales_up_on_the_spike_and_back_down() {
     let dir = tempfile::tempdir().unwrap();
     install_builtins(&dir.path().join("policies.d"), &["queue-depth", "target-tracking", "safest", "budget-cap"]);
     let port = free_port();
-    // The README's demo, compressed: a 40-second day whose spike comes at 4 s.
+    // The README's demo, compressed: the spike comes 4.5 s into a 150-second
+    // day and lasts 10 s; the day's own peak (2 jobs/s) needs one or two workers.
     let example = std::fs::read_to_string(scalewise_e2e::root().join("examples/scalewise.toml")).unwrap();
     let config = example
         .replace("cache_dir = \"../.scalewise/cache\"", "cache_dir = \"cache\"")
         .replace("../.scalewise/", "")
         .replace("127.0.0.1:7070", &format!("127.0.0.1:{port}"))
-        .replace("day_secs = 180", "day_secs = 40")
+        .replace("day_secs = 180", "day_secs = 150")
         .replace("peak_rate = 10.0", "peak_rate = 2.0")
-        .replace("spike_at = 0.12", "spike_at = 0.1")
-        .replace("spike_len = 0.10", "spike_len = 0.25")
+        .replace("spike_at = 0.12", "spike_at = 0.03")
+        .replace("spike_len = 0.10", "spike_len = 0.07")
         .replace("spike_factor = 3.0", "spike_factor = 8.0")
         .replace("interval_ms = 1000", "interval_ms = 500")
-        .replace("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 5");
+        .replace("scale_down_cooldown_secs = 10", "scale_down_cooldown_secs = 2")
+        .replace("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 5")
+        .replace("value = 2, period_secs = 5", "value = 4, period_secs = 5");
     let path = dir.path().join("scalewise.toml");
     std::fs::write(&path, config).unwrap();
     let host = Host::start(&path, port);
@@ -55,7 +58,7 @@ fn the_demo_scales_up_on_the_spike_and_back_down() {
         let c = capacity(h, "demo");
         (c >= 4).then_some(c)
     });
-    host.wait_for("the pool to shrink after the spike", Duration::from_secs(40), |h| (capacity(h, "demo") <= 2).then_some(()));
+    host.wait_for("the pool to shrink after the spike", Duration::from_secs(60), |h| (capacity(h, "demo") <= 2).then_some(()));
     // Both directions were decisions with actions the journal explains.
     let decisions: Value = host.get("/pools/demo/decisions?limit=1000");
     let actions: Vec<&Value> = decisions.as_array().unwrap().iter().filter_map(|d| d["action"].as_object().map(|_| &d["action"])).collect();
