@@ -130,9 +130,10 @@ fn config_check_names_the_field() {
     std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
     let o = scalewise(&["config", "check", path(&cfg)]);
     assert!(o.status.success(), "{}", text(&o));
-    let example = root().join("examples/scalewise.toml");
-    let o = scalewise(&["config", "check", path(&example)]);
-    assert!(o.status.success(), "the shipped example config: {}", text(&o));
+    for example in ["examples/scalewise.toml", "examples/prometheus-pool.toml"] {
+        let o = scalewise(&["config", "check", path(&root().join(example))]);
+        assert!(o.status.success(), "the shipped example config {example}: {}", text(&o));
+    }
 }
 
 #[test]

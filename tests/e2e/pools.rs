@@ -250,3 +250,29 @@ fn a_full_disk_stops_the_journal_not_the_decisions() {
         assert!(after.as_array().unwrap().iter().any(|d| d["seq"].as_u64() == Some(seq)), "decision {seq} lost");
     }
 }
+
+#[test]
+fn large_changes_wait_for_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = pool_config(dir.path(), port, "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("interval_ms = 300", "interval_ms = 300\napproval_above = 2\napproval_ttl_secs = 60");
+    std::fs::write(&config, text).unwrap();
+    let host = Host::start(&config, port);
+    push(&host, 50.0);
+    let pending = host.wait_for("a change held for approval", Duration::from_secs(10), |h| {
+        let p = h.get("/pools/k");
+        (!p["pending_approval"].is_null()).then(|| p["pending_approval"].clone())
+    });
+    assert_eq!((pending["from"].as_u64(), pending["to"].as_u64()), (Some(0), Some(5)));
+    let d: Value = host.get("/pools/k/decisions?limit=1");
+    assert_eq!(d[0]["action"]["outcome"]["status"], "awaiting_approval");
+    assert_eq!(capacity(&host, "k"), 0, "nothing happens before approval");
+    let seq = pending["seq"].as_u64().unwrap();
+    assert_eq!(host.post(&format!("/pools/k/approve/{}", seq + 1000), Some("t0ken"), "").0, 422, "only the pending decision can be approved");
+    let (s, b) = host.post(&format!("/pools/k/approve/{seq}"), Some("t0ken"), "");
+    assert_eq!(s, 200, "{b}");
+    host.wait_for("the approved change", Duration::from_secs(5), |h| (capacity(h, "k") == 5).then_some(()));
+    let d: Value = host.get("/pools/k/decisions?limit=20");
+    assert!(d.as_array().unwrap().iter().any(|d| d["action"]["cause"] == "approval" && d["action"]["outcome"]["status"] == "done"));
+}

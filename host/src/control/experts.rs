@@ -8,10 +8,14 @@ use super::pipeline::{Answer, Experts};
 use crate::policy::{PolicyInput, PolicyOutput, Registry};
 
 fn call<T>(registry: &Registry, id: &str, input: PolicyInput<'_>, pick: impl FnOnce(PolicyOutput) -> Option<T>) -> Result<Answer<T>, String> {
-    let span = tracing::debug_span!("evaluate", pool = %input.pool().id, policy = %id);
+    let span = tracing::debug_span!("evaluate", pool = %input.pool().id, policy = %id, version = tracing::field::Empty);
     let _enter = span.enter();
-    let e = registry.evaluate(id, input).map_err(|e| e.to_string())?;
+    let e = registry.evaluate(id, input).map_err(|e| {
+        tracing::debug!("failed: {e}");
+        e.to_string()
+    })?;
     let version = e.generation;
+    span.record("version", version);
     let output = pick(e.output).ok_or_else(|| format!("policy `{id}` has the wrong role for this slot"))?;
     Ok(Answer { output, version, fallback: e.fallback })
 }

@@ -90,19 +90,15 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
     let pool = Pool { id: plan.id.clone(), running: input.running, booting: input.booting, min: plan.min, max: plan.max };
     let current = pool.capacity();
     let digest = digest(&pool, &input.metrics, memory);
+    let readings = input.readings;
 
     // Strategies.
     let mut votes = Vec::with_capacity(plan.strategies.len());
     let mut ballots = Vec::with_capacity(plan.strategies.len());
+    // One input for every strategy; only the state differs between them.
+    let mut si = StrategyInput { pool: pool.clone(), metrics: input.metrics, now: input.now, recent_actions: input.recent, settings: String::new(), state: None };
     for spec in &plan.strategies {
-        let si = StrategyInput {
-            pool: pool.clone(),
-            metrics: input.metrics.clone(),
-            now: input.now,
-            recent_actions: input.recent.clone(),
-            settings: String::new(),
-            state: memory.states.get(&spec.policy).cloned(),
-        };
+        si.state = memory.states.get(&spec.policy).cloned();
         let mut vote = ExpertVote { expert: spec.policy.clone(), weight: spec.weight, version: None, proposal: None, abstained: None, fallback: None };
         match experts.strategy(&spec.policy, &si) {
             Ok(a) => {
@@ -144,7 +140,7 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
         input_digest: digest,
         running: input.running,
         booting: input.booting,
-        metrics: input.readings,
+        metrics: readings,
         votes,
         consensus,
         cost,
