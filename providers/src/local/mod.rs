@@ -81,6 +81,28 @@ struct Slot {
 }
 
 impl Slot {
+    /// A member with no process yet.
+    fn new(id: String, launched: Instant) -> Self {
+        Slot {
+            id,
+            handle: Handle::None,
+            pid: 0,
+            start_ticks: 0,
+            state: MemberState::Starting,
+            started_at: crate::now_ms(),
+            launched,
+            restarts: 0,
+            crash_streak: 0,
+            last_error: None,
+            restart_at: None,
+            kill_at: None,
+            busy: None,
+            cpu: None,
+            cpu_percent: None,
+            memory_bytes: None,
+        }
+    }
+
     fn member(&self) -> Member {
         Member {
             id: self.id.clone(),
@@ -289,22 +311,11 @@ impl Target for LocalPool {
                     Some((pid, start_ticks)) if process::is_same_live(pid, start_ticks) => {
                         let draining = files.drain.exists();
                         let mut slot = Slot {
-                            id: id.clone(),
                             handle: Handle::Adopted,
                             pid,
                             start_ticks,
                             state: MemberState::Active,
-                            started_at: crate::now_ms(),
-                            launched: Instant::now() - STABLE_AFTER,
-                            restarts: 0,
-                            crash_streak: 0,
-                            last_error: None,
-                            restart_at: None,
-                            kill_at: None,
-                            busy: None,
-                            cpu: None,
-                            cpu_percent: None,
-                            memory_bytes: None,
+                            ..Slot::new(id.clone(), Instant::now() - STABLE_AFTER)
                         };
                         if draining {
                             self.drain(&mut slot);
@@ -342,24 +353,7 @@ impl Target for LocalPool {
             for _ in capacity..desired {
                 let id = format!("w-{}", inner.next);
                 inner.next += 1;
-                let mut slot = Slot {
-                    id: id.clone(),
-                    handle: Handle::None,
-                    pid: 0,
-                    start_ticks: 0,
-                    state: MemberState::Starting,
-                    started_at: crate::now_ms(),
-                    launched: Instant::now(),
-                    restarts: 0,
-                    crash_streak: 0,
-                    last_error: None,
-                    restart_at: None,
-                    kill_at: None,
-                    busy: None,
-                    cpu: None,
-                    cpu_percent: None,
-                    memory_bytes: None,
-                };
+                let mut slot = Slot::new(id.clone(), Instant::now());
                 self.launch(&mut slot);
                 if let Some(e) = &slot.last_error {
                     failures.push(e.clone());
