@@ -31,25 +31,6 @@ pub fn measure(iterations: u32, mut f: impl FnMut()) -> Percentiles {
     Percentiles { p50: at(0.5), p99: at(0.99), mean: micros.iter().sum::<f64>() / micros.len() as f64 }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_are_ordered() {
-        let mut n = 0u64;
-        let p = measure(1000, || {
-            n += 1;
-            if n % 50 == 0 {
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-        });
-        assert!(p.p50 <= p.p99, "{p:?}");
-        assert!(p.p99 >= 100.0, "the slow 2% must show in p99: {p:?}");
-        assert!(p.p50 < 100.0, "{p:?}");
-    }
-}
-
 /// A lock-free latency histogram: log-linear buckets, 8 per power of two,
 /// from 16 ns to about 17 s. Percentiles are read as bucket midpoints, which
 /// is within 6% of the true value.
@@ -129,5 +110,24 @@ impl LatencyHistogram {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_ordered() {
+        let mut n = 0u64;
+        let p = measure(1000, || {
+            n += 1;
+            if n.is_multiple_of(50) {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        });
+        assert!(p.p50 <= p.p99, "{p:?}");
+        assert!(p.p99 >= 100.0, "the slow 2% must show in p99: {p:?}");
+        assert!(p.p50 < 100.0, "{p:?}");
     }
 }

@@ -5,6 +5,9 @@
 //! change anything need `Authorization: Bearer <server.token>`. Every error
 //! is a JSON object `{"error": "..."}` that says what was wrong.
 
+// Handlers return `Result<_, Response>`: the error is the reply itself.
+#![allow(clippy::result_large_err)]
+
 mod dashboard;
 mod exposition;
 mod pools;

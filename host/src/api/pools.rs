@@ -57,15 +57,14 @@ pub async fn decisions(State(state): State<AppState>, Path(id): Path<String>, pa
     let limit = page.limit.unwrap_or(50).clamp(1, 1000);
     let mut found = p.handle.recent(page.before, limit);
     // Older than the in-memory window: read the journal.
-    if found.len() < limit {
-        if let Some(j) = &state.journal {
+    if found.len() < limit
+        && let Some(j) = &state.journal {
             let before = found.last().map(|d| d.seq).or(page.before);
             if before != Some(1) {
                 let more = j.decisions(&id, before, limit - found.len()).unwrap_or_default();
                 found.extend(more);
             }
         }
-    }
     Json(found).into_response()
 }
 

@@ -156,11 +156,10 @@ fn bench(file: &Path, input: Option<&Path>, iterations: u32, settings: &Settings
             Some(v) => OwnedInput::parse(policy.role(), v.clone())?,
             None => OwnedInput::sample(policy.role(), &SmokeInputs::new()),
         };
-        if let Err(e) = policy.evaluate(input.as_input()) {
-            if e.is_fault() {
+        if let Err(e) = policy.evaluate(input.as_input())
+            && e.is_fault() {
                 bail!("the policy faults on this input: {e}");
             }
-        }
         let p = measure(iterations, || {
             let _ = policy.evaluate(input.as_input());
         });

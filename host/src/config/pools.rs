@@ -249,15 +249,13 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
                 }
             }
         }
-        if let Some(k) = &p.cost.kind {
-            if !p.cost.catalog.iter().any(|c| &c.name == k) {
+        if let Some(k) = &p.cost.kind
+            && !p.cost.catalog.iter().any(|c| &c.name == k) {
                 problems.push(format!("{at}.cost.kind: `{k}` is not in the pool's catalog"));
             }
-        }
-        if let Some(b) = p.cost.budget {
-            if !(b.is_finite() && b >= 0.0) {
+        if let Some(b) = p.cost.budget
+            && !(b.is_finite() && b >= 0.0) {
                 problems.push(format!("{at}.cost.budget: must be a number ≥ 0"));
             }
-        }
     }
 }

@@ -192,11 +192,10 @@ pub fn apply(g: &Guardrails, state: &mut GuardState, now: i64, current: u32, min
     if d < current && in_cooldown(state.last_down().or(state.last_up()), g.scale_down_cooldown_secs) {
         set(&mut clamps, &mut d, current, "scale_down_cooldown", format!("the last action was less than {}s ago", g.scale_down_cooldown_secs));
     }
-    if d != current {
-        if let Some(f) = state.in_flight {
+    if d != current
+        && let Some(f) = state.in_flight {
             set(&mut clamps, &mut d, current, "in_flight", format!("the action {} → {} has not finished", f.from, f.to));
         }
-    }
     Guarded { desired: d, clamps }
 }
 

@@ -190,7 +190,7 @@ impl bindings::log::Host for HostState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let (policy, version) = (&*self.log.policy, self.log.generation);
         use bindings::log::Level::*;

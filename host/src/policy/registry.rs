@@ -315,11 +315,10 @@ impl Registry {
     fn load_file(&self, id: &str, path: &Path, status: Arc<PolicyStatus>) -> Result<Arc<Policy>, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
         let settings = self.settings_of(id);
-        if let Some(current) = self.get(id) {
-            if current.digest == digest(&bytes) && current.settings() == settings && current.source == path {
+        if let Some(current) = self.get(id)
+            && current.digest == digest(&bytes) && current.settings() == settings && current.source == path {
                 return Ok(current);
             }
-        }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         // Winch first when tiering is on, unless Cranelift's build is cached.
         let tiering = self.tiering.lock().unwrap().clone();
