@@ -5,53 +5,100 @@
 //!
 //! Writes go through one writer thread that commits whatever has queued up
 //! in one transaction (group commit): ten thousand pools deciding each
-//! second cost a handful of fsyncs, not ten thousand, yet each pool waits
+//! second cost a few hundred fsyncs, not ten thousand, yet each pool waits
 //! for its own record to be durable before it acts. An action is journalled
 //! as `pending` before the target is called, so a host killed between the
 //! two finds the intent on restart and does not take it again.
 //!
-//! Decisions are appended to one log under a global, increasing key, so a
-//! commit writes the log's last pages only, however many pools it holds
-//! (keys of the form (pool, seq) scatter ten thousand pools' inserts over
-//! the whole tree, and a commit rewrites a page per pool: measured, that
-//! cost most of a core at 10,000 decisions a second). Each entry points at
-//! the same pool's previous entry, and a pool's memory row points at its
-//! newest, so a pool's history is read newest first by following the chain.
+//! The store is a log: each commit appends one segment (see [`segment`])
+//! holding all of its records, each frame pointing at its pool's previous
+//! decision. Appending touches only the end of the tree, whatever the number
+//! of pools; measured at 10,000 decisions a second, keying rows by
+//! (pool, seq) instead cost the writer most of a core, and one row per
+//! decision under a global key still a third of one. Where each pool's
+//! newest decision and memory are is kept in memory, written as a
+//! checkpoint every few seconds, and rebuilt at open from the checkpoint
+//! and the segments after it.
 //!
 //! A write that fails (disk full, read-only file system) is reported to the
 //! pool that asked, which keeps deciding; what was committed before stays.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
-use std::time::Duration;
+mod segment;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, mpsc};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableDatabase, TableDefinition};
+
+use segment::{Frame, Ptr};
 use tokio::sync::oneshot;
 
 use crate::control::pipeline::PoolMemory;
 use crate::control::record::DecisionRecord;
 
-/// Global entry number → `seq (u64 LE) | previous entry of the pool (u64 LE, 0: none) | record JSON`.
+/// Segment number → the frames one commit wrote.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+/// `"index"` → the newest segment the checkpoint covers, then every pool's [`Head`].
+const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
 /// How long the writer gathers records into one commit.
 const GATHER: Duration = Duration::from_millis(3);
-/// Pool → `newest entry (u64 LE, 0: none) | its seq (u64 LE) | memory JSON`.
-const MEMORY: TableDefinition<&str, &[u8]> = TableDefinition::new("memory");
-const HEADER: usize = 16;
+/// How often the index is checkpointed.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
-fn header(bytes: &[u8]) -> (u64, u64) {
-    if bytes.len() < HEADER {
-        return (0, 0);
-    }
-    (u64::from_le_bytes(bytes[..8].try_into().unwrap()), u64::from_le_bytes(bytes[8..16].try_into().unwrap()))
+/// Where a pool's newest decision and memory are.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Head {
+    decision: Ptr,
+    seq: u64,
+    /// The newest decision's own predecessor (what replacing it links to).
+    prev: Ptr,
+    memory: Ptr,
 }
 
-fn framed(a: u64, b: u64, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(HEADER + body.len());
-    v.extend_from_slice(&a.to_le_bytes());
-    v.extend_from_slice(&b.to_le_bytes());
-    v.extend_from_slice(body);
+type Index = HashMap<String, Head>;
+
+fn encode_index(covered: u64, index: &Index) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + index.len() * 48);
+    v.extend_from_slice(&covered.to_le_bytes());
+    for (pool, h) in index {
+        v.extend_from_slice(&(pool.len() as u16).to_le_bytes());
+        v.extend_from_slice(pool.as_bytes());
+        for x in [h.decision, h.seq, h.prev, h.memory] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+    }
     v
+}
+
+fn decode_index(bytes: &[u8]) -> Option<(u64, Index)> {
+    let covered = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let mut rest = &bytes[8..];
+    let mut index = Index::new();
+    while !rest.is_empty() {
+        let n = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+        let pool = std::str::from_utf8(rest.get(2..2 + n)?).ok()?.to_owned();
+        let mut x = [0u64; 4];
+        for (i, v) in x.iter_mut().enumerate() {
+            let at = 2 + n + i * 8;
+            *v = u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?);
+        }
+        index.insert(pool, Head { decision: x[0], seq: x[1], prev: x[2], memory: x[3] });
+        rest = &rest[2 + n + 32..];
+    }
+    Some((covered, index))
+}
+
+/// Fold one frame (at `at`) into the heads.
+fn apply(heads: &mut Index, at: Ptr, f: &Frame<'_>) {
+    let h = heads.entry(f.pool.to_owned()).or_default();
+    if !f.record.is_empty() {
+        *h = Head { decision: at, seq: f.seq, prev: f.prev, memory: h.memory };
+    }
+    if !f.memory.is_empty() {
+        h.memory = at;
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -82,6 +129,7 @@ pub struct Journal {
 
 struct Inner {
     db: Arc<Database>,
+    index: Arc<RwLock<Index>>,
     tx: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
@@ -98,6 +146,11 @@ impl Drop for Inner {
 
 impl Journal {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, CHECKPOINT_EVERY)
+    }
+
+    /// Open with a given checkpoint interval (tests use zero: every commit).
+    pub fn open_with(path: &Path, checkpoint_every: Duration) -> Result<Self, JournalError> {
         let open = |detail: String| JournalError::Open { path: path.display().to_string(), detail };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open(e.to_string()))?;
@@ -106,16 +159,18 @@ impl Journal {
         // Make sure the tables exist so readers never see them missing.
         let w = db.begin_write().map_err(|e| open(e.to_string()))?;
         w.open_table(LOG).map_err(|e| open(e.to_string()))?;
-        w.open_table(MEMORY).map_err(|e| open(e.to_string()))?;
+        w.open_table(CHECKPOINT).map_err(|e| open(e.to_string()))?;
         w.commit().map_err(|e| open(e.to_string()))?;
+        let (index, next) = rebuild(&db).map_err(open)?;
         let db = Arc::new(db);
+        let index = Arc::new(RwLock::new(index));
         let (tx, rx) = mpsc::channel::<Job>();
-        let writer = db.clone();
+        let (writer_db, writer_index) = (db.clone(), index.clone());
         let writer = std::thread::Builder::new()
             .name("scalewise-journal".into())
-            .spawn(move || write_loop(&writer, rx))
+            .spawn(move || write_loop(&writer_db, &writer_index, next, checkpoint_every, rx))
             .map_err(|e| open(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { db, tx: Some(tx), writer: Some(writer), path: path.to_owned() }) })
+        Ok(Self { inner: Arc::new(Inner { db, index, tx: Some(tx), writer: Some(writer), path: path.to_owned() }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -144,53 +199,103 @@ impl Journal {
 
     /// A pool's memory as last committed.
     pub fn memory(&self, pool: &str) -> Result<Option<PoolMemory>, JournalError> {
+        let Some(at) = self.inner.index.read().unwrap().get(pool).map(|h| h.memory).filter(|p| *p != 0) else {
+            return Ok(None);
+        };
+        let mut reader = Reader::new(&self.inner.db)?;
         let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
-        let r = self.inner.db.begin_read().map_err(|e| read(&e))?;
-        let t = r.open_table(MEMORY).map_err(|e| read(&e))?;
-        let Some(v) = t.get(pool).map_err(|e| read(&e))? else { return Ok(None) };
-        serde_json::from_slice(&v.value()[HEADER..]).map(Some).map_err(|e| read(&e))
+        let memory = reader.with_frame(at, |f| serde_json::from_slice(f.memory).map_err(|e| read(&e)))?;
+        memory.map(Some)
     }
 
     /// Decisions of `pool`, newest first, with `seq < before`.
     pub fn decisions(&self, pool: &str, before: Option<u64>, limit: usize) -> Result<Vec<DecisionRecord>, JournalError> {
-        let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
-        let r = self.inner.db.begin_read().map_err(|e| read(&e))?;
-        let memory = r.open_table(MEMORY).map_err(|e| read(&e))?;
-        let log = r.open_table(LOG).map_err(|e| read(&e))?;
-        let mut entry = match memory.get(pool).map_err(|e| read(&e))? {
-            Some(v) => header(v.value()).0,
-            None => return Ok(Vec::new()),
-        };
+        let Some(mut at) = self.inner.index.read().unwrap().get(pool).map(|h| h.decision) else { return Ok(Vec::new()) };
         let before = before.unwrap_or(u64::MAX);
+        let mut reader = Reader::new(&self.inner.db)?;
+        let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
         let mut out = Vec::new();
-        while entry != 0 && out.len() < limit {
-            let Some(v) = log.get(entry).map_err(|e| read(&e))? else { break };
-            let (seq, prev) = header(v.value());
-            if seq < before {
-                out.push(serde_json::from_slice(&v.value()[HEADER..]).map_err(|e| read(&e))?);
+        while at != 0 && out.len() < limit {
+            let (prev, record) = reader.with_frame(at, |f| (f.prev, (f.seq < before).then(|| serde_json::from_slice(f.record))))?;
+            if let Some(r) = record {
+                out.push(r.map_err(|e| read(&e))?);
             }
-            entry = prev;
+            at = prev;
         }
         Ok(out)
     }
 }
 
-fn write_loop(db: &Database, rx: mpsc::Receiver<Job>) {
+/// Reads frames, keeping the last segment it read.
+struct Reader {
+    tx: redb::ReadTransaction,
+    cached: Option<(u64, Vec<u8>)>,
+}
+
+impl Reader {
+    fn new(db: &Database) -> Result<Self, JournalError> {
+        Ok(Self { tx: db.begin_read().map_err(|e| JournalError::Read(e.to_string()))?, cached: None })
+    }
+
+    fn with_frame<T>(&mut self, at: Ptr, f: impl FnOnce(&Frame<'_>) -> T) -> Result<T, JournalError> {
+        let (seg, i) = segment::split(at);
+        if self.cached.as_ref().is_none_or(|(k, _)| *k != seg) {
+            let log = self.tx.open_table(LOG).map_err(|e| JournalError::Read(e.to_string()))?;
+            let bytes = log.get(seg).map_err(|e| JournalError::Read(e.to_string()))?.map(|v| v.value().to_vec());
+            let bytes = bytes.ok_or_else(|| JournalError::Read(format!("segment {seg} is missing")))?;
+            self.cached = Some((seg, bytes));
+        }
+        let bytes = &self.cached.as_ref().unwrap().1;
+        let frame = segment::frames(bytes).nth(i).ok_or_else(|| JournalError::Read(format!("frame {i} of segment {seg} is missing")))?;
+        Ok(f(&frame))
+    }
+}
+
+/// The heads from the last checkpoint and the segments after it; and the
+/// next segment number.
+fn rebuild(db: &Database) -> Result<(Index, u64), String> {
+    let r = db.begin_read().map_err(|e| e.to_string())?;
+    let checkpoint = r.open_table(CHECKPOINT).map_err(|e| e.to_string())?;
+    let (covered, mut index) = match checkpoint.get("index").map_err(|e| e.to_string())? {
+        Some(v) => decode_index(v.value()).ok_or("the journal's checkpoint is unreadable")?,
+        None => (0, Index::new()),
+    };
+    let log = r.open_table(LOG).map_err(|e| e.to_string())?;
+    let mut next = covered + 1;
+    for entry in log.range(covered + 1..).map_err(|e| e.to_string())? {
+        let (k, v) = entry.map_err(|e| e.to_string())?;
+        for (i, f) in segment::frames(v.value()).enumerate() {
+            apply(&mut index, segment::ptr(k.value(), i), &f);
+        }
+        next = k.value() + 1;
+    }
+    Ok((index, next))
+}
+
+fn write_loop(db: &Database, index: &RwLock<Index>, mut next: u64, checkpoint_every: Duration, rx: mpsc::Receiver<Job>) {
+    let mut last_checkpoint = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         // Whatever else arrives within the gathering window goes in the same
-        // commit: a commit costs the same for one record as for thousands.
-        let until = std::time::Instant::now() + GATHER;
+        // commit: a commit costs about the same for one record as for hundreds.
+        let until = Instant::now() + GATHER;
         while batch.len() < 4096 {
-            let left = until.saturating_duration_since(std::time::Instant::now());
+            let left = until.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let result = commit(db, &batch).map_err(JournalError::Write);
-        if let Err(e) = &result {
-            tracing::error!("{e}");
+        let checkpoint = last_checkpoint.elapsed() >= checkpoint_every;
+        let result = commit(db, index, next, &batch, checkpoint).map_err(JournalError::Write);
+        match &result {
+            Ok(()) => {
+                next += 1;
+                if checkpoint {
+                    last_checkpoint = Instant::now();
+                }
+            }
+            Err(e) => tracing::error!("{e}"),
         }
         for job in batch {
             let _ = job.ack.send(result.clone());
@@ -198,37 +303,41 @@ fn write_loop(db: &Database, rx: mpsc::Receiver<Job>) {
     }
 }
 
-fn commit(db: &Database, batch: &[Job]) -> Result<(), String> {
+/// Write `batch` as segment `seg`; publish the new heads only once committed.
+fn commit(db: &Database, index: &RwLock<Index>, seg: u64, batch: &[Job], checkpoint: bool) -> Result<(), String> {
+    let mut changed = Index::new();
+    let mut bytes = Vec::with_capacity(batch.iter().map(|j| 64 + j.record.as_ref().map_or(0, |r| r.1.len()) + j.memory.as_ref().map_or(0, Vec::len)).sum());
+    {
+        let heads = index.read().unwrap();
+        for (i, job) in batch.iter().enumerate() {
+            let h = changed.get(&job.pool).or_else(|| heads.get(&job.pool)).copied().unwrap_or_default();
+            let (seq, prev, record) = match &job.record {
+                // The same decision again (its outcome after its intent)
+                // replaces it in the pool's chain.
+                Some((seq, rec)) if h.decision != 0 && h.seq == *seq => (*seq, h.prev, rec.as_slice()),
+                Some((seq, rec)) => (*seq, h.decision, rec.as_slice()),
+                None => (h.seq, 0, &[][..]),
+            };
+            let frame = Frame { pool: &job.pool, seq, prev, record, memory: job.memory.as_deref().unwrap_or_default() };
+            segment::push(&mut bytes, &frame);
+            changed.entry(job.pool.clone()).or_insert(h);
+            apply(&mut changed, segment::ptr(seg, i), &frame);
+        }
+    }
     let w = db.begin_write().map_err(|e| e.to_string())?;
     {
         let mut log = w.open_table(LOG).map_err(|e| e.to_string())?;
-        let mut memory = w.open_table(MEMORY).map_err(|e| e.to_string())?;
-        let mut next = log.last().map_err(|e| e.to_string())?.map_or(1, |(k, _)| k.value() + 1);
-        for job in batch {
-            let (mut head, mut head_seq) = match memory.get(job.pool.as_str()).map_err(|e| e.to_string())? {
-                Some(v) => header(v.value()),
-                None => (0, 0),
-            };
-            if let Some((seq, rec)) = &job.record {
-                if head != 0 && head_seq == *seq {
-                    // The same decision again (its outcome after its intent): replace it.
-                    let prev = header(log.get(head).map_err(|e| e.to_string())?.map(|v| v.value().to_vec()).unwrap_or_default().as_slice()).1;
-                    log.insert(head, framed(*seq, prev, rec).as_slice()).map_err(|e| e.to_string())?;
-                } else {
-                    log.insert(next, framed(*seq, head, rec).as_slice()).map_err(|e| e.to_string())?;
-                    head = next;
-                    head_seq = *seq;
-                    next += 1;
-                }
-            }
-            let body = match &job.memory {
-                Some(m) => m.clone(),
-                None => memory.get(job.pool.as_str()).map_err(|e| e.to_string())?.map(|v| v.value()[HEADER..].to_vec()).unwrap_or_else(|| b"{}".to_vec()),
-            };
-            memory.insert(job.pool.as_str(), framed(head, head_seq, &body).as_slice()).map_err(|e| e.to_string())?;
+        log.insert(seg, bytes.as_slice()).map_err(|e| e.to_string())?;
+        if checkpoint {
+            let mut all = index.read().unwrap().clone();
+            all.extend(changed.iter().map(|(k, v)| (k.clone(), *v)));
+            let mut cp = w.open_table(CHECKPOINT).map_err(|e| e.to_string())?;
+            cp.insert("index", encode_index(seg, &all).as_slice()).map_err(|e| e.to_string())?;
         }
     }
-    w.commit().map_err(|e| e.to_string())
+    w.commit().map_err(|e| e.to_string())?;
+    index.write().unwrap().extend(changed);
+    Ok(())
 }
 
 #[cfg(test)]

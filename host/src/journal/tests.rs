@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 use crate::control::record::*;
 
 fn record(pool: &str, seq: u64) -> DecisionRecord {
@@ -41,6 +42,30 @@ async fn records_survive_reopening_and_page_newest_first() {
     assert_eq!(page, [3, 2, 1]);
     assert_eq!(j.memory("a").unwrap().unwrap().seq, 5);
     assert!(j.memory("zzz").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn reopening_from_a_checkpoint_and_the_segments_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.redb");
+    {
+        // Checkpoint on every commit, then some commits without one.
+        let j = Journal::open_with(&path, Duration::ZERO).unwrap();
+        for seq in 1..=3 {
+            j.record(&record("a", seq), &PoolMemory { seq, ..Default::default() }).await.unwrap();
+        }
+    }
+    {
+        let j = Journal::open_with(&path, Duration::from_secs(3600)).unwrap();
+        for seq in 4..=6 {
+            j.record(&record("a", seq), &PoolMemory { seq, ..Default::default() }).await.unwrap();
+        }
+        j.record(&record("b", 1), &PoolMemory::default()).await.unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    assert_eq!(j.decisions("a", None, 100).unwrap().iter().map(|r| r.seq).collect::<Vec<_>>(), [6, 5, 4, 3, 2, 1]);
+    assert_eq!(j.memory("a").unwrap().unwrap().seq, 6);
+    assert_eq!(j.decisions("b", None, 100).unwrap().len(), 1);
 }
 
 #[test]
