@@ -240,11 +240,11 @@ impl Runner {
                 record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::AwaitingApproval });
             } else {
                 self.act(&mut record, from, to, "policy", reason, now).await;
-                return self.finish(record).await;
+                return self.finish(record, None).await;
             }
         }
         self.persist(&record).await;
-        self.finish(record).await;
+        self.finish(record, Some(state)).await;
     }
 
     /// Take an action: journal the intent, call the target, journal the outcome.
@@ -334,9 +334,14 @@ impl Runner {
         }
     }
 
-    async fn finish(&mut self, record: DecisionRecord) {
+    /// Publish a decision. `state` is the pool as the tick saw it, when no
+    /// action changed it since; otherwise the target is read again.
+    async fn finish(&mut self, record: DecisionRecord, state: Option<PoolState>) {
         self.decisions += 1;
-        let state = self.s.target.state().await.unwrap_or_default();
+        let state = match state {
+            Some(s) => s,
+            None => self.s.target.state().await.unwrap_or_default(),
+        };
         self.publish(&state, Some(&record));
         self.remember(record);
     }
@@ -437,7 +442,7 @@ impl Runner {
             Outcome::Failed(e) => Some(e.clone()),
             _ => None,
         };
-        self.finish(record).await;
+        self.finish(record, None).await;
         match failed {
             Some(e) => Err(e),
             None => Ok(to),
