@@ -180,8 +180,10 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
         }
         match s {
             SourceConfig::Prometheus { url, timeout_ms } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    problems.push(format!("{at}.url: must start with http:// or https://, got `{url}`"));
+                if url.starts_with("https://") {
+                    problems.push(format!("{at}.url: https is not supported by this build yet; reach Prometheus over http (loopback, or through a local TLS proxy)"));
+                } else if !url.starts_with("http://") {
+                    problems.push(format!("{at}.url: must start with http://, got `{url}`"));
                 }
                 if *timeout_ms == 0 {
                     problems.push(format!("{at}.timeout_ms: must be at least 1"));
