@@ -372,7 +372,8 @@ impl Runner {
             paused: self.memory.paused,
             running: state.running(),
             booting: state.booting(),
-            desired: record.map_or(s.desired.max(state.capacity()), |r| r.desired),
+            // Between decisions the last one stands; before the first, what is there.
+            desired: record.map_or(if s.last_decision_at.is_none() { state.capacity() } else { s.desired }, |r| r.desired),
             last_decision_at: record.map(|r| r.at).or(s.last_decision_at),
             members: state.clone(),
             pending_approval: self.pending.clone(),
