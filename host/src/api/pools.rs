@@ -32,11 +32,8 @@ pub async fn list(State(state): State<AppState>) -> Response {
     Json(state.pools.values().map(|p| p.handle.snapshot()).collect::<Vec<_>>()).into_response()
 }
 
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match pool(&state, &id) {
-        Ok(p) => Json(p.handle.snapshot()).into_response(),
-        Err(r) => r,
-    }
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, Response> {
+    Ok(Json(pool(&state, &id)?.handle.snapshot()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -45,15 +42,9 @@ pub struct Page {
     limit: Option<usize>,
 }
 
-pub async fn decisions(State(state): State<AppState>, Path(id): Path<String>, page: Result<Query<Page>, axum::extract::rejection::QueryRejection>) -> Response {
-    let Query(page) = match page {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad query: {e}; use ?before=SEQ&limit=N")),
-    };
-    let p = match pool(&state, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+pub async fn decisions(State(state): State<AppState>, Path(id): Path<String>, page: Result<Query<Page>, axum::extract::rejection::QueryRejection>) -> Result<Response, Response> {
+    let Query(page) = page.map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad query: {e}; use ?before=SEQ&limit=N")))?;
+    let p = pool(&state, &id)?;
     let limit = page.limit.unwrap_or(50).clamp(1, 1000);
     let mut found = p.handle.recent(page.before, limit);
     // Older than the in-memory window: read the journal.
@@ -65,7 +56,7 @@ pub async fn decisions(State(state): State<AppState>, Path(id): Path<String>, pa
                 found.extend(more);
             }
         }
-    Json(found).into_response()
+    Ok(Json(found).into_response())
 }
 
 #[derive(Deserialize)]
@@ -85,64 +76,42 @@ async fn ask<T>(p: &PoolEntry, make: impl FnOnce(oneshot::Sender<Result<T, Strin
     }
 }
 
-pub async fn scale(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, text: String) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let p = match pool(&state, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let b: ScaleBody = match body(&text, "scale request ({\"capacity\": N, \"reason\": \"...\"})") {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+/// The pool a mutating call is for, once the caller is authorized.
+fn authorized_pool(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<PoolEntry>, Response> {
+    authorize(state, headers)?;
+    pool(state, id)
+}
+
+pub async fn scale(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, text: String) -> Result<Response, Response> {
+    let p = authorized_pool(&state, &headers, &id)?;
+    let b: ScaleBody = body(&text, "scale request ({\"capacity\": N, \"reason\": \"...\"})")?;
     if b.reason.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "a manual scale needs a reason; it goes into the journal");
+        return Err(error(StatusCode::BAD_REQUEST, "a manual scale needs a reason; it goes into the journal"));
     }
-    match ask(&p, |reply| PoolCommand::Scale { to: b.capacity, reason: b.reason, reply }).await {
-        Ok(to) => Json(json!({ "capacity": to })).into_response(),
-        Err(r) => r,
-    }
+    let to = ask(&p, |reply| PoolCommand::Scale { to: b.capacity, reason: b.reason, reply }).await?;
+    Ok(Json(json!({ "capacity": to })).into_response())
 }
 
-async fn set_paused(state: AppState, id: String, headers: HeaderMap, paused: bool) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let p = match pool(&state, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match ask(&p, |reply| PoolCommand::Pause { paused, reply }).await {
-        Ok(()) => Json(json!({ "paused": paused })).into_response(),
-        Err(r) => r,
-    }
+async fn set_paused(state: AppState, id: String, headers: HeaderMap, paused: bool) -> Result<Response, Response> {
+    let p = authorized_pool(&state, &headers, &id)?;
+    ask(&p, |reply| PoolCommand::Pause { paused, reply }).await?;
+    Ok(Json(json!({ "paused": paused })).into_response())
 }
 
-pub async fn pause(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn pause(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Response> {
     set_paused(state, id, headers, true).await
 }
 
-pub async fn resume(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+pub async fn resume(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Response> {
     set_paused(state, id, headers, false).await
 }
 
-pub async fn approve(State(state): State<AppState>, Path((id, seq)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let Ok(seq) = seq.parse::<u64>() else {
-        return error(StatusCode::BAD_REQUEST, format!("`{seq}` is not a decision number"));
-    };
-    let p = match pool(&state, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match ask(&p, |reply| PoolCommand::Approve { seq, reply }).await {
-        Ok(to) => Json(json!({ "capacity": to })).into_response(),
-        Err(r) => r,
-    }
+pub async fn approve(State(state): State<AppState>, Path((id, seq)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, Response> {
+    authorize(&state, &headers)?;
+    let seq: u64 = seq.parse().map_err(|_| error(StatusCode::BAD_REQUEST, format!("`{seq}` is not a decision number")))?;
+    let p = pool(&state, &id)?;
+    let to = ask(&p, |reply| PoolCommand::Approve { seq, reply }).await?;
+    Ok(Json(json!({ "capacity": to })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -155,27 +124,16 @@ struct PushBody {
     samples: Option<Vec<Sample>>,
 }
 
-pub async fn push_metrics(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, text: String) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let p = match pool(&state, &id) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let b: PushBody = match body(&text, "push ({\"name\": \"...\", \"value\": X} or {\"name\": \"...\", \"samples\": [{\"at\": MS, \"value\": X}]})") {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn push_metrics(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, text: String) -> Result<Response, Response> {
+    let p = authorized_pool(&state, &headers, &id)?;
+    let b: PushBody = body(&text, "push ({\"name\": \"...\", \"value\": X} or {\"name\": \"...\", \"samples\": [{\"at\": MS, \"value\": X}]})")?;
     let samples = match (b.value, b.samples) {
         (Some(v), None) => vec![Sample { at: scalewise_providers::now_ms(), value: v }],
         (None, Some(s)) => s,
-        _ => return error(StatusCode::BAD_REQUEST, "give exactly one of `value` and `samples`"),
+        _ => return Err(error(StatusCode::BAD_REQUEST, "give exactly one of `value` and `samples`")),
     };
-    match p.push.push(&b.name, &samples) {
-        Ok(()) => Json(json!({ "accepted": samples.len() })).into_response(),
-        Err(e) => error(StatusCode::BAD_REQUEST, e),
-    }
+    p.push.push(&b.name, &samples).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    Ok(Json(json!({ "accepted": samples.len() })).into_response())
 }
 
 pub async fn demo_take(State(state): State<AppState>) -> Response {

@@ -259,19 +259,24 @@ impl Runner {
             tracing::warn!(pool = %self.s.plan.id, ?delay, "failpoint: holding between intent and action");
             tokio::time::sleep(delay).await;
         }
-        let outcome = match self.s.target.scale_to(to).await {
-            Ok(_) => Outcome::Done,
-            Err(e) => {
-                self.last_error = Some(e.to_string());
-                Outcome::Failed(e.to_string())
-            }
-        };
+        let outcome = self.scale_target(to).await;
         tracing::info!(pool = %self.s.plan.id, from, to, cause, ?outcome, "scaled");
         self.actions += 1;
         if let Some(a) = record.action.as_mut() {
             a.outcome = outcome;
         }
         self.persist(record).await;
+    }
+
+    /// Ask the target for `to` members; a failure is the pool's last error.
+    async fn scale_target(&mut self, to: u32) -> Outcome {
+        match self.s.target.scale_to(to).await {
+            Ok(_) => Outcome::Done,
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                Outcome::Failed(e.to_string())
+            }
+        }
     }
 
     /// Clear the in-flight action once the target has settled; finish an
@@ -285,19 +290,14 @@ impl Runner {
             // the outcome. scale_to is absolute, so asking again completes
             // the same action instead of taking a second one.
             tracing::warn!(pool = %self.s.plan.id, from = f.from, to = f.to, "completing an action interrupted by a restart");
-            let r = self.s.target.scale_to(f.to).await;
-            let mut last = self.handle.recent.lock().unwrap().back().cloned();
-            if let Some(rec) = last.as_mut() {
+            let outcome = self.scale_target(f.to).await;
+            let last = self.handle.recent.lock().unwrap().back().cloned();
+            if let Some(mut rec) = last {
                 if let Some(a) = rec.action.as_mut() {
-                    a.outcome = match r {
-                        Ok(_) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e.to_string()),
-                    };
+                    a.outcome = outcome;
                 }
-                self.persist(rec).await;
-                if let Some(back) = self.handle.recent.lock().unwrap().back_mut() {
-                    *back = rec.clone();
-                }
+                self.persist(&rec).await;
+                self.remember(rec);
             }
             return true;
         }
