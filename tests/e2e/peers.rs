@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use scalewise_e2e::host::{Host, SLEEPER, free_port, install_builtins};
+use scalewise_e2e::host::{Host, SLEEPER, free_port, queue_depth_config};
 use serde_json::Value;
 
 fn find(env: &str, names: &[&str], install: &str) -> PathBuf {
@@ -30,20 +30,13 @@ fn find(env: &str, names: &[&str], install: &str) -> PathBuf {
     panic!("{} not found: `{install}` (or set {env})", names[0]);
 }
 
-fn config(dir: &Path, port: u16, metric: &str, sources: &str) -> PathBuf {
-    install_builtins(&dir.join("policies.d"), &["queue-depth"]);
-    let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-token = "t"
-[policies]
-dir = "policies.d"
-cache_dir = "cache"
-[policies.settings.queue-depth]
-target_per_worker = 10
-[journal]
-path = "journal.redb"
+/// Pool `p`: queue-depth on `metric`, 0..=10 sleeping workers.
+fn config(dir: &Path, metric: &str, sources: &str) -> PathBuf {
+    queue_depth_config(
+        dir,
+        "t",
+        &format!(
+            r#"
 {sources}
 [[pools]]
 id = "p"
@@ -55,10 +48,8 @@ provider = {{ kind = "local", command = {SLEEPER}, grace_secs = 2, ready_after_m
 metrics = [{metric}]
 guardrails = {{ scale_down_stabilization_secs = 0 }}
 "#
-    );
-    let path = dir.join("scalewise.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+        ),
+    )
 }
 
 /// A tiny HTTP server answering every request with `body` until dropped.
@@ -117,7 +108,7 @@ fn the_dashboard_shows_live_data_in_a_real_browser() {
     let chromium = find("SCALEWISE_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"], "apt-get install chromium");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = config(dir.path(), port, r#"{ name = "queue_depth", source = "push" }"#, "");
+    let cfg = config(dir.path(), r#"{ name = "queue_depth", source = "push" }"#, "");
     let host = Host::start(&cfg, port);
     push(&host, 25.0);
     host.wait_for("a few decisions", Duration::from_secs(15), |h| (h.get("/pools/p")["decisions"].as_u64()? >= 3).then_some(()));
@@ -198,7 +189,7 @@ fn a_real_prometheus_feeds_a_pool_and_scrapes_the_host() {
     let prom = start_prometheus(&[("app", app.port), ("scalewise", host_port)]);
     let dir = tempfile::tempdir().unwrap();
     let sources = format!("[sources.prom]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{}\"\n", prom.port);
-    let cfg = config(dir.path(), host_port, r#"{ name = "queue_depth", source = "prom", query = "sum(app_queue_depth)", window_secs = 30 }"#, &sources);
+    let cfg = config(dir.path(), r#"{ name = "queue_depth", source = "prom", query = "sum(app_queue_depth)", window_secs = 30 }"#, &sources);
     let host = Host::start(&cfg, host_port);
 
     // 42 waiting at 10 per worker: five workers.
@@ -230,7 +221,6 @@ fn a_source_that_is_down_or_answers_garbage_makes_the_expert_abstain() {
     );
     let cfg = config(
         dir.path(),
-        port,
         r#"{ name = "queue_depth", source = "down", query = "q" }, { name = "other", source = "junk", query = "q" }"#,
         &sources,
     );

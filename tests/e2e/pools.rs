@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use scalewise_e2e::host::{Host, SLEEPER, free_port, install_builtins};
+use scalewise_e2e::host::{Host, SLEEPER, free_port, install_builtins, queue_depth_config};
 use serde_json::Value;
 
 fn capacity(h: &Host, pool: &str) -> u64 {
@@ -71,19 +71,14 @@ fn the_demo_scales_up_on_the_spike_and_back_down() {
     eprintln!("peak capacity {peak}, {} actions", actions.len());
 }
 
-fn pool_config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
-    install_builtins(&dir.join("policies.d"), &["queue-depth"]);
-    let text = format!(
-        r#"
-[server]
-token = "t0ken"
-[policies]
-dir = "policies.d"
-cache_dir = "cache"
-[policies.settings.queue-depth]
-target_per_worker = 10
-[journal]
-path = "journal.redb"
+/// Pool `k`: queue-depth on pushed `queue_depth`, 0..=10 sleeping workers,
+/// a 60 s cooldown each way and no other guardrail.
+fn pool_config(dir: &Path) -> std::path::PathBuf {
+    queue_depth_config(
+        dir,
+        "t0ken",
+        &format!(
+            r#"
 [[pools]]
 id = "k"
 min = 0
@@ -93,13 +88,9 @@ strategies = [{{ policy = "queue-depth" }}]
 provider = {{ kind = "local", command = {SLEEPER}, grace_secs = 2, ready_after_ms = 200 }}
 metrics = [{{ name = "queue_depth", source = "push", window_secs = 30 }}]
 guardrails = {{ tolerance = 0.0, scale_up_cooldown_secs = 60, scale_down_cooldown_secs = 60, scale_down_stabilization_secs = 0, scale_up_limits = [], scale_down_limits = [] }}
-{extra}
 "#
-    );
-    let _ = port;
-    let path = dir.join("scalewise.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+        ),
+    )
 }
 
 fn push(h: &Host, value: f64) {
@@ -111,7 +102,7 @@ fn push(h: &Host, value: f64) {
 fn kill_9_between_intent_and_action_resumes_without_repeating_it() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = pool_config(dir.path(), port, "");
+    let config = pool_config(dir.path());
     let run_dir = dir.path().join(".scalewise/run/k");
     // Every action waits 3 s between its journalled intent and the target.
     let mut host = Host::start_with(&config, port, &[("SCALEWISE_FAILPOINT_ACT_DELAY_MS", "3000")]);
@@ -158,7 +149,7 @@ fn kill_9_between_intent_and_action_resumes_without_repeating_it() {
 fn bad_api_calls_are_refused_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = pool_config(dir.path(), port, "");
+    let config = pool_config(dir.path());
     let host = Host::start(&config, port);
     let (s, b) = host.post("/pools/k/scale", None, r#"{"capacity":3,"reason":"x"}"#);
     assert_eq!((s, b["error"].as_str().unwrap().contains("Bearer")), (401, true));
@@ -197,7 +188,7 @@ fn bad_api_calls_are_refused_with_reasons() {
 fn a_worker_command_that_does_not_exist_is_reported_and_the_host_keeps_running() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = pool_config(dir.path(), port, "");
+    let config = pool_config(dir.path());
     let text = std::fs::read_to_string(&config).unwrap().replace(SLEEPER, r#"["/nonexistent/worker"]"#);
     std::fs::write(&config, text).unwrap();
     let host = Host::start(&config, port);
@@ -215,7 +206,7 @@ fn a_worker_command_that_does_not_exist_is_reported_and_the_host_keeps_running()
 fn a_full_disk_stops_the_journal_not_the_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = pool_config(dir.path(), port, "");
+    let config = pool_config(dir.path());
     let text = std::fs::read_to_string(&config).unwrap().replace("interval_ms = 300", "interval_ms = 100");
     std::fs::write(&config, text).unwrap();
     let journal = dir.path().join("journal.redb");
@@ -255,7 +246,7 @@ fn a_full_disk_stops_the_journal_not_the_decisions() {
 fn large_changes_wait_for_approval() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = pool_config(dir.path(), port, "");
+    let config = pool_config(dir.path());
     let text = std::fs::read_to_string(&config).unwrap().replace("interval_ms = 300", "interval_ms = 300\napproval_above = 2\napproval_ttl_secs = 60");
     std::fs::write(&config, text).unwrap();
     let host = Host::start(&config, port);

@@ -1,46 +1,11 @@
 //! The host as a service: a newcomer's strategy dropped into the policy
 //! directory of a running host is picked up without a restart.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scalewise_e2e::{install, newcomer, scalewise_bin};
+use scalewise_e2e::host::{Host, free_port};
+use scalewise_e2e::{install, newcomer};
 use serde_json::{Value, json};
-
-struct Host {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start(config: &std::path::Path) -> Host {
-    let port = free_port();
-    let child = Command::new(scalewise_bin())
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")])
-        .env("SCALEWISE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let host = Host { child, base: format!("http://127.0.0.1:{port}") };
-    let started = Instant::now();
-    while reqwest::blocking::get(format!("{}/healthz", host.base)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the host did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    host
-}
 
 #[test]
 fn a_new_strategy_is_picked_up_by_a_running_host() {
@@ -53,7 +18,7 @@ fn a_new_strategy_is_picked_up_by_a_running_host() {
          [policies.settings.newcomer]\ntarget_per_worker = 10\n",
     )
     .unwrap();
-    let host = start(&config);
+    let host = Host::start(&config, free_port());
     let client = reqwest::blocking::Client::new();
     let policies: Value = client.get(format!("{}/policies", host.base)).send().unwrap().json().unwrap();
     assert_eq!(policies, json!([]));

@@ -146,5 +146,19 @@ pub fn install_builtins(dir: &Path, names: &[&str]) {
     }
 }
 
+/// Write `dir/scalewise.toml`: mutating calls need `token`, policies come
+/// from `dir/policies.d` with the built-in queue-depth at 10 per worker, the
+/// journal is `dir/journal.redb`; `rest` adds sources and pools.
+pub fn queue_depth_config(dir: &Path, token: &str, rest: &str) -> PathBuf {
+    install_builtins(&dir.join("policies.d"), &["queue-depth"]);
+    let text = format!(
+        "[server]\ntoken = \"{token}\"\n[policies]\ndir = \"policies.d\"\ncache_dir = \"cache\"\n\
+         [policies.settings.queue-depth]\ntarget_per_worker = 10\n[journal]\npath = \"journal.redb\"\n{rest}\n"
+    );
+    let path = dir.join("scalewise.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// A worker command that idles until SIGTERM.
 pub const SLEEPER: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]"#;
