@@ -14,6 +14,7 @@ pub mod demo;
 pub mod journal;
 pub mod policy;
 pub mod service;
+pub mod simulate;
 pub mod timing;
 
 /// Set up `tracing` output: human-readable (coloured only on a terminal),

@@ -5,7 +5,10 @@ use scalewise::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    scalewise::init_tracing(&cli.log, cli.log_json);
+    // A simulation takes thousands of actions a second: only warnings by default.
+    let simulating = matches!(cli.command, scalewise::cli::Command::Simulate(_));
+    let filter = if simulating && cli.log == "info" { "warn" } else { &cli.log };
+    scalewise::init_tracing(filter, cli.log_json);
     match scalewise::command::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -64,7 +64,9 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
 }
 
 fn target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
-    let ProviderConfig::Local { command, env, run_dir, grace_secs, ready_after_ms, keep_on_exit } = &p.provider;
+    let ProviderConfig::Local { command, env, run_dir, grace_secs, ready_after_ms, keep_on_exit } = &p.provider else {
+        anyhow::bail!("pool `{}`: the simulated provider runs only under `scalewise simulate`; give the pool a real provider (kind = \"local\") to serve it", p.id);
+    };
     let exe = std::env::current_exe().context("locating the scalewise binary")?;
     let command = command
         .iter()

@@ -33,6 +33,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Replay load traces through policy sets under a virtual clock and
+    /// compare them (elasticity metrics, cost, the clairvoyant oracle).
+    Simulate(SimulateArgs),
     /// The built-in demo's parts.
     Demo {
         #[command(subcommand)]
@@ -61,6 +64,36 @@ pub struct ServeArgs {
     /// Override `server.listen` from the config.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The simulation file: environment, traces and policy sets.
+    pub spec: PathBuf,
+    /// Replay these traces instead of the file's (CSV `step,load`; `-` is stdin).
+    #[arg(long)]
+    pub trace: Vec<PathBuf>,
+    /// Where to write report.html, results.json and results.csv.
+    #[arg(long, default_value = "simulation")]
+    pub out: PathBuf,
+    /// Stop each trace after this many steps.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Load every set's policies from this directory.
+    #[arg(long)]
+    pub policy_dir: Option<PathBuf>,
+    /// The compile cache for policy components.
+    #[arg(long, default_value = ".scalewise/cache")]
+    pub cache_dir: PathBuf,
+    /// Also journal every decision, one redb file per trace and set, under OUT/journal.
+    #[arg(long)]
+    pub journal: bool,
+    /// Print the results as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

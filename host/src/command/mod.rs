@@ -2,6 +2,7 @@
 
 mod policy;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Policy { command } => policy::run(command),
+        Command::Simulate(args) => simulate::run(args),
         Command::Demo { command: DemoCommand::Worker { queue } } => {
             crate::demo::worker::run(&queue)?;
             Ok(ExitCode::SUCCESS)

@@ -142,8 +142,9 @@ impl Config {
             }
         }
         for p in &mut config.pools {
-            let ProviderConfig::Local { run_dir, .. } = &mut p.provider;
-            *run_dir = Some(base.join(run_dir.clone().unwrap_or_else(|| PathBuf::from(".scalewise/run").join(&p.id))));
+            if let ProviderConfig::Local { run_dir, .. } = &mut p.provider {
+                *run_dir = Some(base.join(run_dir.clone().unwrap_or_else(|| PathBuf::from(".scalewise/run").join(&p.id))));
+            }
         }
         Ok(config)
     }

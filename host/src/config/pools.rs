@@ -69,6 +69,14 @@ pub enum ProviderConfig {
         #[serde(default)]
         keep_on_exit: bool,
     },
+    /// The simulator's fleet: only `scalewise simulate` runs it (which runs
+    /// any pool on its simulated fleet; this kind lets a policy-set config
+    /// say so, and choose a spot share).
+    Simulated {
+        /// The share of launches that are spot instances, in [0, 1].
+        #[serde(default)]
+        spot_share: f64,
+    },
 }
 
 fn default_grace() -> u64 {
@@ -228,6 +236,11 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
                 }
                 if *grace_secs > 3600 {
                     problems.push(format!("{at}.provider.grace_secs: at most 3600, got {grace_secs}"));
+                }
+            }
+            ProviderConfig::Simulated { spot_share } => {
+                if !(0.0..=1.0).contains(spot_share) {
+                    problems.push(format!("{at}.provider.spot_share: must be in [0, 1], got {spot_share}"));
                 }
             }
         }

@@ -16,6 +16,28 @@ impl Clock for WallClock {
     }
 }
 
+/// A clock that moves only when told: the simulator's, and tests'.
+#[derive(Debug, Default)]
+pub struct VirtualClock {
+    now: std::sync::atomic::AtomicI64,
+}
+
+impl VirtualClock {
+    pub fn new(now_ms: i64) -> Self {
+        Self { now: now_ms.into() }
+    }
+
+    pub fn set(&self, now_ms: i64) {
+        self.now.store(now_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now_ms(&self) -> i64 {
+        self.now.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// How long until the pool's next tick: ticks fall on interval boundaries
 /// shifted by the pool's `phase`, so a restart does not move a pool's
 /// schedule, and thousands of pools with the same interval spread over it

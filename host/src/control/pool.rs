@@ -108,8 +108,12 @@ impl PoolHandle {
     }
 }
 
-struct Runner {
+/// A pool's loop. [`start`] runs it on its own task on the wall clock;
+/// the simulator builds one with [`prepare`] and calls [`PoolLoop::tick`]
+/// once per virtual step, so both run exactly this code.
+pub struct PoolLoop {
     s: PoolSettings,
+    commands: Option<mpsc::Receiver<PoolCommand>>,
     experts: Arc<dyn Experts>,
     journal: Option<Journal>,
     clock: Arc<dyn Clock>,
@@ -131,6 +135,19 @@ pub async fn start(
     clock: Arc<dyn Clock>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(Arc<PoolHandle>, tokio::task::JoinHandle<()>), String> {
+    let (handle, mut runner) = prepare(s, experts, journal, clock).await?;
+    let task = tokio::spawn(async move { runner.run(shutdown).await });
+    Ok((handle, task))
+}
+
+/// Reconcile the pool's target and restore its memory from the journal,
+/// without starting its timer: the caller ticks it.
+pub async fn prepare(
+    s: PoolSettings,
+    experts: Arc<dyn Experts>,
+    journal: Option<Journal>,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<PoolHandle>, PoolLoop), String> {
     let id = s.plan.id.clone();
     let state = s.target.reconcile().await.map_err(|e| format!("pool `{id}`: {e}"))?;
     let memory = match &journal {
@@ -146,14 +163,29 @@ pub async fn start(
     }
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default() });
-    let mut runner = Runner { s, experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: None, journal_error: None, decisions: 0, actions: 0 };
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: None, journal_error: None, decisions: 0, actions: 0 };
     runner.publish(&state, None);
-    let task = tokio::spawn(async move { runner.run(rx, shutdown).await });
-    Ok((handle, task))
+    Ok((handle, runner))
 }
 
-impl Runner {
-    async fn run(&mut self, mut commands: mpsc::Receiver<PoolCommand>, mut shutdown: watch::Receiver<bool>) {
+impl PoolLoop {
+    /// The pool's memory: guardrail history and policy states.
+    pub fn memory(&self) -> &PoolMemory {
+        &self.memory
+    }
+
+    /// Decisions made and actions taken so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.decisions, self.actions)
+    }
+
+    /// Look at the newest decision, as the API shows it.
+    pub fn inspect_last<R>(&self, f: impl FnOnce(&DecisionRecord) -> R) -> Option<R> {
+        self.handle.recent.lock().unwrap().back().map(f)
+    }
+
+    async fn run(&mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut commands = self.commands.take().expect("a pool loop runs once");
         let supervisor = self.s.target.clone();
         let phase = phase_of(&self.s.plan.id, self.s.interval);
         loop {
@@ -202,7 +234,9 @@ impl Runner {
         (windows, readings)
     }
 
-    async fn tick(&mut self) {
+    /// One decision: read the target, collect the metric windows, decide,
+    /// act (or record only), journal, publish.
+    pub async fn tick(&mut self) {
         let now = self.clock.now_ms();
         let mut state = match self.s.target.state().await {
             Ok(s) => s,

@@ -128,6 +128,8 @@ pub struct Journal {
 }
 
 struct Inner {
+    /// Whether a write returns before its commit (see [`Journal::open_detached`]).
+    detached: bool,
     db: Arc<Database>,
     index: Arc<RwLock<Index>>,
     tx: Option<mpsc::Sender<Job>>,
@@ -151,6 +153,19 @@ impl Journal {
 
     /// Open with a given checkpoint interval (tests use zero: every commit).
     pub fn open_with(path: &Path, checkpoint_every: Duration) -> Result<Self, JournalError> {
+        Self::open_mode(path, checkpoint_every, false)
+    }
+
+    /// Open for a simulation: the same records, frames and commits, but a
+    /// write returns as soon as it is queued and commits skip fsync (a
+    /// simulated pool's action needs no durable intent before it, and
+    /// waiting for each commit would make a replay of 50,000 steps wait
+    /// 50,000 times). Dropping the last clone still commits everything.
+    pub fn open_detached(path: &Path) -> Result<Self, JournalError> {
+        Self::open_mode(path, CHECKPOINT_EVERY, true)
+    }
+
+    fn open_mode(path: &Path, checkpoint_every: Duration, detached: bool) -> Result<Self, JournalError> {
         let open = |detail: String| JournalError::Open { path: path.display().to_string(), detail };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open(e.to_string()))?;
@@ -168,9 +183,9 @@ impl Journal {
         let (writer_db, writer_index) = (db.clone(), index.clone());
         let writer = std::thread::Builder::new()
             .name("scalewise-journal".into())
-            .spawn(move || write_loop(&writer_db, &writer_index, next, checkpoint_every, rx))
+            .spawn(move || write_loop(&writer_db, &writer_index, next, checkpoint_every, detached, rx))
             .map_err(|e| open(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { db, index, tx: Some(tx), writer: Some(writer), path: path.to_owned() }) })
+        Ok(Self { inner: Arc::new(Inner { detached, db, index, tx: Some(tx), writer: Some(writer), path: path.to_owned() }) })
     }
 
     pub fn path(&self) -> &Path {
@@ -194,6 +209,9 @@ impl Journal {
     async fn submit(&self, pool: String, record: Option<(u64, Vec<u8>)>, memory: Option<Vec<u8>>) -> Result<(), JournalError> {
         let (ack, done) = oneshot::channel();
         self.inner.tx.as_ref().ok_or(JournalError::Closed)?.send(Job { pool, record, memory, ack }).map_err(|_| JournalError::Closed)?;
+        if self.inner.detached {
+            return Ok(());
+        }
         done.await.map_err(|_| JournalError::Closed)?
     }
 
@@ -272,7 +290,7 @@ fn rebuild(db: &Database) -> Result<(Index, u64), String> {
     Ok((index, next))
 }
 
-fn write_loop(db: &Database, index: &RwLock<Index>, mut next: u64, checkpoint_every: Duration, rx: mpsc::Receiver<Job>) {
+fn write_loop(db: &Database, index: &RwLock<Index>, mut next: u64, checkpoint_every: Duration, detached: bool, rx: mpsc::Receiver<Job>) {
     let mut last_checkpoint = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -290,12 +308,12 @@ fn write_loop(db: &Database, index: &RwLock<Index>, mut next: u64, checkpoint_ev
             }
         };
         drain(&mut batch);
-        if batch.len() < 256 {
+        if batch.len() < 256 && !detached {
             std::thread::sleep(GATHER);
             drain(&mut batch);
         }
         let checkpoint = last_checkpoint.elapsed() >= checkpoint_every;
-        let result = commit(db, index, next, &batch, checkpoint).map_err(JournalError::Write);
+        let result = commit(db, index, next, &batch, checkpoint, !detached).map_err(JournalError::Write);
         match &result {
             Ok(()) => {
                 next += 1;
@@ -309,10 +327,16 @@ fn write_loop(db: &Database, index: &RwLock<Index>, mut next: u64, checkpoint_ev
             let _ = job.ack.send(result.clone());
         }
     }
+    if detached {
+        // An empty durable commit makes every earlier non-durable one durable.
+        if let Err(e) = db.begin_write().map_err(redb::Error::from).and_then(|w| w.commit().map_err(redb::Error::from)) {
+            tracing::error!("journal: final commit failed: {e}");
+        }
+    }
 }
 
 /// Write `batch` as segment `seg`; publish the new heads only once committed.
-fn commit(db: &Database, index: &RwLock<Index>, seg: u64, batch: &[Job], checkpoint: bool) -> Result<(), String> {
+fn commit(db: &Database, index: &RwLock<Index>, seg: u64, batch: &[Job], checkpoint: bool, durable: bool) -> Result<(), String> {
     let mut changed = Index::new();
     let mut bytes = Vec::with_capacity(batch.iter().map(|j| 64 + j.record.as_ref().map_or(0, |r| r.1.len()) + j.memory.as_ref().map_or(0, Vec::len)).sum());
     {
@@ -332,7 +356,10 @@ fn commit(db: &Database, index: &RwLock<Index>, seg: u64, batch: &[Job], checkpo
             apply(&mut changed, segment::ptr(seg, i), &frame);
         }
     }
-    let w = db.begin_write().map_err(|e| e.to_string())?;
+    let mut w = db.begin_write().map_err(|e| e.to_string())?;
+    if !durable {
+        w.set_durability(redb::Durability::None).map_err(|e| e.to_string())?;
+    }
     {
         let mut log = w.open_table(LOG).map_err(|e| e.to_string())?;
         log.insert(seg, bytes.as_slice()).map_err(|e| e.to_string())?;

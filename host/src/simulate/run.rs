@@ -1,0 +1,462 @@
+//! Running a simulation: every policy set on every trace, in parallel.
+//!
+//! Each trace is read once, by one thread, and handed in chunks to one
+//! thread per policy set and one for the oracle (bounded channels, so a
+//! trace of any length streams through in constant memory). A set's thread
+//! builds the pool exactly as the host does (its plan, guardrails, policies
+//! from the registry, optionally a journal) on the simulated fleet and
+//! source, and calls the control loop's own [`PoolLoop::tick`] once per
+//! step under a virtual clock.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::elasticity::{Elasticity, ElasticityMetrics, demand};
+use super::fleet::{FleetBill, SimFleet, Spot};
+use super::oracle::{Billing, Oracle, OracleResult};
+use super::series::Series;
+use super::source::{SimSource, provides};
+use super::spec::{Environment, Fixed, SetSpec, SimSpec, TraceSpec};
+use super::trace::{TraceReader, TraceStats};
+use crate::config::{Config, PoolConfig, ProviderConfig};
+use crate::control::clock::VirtualClock;
+use crate::control::pipeline::Experts;
+use crate::control::pool::{self, MetricSpec, PoolSettings};
+use crate::journal::Journal;
+use crate::policy::{InstanceMode, PolicyEngine, Registry, SandboxOptions};
+
+/// Virtual time starts here (2024-01-01T00:00Z); only differences matter.
+pub const ORIGIN_MS: i64 = 1_704_067_200_000;
+const CHUNK: usize = 4096;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Replaces every set's policy directory.
+    pub policy_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub max_steps: Option<u64>,
+    /// Write each (trace, set)'s decisions to a journal here.
+    pub journal_dir: Option<PathBuf>,
+    /// Keep every step's desired capacity (for comparisons in tests).
+    pub keep_desired: bool,
+}
+
+/// One policy set on one trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetResult {
+    pub set: String,
+    pub failed: Option<String>,
+    pub metrics: ElasticityMetrics,
+    pub bill: FleetBill,
+    pub instance_hours: f64,
+    pub cost: f64,
+    /// Cost over the oracle's.
+    pub cost_ratio: Option<f64>,
+    pub decisions: u64,
+    pub actions: u64,
+    /// Expert votes that abstained (errors, traps, timeouts), and the steps with any.
+    pub abstentions: u64,
+    pub abstained_steps: u64,
+    pub wall_ms: u64,
+    #[serde(skip)]
+    pub supply: Series,
+    #[serde(skip)]
+    pub desired: Vec<u32>,
+}
+
+impl SetResult {
+    fn failed(set: &str, why: String) -> Self {
+        SetResult {
+            set: set.into(),
+            failed: Some(why),
+            metrics: ElasticityMetrics::default(),
+            bill: FleetBill::default(),
+            instance_hours: 0.0,
+            cost: 0.0,
+            cost_ratio: None,
+            decisions: 0,
+            actions: 0,
+            abstentions: 0,
+            abstained_steps: 0,
+            wall_ms: 0,
+            supply: Series::default(),
+            desired: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceResult {
+    pub name: String,
+    pub path: String,
+    pub steps: u64,
+    pub step_secs: u64,
+    pub capacity: f64,
+    pub boot_steps: u64,
+    pub drain_steps: u64,
+    pub stats: TraceStats,
+    pub error: Option<String>,
+    pub oracle: OracleResult,
+    pub oracle_cost: f64,
+    pub sets: Vec<SetResult>,
+    #[serde(skip)]
+    pub demand: Series,
+    #[serde(skip)]
+    pub oracle_supply: Series,
+}
+
+/// A set ready to run: its pool and policies, loaded once for every trace.
+enum Prepared {
+    Pool { pool: Box<PoolConfig>, experts: Arc<Registry> },
+    Fixed(Fixed),
+    Failed(String),
+}
+
+/// Progress across all runs, for the progress bar.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes_read: AtomicU64,
+    pub bytes_total: AtomicU64,
+}
+
+/// Load each set's config and policies. A set that cannot load is failed,
+/// with the reason; the others go on.
+fn prepare(spec: &SimSpec, options: &RunOptions, engine: &Arc<PolicyEngine>) -> Vec<(String, Prepared)> {
+    spec.sets.iter().map(|s| (s.name.clone(), prepare_set(s, options, engine).unwrap_or_else(Prepared::Failed))).collect()
+}
+
+fn prepare_set(s: &SetSpec, options: &RunOptions, engine: &Arc<PolicyEngine>) -> Result<Prepared, String> {
+    if let Some(f) = &s.fixed {
+        return Ok(Prepared::Fixed(f.clone()));
+    }
+    let path = s.config.as_ref().expect("checked: config or fixed");
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let pool = match &s.pool {
+        Some(id) => config.pools.iter().find(|p| &p.id == id).ok_or_else(|| format!("{}: no pool `{id}`", path.display()))?,
+        None if config.pools.len() == 1 => &config.pools[0],
+        None => return Err(format!("{}: {} pools; name one with `pool = \"…\"`", path.display(), config.pools.len())),
+    };
+    for (i, m) in pool.metrics.iter().enumerate() {
+        let q = m.query.as_deref().unwrap_or(&m.name);
+        if !provides(q) {
+            return Err(format!(
+                "{}: pools.metrics[{i}]: the simulator has no series `{q}`; use one of {}",
+                path.display(),
+                super::source::SERIES.join(", ")
+            ));
+        }
+    }
+    let dir = options.policy_dir.clone().unwrap_or_else(|| config.policies.dir.clone());
+    let registry = Arc::new(Registry::new(engine.clone(), dir.clone(), config.policy_settings()));
+    // Load only what the pool uses: the directory may hold policies other
+    // sets configure differently.
+    let mut needed: Vec<&String> = pool.strategies.iter().map(|s| &s.policy).collect();
+    needed.extend(pool.consensus.iter());
+    needed.extend(pool.cost_rules.iter());
+    let mut problems = Vec::new();
+    for id in needed {
+        let file = ["wasm", "rhai"].iter().map(|ext| dir.join(format!("{id}.{ext}"))).find(|p| p.is_file());
+        match file {
+            None => problems.push(format!("`{id}` is not in {} (no {id}.wasm or {id}.rhai)", dir.display())),
+            Some(path) => {
+                if let Err(e) = registry.load_path(&path) {
+                    problems.push(format!("`{id}` failed to load: {e}"));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(Prepared::Pool { pool: Box::new(pool.clone()), experts: registry })
+}
+
+/// The sandbox for simulations: warm instances (each set calls its
+/// policies once a step, tens of thousands of times).
+pub fn engine(cache_dir: Option<&Path>) -> anyhow::Result<Arc<PolicyEngine>> {
+    let cache = match cache_dir {
+        Some(d) => Some(crate::policy::cache::ArtifactCache::new(d)?),
+        None => None,
+    };
+    let options = SandboxOptions { instance_mode: InstanceMode::Warm { max_calls: 100_000 }, ..SandboxOptions::default() };
+    Ok(Arc::new(PolicyEngine::new(options, cache)?))
+}
+
+/// Run every set on every trace.
+pub fn run(spec: &SimSpec, options: &RunOptions, progress: &Arc<Progress>) -> anyhow::Result<Vec<TraceResult>> {
+    let engine = engine(options.cache_dir.as_deref())?;
+    let sets = Arc::new(prepare(spec, options, &engine));
+    for t in &spec.traces {
+        if let Ok(m) = std::fs::metadata(&t.path) {
+            progress.bytes_total.fetch_add(m.len(), Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = spec.traces.iter().map(|t| scope.spawn(|| run_trace(&spec.environment, t, &sets, options, progress))).collect();
+        handles.into_iter().map(|h| h.join().expect("a trace thread panicked")).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .collect()
+}
+
+fn open(path: &Path) -> Result<Box<dyn Read + Send>, String> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    std::fs::File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>).map_err(|e| format!("cannot read trace {}: {e}", path.display()))
+}
+
+/// Counts bytes as they are read, for the progress bar.
+struct Counted<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The busiest step's demand, by a first pass over a file.
+fn peak_demand(path: &Path, capacity: f64, max_steps: Option<u64>) -> Result<u32, String> {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Err("`fixed = \"peak\"` needs the trace twice; it cannot read a pipe".into());
+    }
+    let reader = TraceReader::new(BufReader::new(open(path)?)).limit(max_steps);
+    Ok(reader.map(|l| demand(l, capacity)).max().unwrap_or(0))
+}
+
+fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)>>, options: &RunOptions, progress: &Arc<Progress>) -> anyhow::Result<TraceResult> {
+    let name = t.name();
+    let capacity = t.capacity.unwrap_or(env.capacity);
+    let step_secs = t.step_secs.unwrap_or(env.step_secs);
+    let billing = Billing {
+        step_secs,
+        granularity_secs: env.billing_secs,
+        boot_steps: t.boot_steps.unwrap_or(env.boot_steps),
+        drain_steps: t.drain_steps.unwrap_or(env.drain_steps),
+    };
+    let input = open(&t.path).map_err(anyhow::Error::msg)?;
+    let reader = TraceReader::new(BufReader::with_capacity(1 << 16, Counted { inner: input, progress: progress.clone() })).limit(options.max_steps);
+    let ctx = TraceCtx { env: env.clone(), name: name.clone(), path: t.path.clone(), capacity, billing, options: options.clone() };
+
+    let mut senders: Vec<SyncSender<Arc<Vec<f64>>>> = Vec::new();
+    let mut channel = || {
+        let (tx, rx) = sync_channel::<Arc<Vec<f64>>>(4);
+        senders.push(tx);
+        rx
+    };
+    let oracle_rx = channel();
+    let set_rxs: Vec<Receiver<Arc<Vec<f64>>>> = sets.iter().map(|_| channel()).collect();
+    std::thread::scope(|scope| {
+        let reader_thread = scope.spawn(move || broadcast(reader, senders));
+        let ctx = &ctx;
+        let oracle_thread = scope.spawn(move || run_oracle(ctx, oracle_rx));
+        let set_threads: Vec<_> = sets.iter().zip(set_rxs).map(|((set, prepared), rx)| scope.spawn(move || run_set(ctx, set, prepared, rx))).collect();
+        let (stats, error) = reader_thread.join().expect("reader thread");
+        let (oracle, demand, oracle_supply) = oracle_thread.join().expect("oracle thread");
+        let oracle_cost = billing.hours(oracle.units) * cheapest(env, sets);
+        let mut results: Vec<SetResult> = set_threads.into_iter().map(|h| h.join().expect("set thread")).collect();
+        for r in &mut results {
+            if r.failed.is_none() && oracle_cost > 0.0 {
+                r.cost_ratio = Some(r.cost / oracle_cost);
+            }
+        }
+        let error = error.or_else(|| (stats.steps == 0).then(|| format!("trace {}: no rows with a load", t.path.display())));
+        Ok(TraceResult { name, path: t.path.display().to_string(), steps: stats.steps, step_secs, capacity, boot_steps: billing.boot_steps, drain_steps: billing.drain_steps, stats, error, oracle, oracle_cost, sets: results, demand, oracle_supply })
+    })
+}
+
+/// The price of an oracle instance-hour: on-demand, or spot where some set
+/// can buy spot (a lower bound, so no set can beat the oracle by its mix).
+fn cheapest(env: &Environment, sets: &[(String, Prepared)]) -> f64 {
+    let spot_used = sets.iter().any(|(_, p)| matches!(p, Prepared::Pool { pool, .. } if matches!(pool.provider, ProviderConfig::Simulated { spot_share } if spot_share > 0.0)));
+    match env.spot_hourly {
+        Some(s) if spot_used => s.min(env.hourly),
+        _ => env.hourly,
+    }
+}
+
+struct TraceCtx {
+    env: Environment,
+    name: String,
+    path: PathBuf,
+    capacity: f64,
+    billing: Billing,
+    options: RunOptions,
+}
+
+fn broadcast<R: BufRead>(mut reader: TraceReader<R>, senders: Vec<SyncSender<Arc<Vec<f64>>>>) -> (TraceStats, Option<String>) {
+    loop {
+        let chunk: Vec<f64> = reader.by_ref().take(CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let chunk = Arc::new(chunk);
+        for s in &senders {
+            // A consumer that stopped (a failed set) no longer listens.
+            let _ = s.send(chunk.clone());
+        }
+    }
+    let error = reader.error().map(str::to_owned);
+    (reader.stats, error)
+}
+
+fn run_oracle(ctx: &TraceCtx, rx: Receiver<Arc<Vec<f64>>>) -> (OracleResult, Series, Series) {
+    let mut oracle = Oracle::new(ctx.billing);
+    let mut demands = Series::default();
+    for chunk in rx {
+        for &load in chunk.iter() {
+            let d = demand(load, ctx.capacity);
+            demands.push(d as f64);
+            oracle.observe(d);
+        }
+    }
+    let (result, supply) = oracle.finish();
+    (result, demands, supply)
+}
+
+fn run_set(ctx: &TraceCtx, set: &str, prepared: &Prepared, rx: Receiver<Arc<Vec<f64>>>) -> SetResult {
+    let started = Instant::now();
+    let mut result = match prepared {
+        Prepared::Failed(why) => SetResult::failed(set, why.clone()),
+        Prepared::Fixed(f) => {
+            let count = match f {
+                Fixed::Count(n) => Ok(*n),
+                _ => peak_demand(&ctx.path, ctx.capacity, ctx.options.max_steps),
+            };
+            match count {
+                Ok(n) => simulate(ctx, set, None, rx, Some(n)),
+                Err(e) => SetResult::failed(set, e),
+            }
+        }
+        Prepared::Pool { pool, experts } => simulate(ctx, set, Some((pool, experts.clone() as Arc<dyn Experts>)), rx, None),
+    };
+    result.wall_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+/// One set on one trace. `fixed` holds the capacity still (no policies).
+fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Experts>)>, rx: Receiver<Arc<Vec<f64>>>, fixed: Option<u32>) -> SetResult {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
+    runtime.block_on(async move {
+        let env = &ctx.env;
+        let step_ms = ctx.billing.step_secs as i64 * 1000;
+        let clock = Arc::new(VirtualClock::new(ORIGIN_MS));
+        let spot_share = match pool.as_ref().map(|p| &p.0.provider) {
+            Some(ProviderConfig::Simulated { spot_share }) => *spot_share,
+            _ => 0.0,
+        };
+        let spot = Spot { share: spot_share, hourly: env.spot_hourly.unwrap_or(env.hourly), interruptions_per_hour: env.spot_interruptions_per_hour, seed: env.seed };
+        let mut chunks = rx.into_iter();
+        let Some(first_chunk) = chunks.next() else { return SetResult::failed(set, "the trace has no rows".into()) };
+        let (min, max) = pool.as_ref().map_or((0, u32::MAX), |p| (p.0.min, p.0.max));
+        let initial = fixed.or(env.initial).unwrap_or_else(|| demand(first_chunk[0], ctx.capacity)).clamp(min, max);
+        let fleet = Arc::new(SimFleet::new(clock.clone(), ORIGIN_MS, ctx.billing, spot, initial));
+        let source = Arc::new(SimSource::new(fleet.clone(), ORIGIN_MS, step_ms, ctx.capacity, env.target_utilization));
+        let mut pool_loop = match pool {
+            Some((p, experts)) => match build_loop(ctx, set, p, experts, &fleet, &source, &clock).await {
+                Ok(l) => Some(l),
+                Err(e) => return SetResult::failed(set, e),
+            },
+            None => None,
+        };
+        let mut elasticity = Elasticity::default();
+        let mut supply = Series::default();
+        let mut desired = Vec::new();
+        let (mut abstentions, mut abstained_steps) = (0u64, 0u64);
+        let mut t = 0u64;
+        for chunk in std::iter::once(first_chunk).chain(chunks) {
+            for &load in chunk.iter() {
+                clock.set(ORIGIN_MS + t as i64 * step_ms);
+                let (running, _) = fleet.advance(t);
+                source.append(load);
+                let can_serve = running as f64 * ctx.capacity / env.target_utilization;
+                elasticity.observe(demand(load, ctx.capacity), running, load, can_serve);
+                supply.push(running as f64);
+                if let Some(l) = pool_loop.as_mut() {
+                    l.tick().await;
+                    let (n, want) = l.inspect_last(|r| (r.votes.iter().filter(|v| v.abstained.is_some()).count() as u64, r.desired)).unwrap_or((0, 0));
+                    abstentions += n;
+                    abstained_steps += (n > 0) as u64;
+                    if ctx.options.keep_desired {
+                        desired.push(want);
+                    }
+                }
+                t += 1;
+            }
+        }
+        let bill = fleet.finish(t);
+        let hours_od = ctx.billing.hours(bill.on_demand_units);
+        let hours_spot = ctx.billing.hours(bill.spot_units);
+        let (decisions, actions) = pool_loop.as_ref().map_or((0, 0), |l| l.counts());
+        SetResult {
+            set: set.into(),
+            failed: None,
+            metrics: elasticity.finish(),
+            bill,
+            instance_hours: hours_od + hours_spot,
+            cost: hours_od * env.hourly + hours_spot * spot.hourly,
+            cost_ratio: None,
+            decisions,
+            actions,
+            abstentions,
+            abstained_steps,
+            wall_ms: 0,
+            supply,
+            desired,
+        }
+    })
+}
+
+async fn build_loop(
+    ctx: &TraceCtx,
+    set: &str,
+    p: &PoolConfig,
+    experts: Arc<dyn Experts>,
+    fleet: &Arc<SimFleet>,
+    source: &Arc<SimSource>,
+    clock: &Arc<VirtualClock>,
+) -> Result<pool::PoolLoop, String> {
+    let step = Duration::from_secs(ctx.billing.step_secs);
+    let metrics = p
+        .metrics
+        .iter()
+        .map(|m| MetricSpec {
+            name: m.name.clone(),
+            source: source.clone(),
+            query: m.query.clone().unwrap_or_else(|| m.name.clone()),
+            window: Duration::from_secs(m.window_secs).max(step),
+            step,
+        })
+        .collect();
+    let settings = PoolSettings {
+        plan: crate::service::plan(p),
+        interval: step,
+        dry_run: false,
+        approval_above: None,
+        approval_ttl: Duration::from_secs(300),
+        metrics,
+        target: fleet.clone(),
+    };
+    let journal = match &ctx.options.journal_dir {
+        Some(dir) => {
+            let path = dir.join(&ctx.name).join(format!("{set}.redb"));
+            // A replay starts from nothing: an old journal would restore old memory.
+            let _ = std::fs::remove_file(&path);
+            Some(Journal::open_detached(&path).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let (_, l) = pool::prepare(settings, experts, journal, clock.clone()).await?;
+    Ok(l)
+}

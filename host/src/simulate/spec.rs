@@ -1,0 +1,235 @@
+//! The simulation file: the environment, the traces and the policy sets.
+//!
+//! ```toml
+//! [environment]            # what the simulated provider is like
+//! step_secs = 60           # how long one trace row lasts
+//! capacity = 40.0          # load one instance serves at its target utilization
+//! boot_steps = 2
+//!
+//! [[traces]]
+//! path = "../../../shared/traces/nasa_http_1995_per_minute.csv"
+//!
+//! [[sets]]
+//! name = "hpa"
+//! config = "hpa.toml"      # a scalewise config with one pool
+//! ```
+//!
+//! Paths are relative to the file. A set is an ordinary host config, so an
+//! operator can point a set at the config in production and ask what it
+//! would have done; its pool's provider is replaced by the simulated fleet.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSpec {
+    #[serde(default)]
+    pub environment: Environment,
+    #[serde(default)]
+    pub traces: Vec<TraceSpec>,
+    #[serde(default)]
+    pub sets: Vec<SetSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    #[serde(default = "d_step")]
+    pub step_secs: u64,
+    /// Load one instance serves per step at its target utilization.
+    #[serde(default = "d_capacity")]
+    pub capacity: f64,
+    /// The utilization an instance shows when it serves `capacity`.
+    #[serde(default = "d_target")]
+    pub target_utilization: f64,
+    #[serde(default = "d_boot")]
+    pub boot_steps: u64,
+    #[serde(default)]
+    pub drain_steps: u64,
+    /// On-demand price per instance-hour.
+    #[serde(default = "d_hourly")]
+    pub hourly: f64,
+    /// Billed time is rounded up to multiples of this, per instance.
+    #[serde(default = "d_billing")]
+    pub billing_secs: u64,
+    #[serde(default)]
+    pub spot_hourly: Option<f64>,
+    #[serde(default)]
+    pub spot_interruptions_per_hour: f64,
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+    /// Instances running at step 0; default: what the first step needs.
+    #[serde(default)]
+    pub initial: Option<u32>,
+}
+
+fn d_step() -> u64 {
+    60
+}
+fn d_capacity() -> f64 {
+    100.0
+}
+fn d_target() -> f64 {
+    0.7
+}
+fn d_boot() -> u64 {
+    2
+}
+fn d_hourly() -> f64 {
+    0.1
+}
+fn d_billing() -> u64 {
+    60
+}
+fn d_seed() -> u64 {
+    1
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        toml::from_str("").expect("every field has a default")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSpec {
+    pub path: PathBuf,
+    /// Default: the file name without its extension.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Per-trace overrides of the environment.
+    #[serde(default)]
+    pub capacity: Option<f64>,
+    #[serde(default)]
+    pub step_secs: Option<u64>,
+    #[serde(default)]
+    pub boot_steps: Option<u64>,
+    #[serde(default)]
+    pub drain_steps: Option<u64>,
+}
+
+impl TraceSpec {
+    /// A trace with the environment's settings.
+    pub fn at(path: PathBuf) -> Self {
+        Self { path, name: None, capacity: None, step_secs: None, boot_steps: None, drain_steps: None }
+    }
+
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.path.file_stem().map_or("trace".into(), |s| s.to_string_lossy().into_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSpec {
+    pub name: String,
+    /// A scalewise config; its one pool (or the one named `pool`) is the set.
+    #[serde(default)]
+    pub config: Option<PathBuf>,
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// No policies: a fixed capacity, a number or `"peak"` (what the trace's
+    /// busiest step needs, known in advance).
+    #[serde(default)]
+    pub fixed: Option<Fixed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Fixed {
+    Count(u32),
+    Named(String),
+}
+
+impl SimSpec {
+    /// Read, check, and resolve paths against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let de = toml::Deserializer::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut spec: SimSpec = serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner().message()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for t in &mut spec.traces {
+            t.path = base.join(&t.path);
+        }
+        for s in &mut spec.sets {
+            s.config = s.config.take().map(|c| base.join(c));
+        }
+        let problems = spec.problems();
+        if !problems.is_empty() {
+            return Err(format!("{}: {} problem(s)\n  {}", path.display(), problems.len(), problems.join("\n  ")));
+        }
+        Ok(spec)
+    }
+
+    /// Every problem, each with its field path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let e = &self.environment;
+        if e.step_secs == 0 {
+            p.push("environment.step_secs: must be at least 1".into());
+        }
+        if !(e.capacity.is_finite() && e.capacity > 0.0) {
+            p.push(format!("environment.capacity: must be a positive number, got {}", e.capacity));
+        }
+        if !(e.target_utilization > 0.0 && e.target_utilization <= 1.0) {
+            p.push(format!("environment.target_utilization: must be in (0, 1], got {}", e.target_utilization));
+        }
+        if !(e.hourly.is_finite() && e.hourly >= 0.0) {
+            p.push(format!("environment.hourly: must be a price ≥ 0, got {}", e.hourly));
+        }
+        if e.billing_secs == 0 {
+            p.push("environment.billing_secs: must be at least 1 (1 means per-second billing)".into());
+        }
+        if e.spot_hourly.is_some_and(|h| !(h.is_finite() && h >= 0.0)) {
+            p.push("environment.spot_hourly: must be a price ≥ 0".into());
+        }
+        if !(e.spot_interruptions_per_hour.is_finite() && e.spot_interruptions_per_hour >= 0.0) {
+            p.push("environment.spot_interruptions_per_hour: must be ≥ 0".into());
+        }
+        for (i, t) in self.traces.iter().enumerate() {
+            if t.capacity.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                p.push(format!("traces[{i}].capacity: must be a positive number"));
+            }
+            if t.step_secs == Some(0) {
+                p.push(format!("traces[{i}].step_secs: must be at least 1"));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, s) in self.sets.iter().enumerate() {
+            if !names.insert(&s.name) {
+                p.push(format!("sets[{i}].name: `{}` is used by another set", s.name));
+            }
+            match (&s.config, &s.fixed) {
+                (None, None) => p.push(format!("sets[{i}]: give `config` (a scalewise config) or `fixed` (a count or \"peak\")")),
+                (Some(_), Some(_)) => p.push(format!("sets[{i}]: `config` and `fixed` exclude each other")),
+                (_, Some(Fixed::Named(n))) if n != "peak" => p.push(format!("sets[{i}].fixed: a count or \"peak\", got \"{n}\"")),
+                _ => {}
+            }
+        }
+        if self.sets.is_empty() {
+            p.push("sets: no policy sets to compare; add [[sets]] entries".into());
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_name_their_fields() {
+        let spec: SimSpec = toml::from_str(
+            "[environment]\ncapacity = -1\n[[sets]]\nname = \"a\"\n[[sets]]\nname = \"a\"\nfixed = \"max\"\n",
+        )
+        .unwrap();
+        let p = spec.problems().join("\n");
+        assert!(p.contains("environment.capacity"), "{p}");
+        assert!(p.contains("sets[0]: give `config`"), "{p}");
+        assert!(p.contains("sets[1].name"), "{p}");
+        assert!(p.contains("sets[1].fixed"), "{p}");
+    }
+}
