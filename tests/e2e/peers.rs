@@ -13,22 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use scalewise_e2e::host::{Host, SLEEPER, free_port, queue_depth_config};
+use scalewise_e2e::tools::{dump_dom, find};
 use serde_json::Value;
-
-fn find(env: &str, names: &[&str], install: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(env) {
-        return p.into();
-    }
-    for n in names {
-        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
-            let p = Path::new(dir).join(n);
-            if p.exists() {
-                return p;
-            }
-        }
-    }
-    panic!("{} not found: `{install}` (or set {env})", names[0]);
-}
 
 /// Pool `p`: queue-depth on `metric`, 0..=10 sleeping workers.
 fn config(dir: &Path, metric: &str, sources: &str) -> PathBuf {
@@ -75,28 +61,6 @@ fn serve_fixed(content_type: &'static str, body: &'static str) -> Fixed {
 fn push(h: &Host, v: f64) {
     let (s, b) = h.post("/pools/p/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{v}}}"#));
     assert_eq!(s, 200, "{b}");
-}
-
-fn dump_dom(chromium: &Path, url: &str) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--virtual-time-budget=4000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stderr(Stdio::null())
-        .output()
-        .expect("run chromium");
-    assert!(out.status.success(), "chromium failed: {}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn attr_values(dom: &str, attr: &str) -> Vec<u64> {

@@ -2,6 +2,7 @@
 //! the binary once per test process, and starting a host.
 
 pub mod host;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -283,6 +283,20 @@ impl Runtime for ComponentRuntime {
     }
 
     fn call(&self, input: PolicyInput<'_>, settings: &str) -> Result<PolicyOutput, PolicyError> {
+        // wasmtime-wasi's synchronous bindings block on a tokio runtime of
+        // their own, which panics on a thread already inside one (a pool's
+        // task). A guest that imports WASI is therefore called from a
+        // short-lived thread there. Components built by `scalewise policy
+        // build` import no WASI and never pay for this.
+        if self.uses_wasi && tokio::runtime::Handle::try_current().is_ok() {
+            return std::thread::scope(|s| s.spawn(|| self.call_here(input, settings)).join().unwrap_or_else(|_| Err(PolicyError::Trap("the policy's call thread panicked".into()))));
+        }
+        self.call_here(input, settings)
+    }
+}
+
+impl ComponentRuntime {
+    fn call_here(&self, input: PolicyInput<'_>, settings: &str) -> Result<PolicyOutput, PolicyError> {
         match self.engine.options.instance_mode {
             InstanceMode::Fresh => {
                 let (mut store, instance) = self.instantiate()?;

@@ -153,9 +153,15 @@ fn prepare_set(s: &SetSpec, options: &RunOptions, engine: &Arc<PolicyEngine>) ->
         }
     }
     let dir = options.policy_dir.clone().unwrap_or_else(|| config.policies.dir.clone());
-    let registry = Arc::new(Registry::new(engine.clone(), dir.clone(), config.policy_settings()));
-    // Load only what the pool uses: the directory may hold policies other
-    // sets configure differently.
+    let registry = registry_for(&config, pool, &dir, engine)?;
+    Ok(Prepared::Pool { pool: Box::new(pool.clone()), experts: registry })
+}
+
+/// A registry holding just the policies `pool` uses, with `config`'s
+/// settings: the directory may hold policies other sets configure
+/// differently. Fails with every policy that is missing or does not load.
+pub fn registry_for(config: &Config, pool: &PoolConfig, dir: &Path, engine: &Arc<PolicyEngine>) -> Result<Arc<Registry>, String> {
+    let registry = Arc::new(Registry::new(engine.clone(), dir.to_owned(), config.policy_settings()));
     let mut needed: Vec<&String> = pool.strategies.iter().map(|s| &s.policy).collect();
     needed.extend(pool.consensus.iter());
     needed.extend(pool.cost_rules.iter());
@@ -171,10 +177,7 @@ fn prepare_set(s: &SetSpec, options: &RunOptions, engine: &Arc<PolicyEngine>) ->
             }
         }
     }
-    if !problems.is_empty() {
-        return Err(problems.join("; "));
-    }
-    Ok(Prepared::Pool { pool: Box::new(pool.clone()), experts: registry })
+    if problems.is_empty() { Ok(registry) } else { Err(problems.join("; ")) }
 }
 
 /// The sandbox for simulations: warm instances (each set calls its
@@ -189,6 +192,7 @@ pub fn engine(cache_dir: Option<&Path>) -> anyhow::Result<Arc<PolicyEngine>> {
 }
 
 /// Run every set on every trace.
+/// A trace that cannot be read is reported as failed; the others run.
 pub fn run(spec: &SimSpec, options: &RunOptions, progress: &Arc<Progress>) -> anyhow::Result<Vec<TraceResult>> {
     let engine = engine(options.cache_dir.as_deref())?;
     let sets = Arc::new(prepare(spec, options, &engine));
@@ -199,10 +203,31 @@ pub fn run(spec: &SimSpec, options: &RunOptions, progress: &Arc<Progress>) -> an
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> = spec.traces.iter().map(|t| scope.spawn(|| run_trace(&spec.environment, t, &sets, options, progress))).collect();
-        handles.into_iter().map(|h| h.join().expect("a trace thread panicked")).collect::<Vec<_>>()
+        let results = handles.into_iter().zip(&spec.traces).map(|(h, t)| match h.join().expect("a trace thread panicked") {
+            Ok(r) => r,
+            Err(e) => unreadable(&spec.environment, t, &sets, e.to_string()),
+        });
+        Ok(results.collect())
     })
-    .into_iter()
-    .collect()
+}
+
+fn unreadable(env: &Environment, t: &TraceSpec, sets: &[(String, Prepared)], error: String) -> TraceResult {
+    TraceResult {
+        name: t.name(),
+        path: t.path.display().to_string(),
+        steps: 0,
+        step_secs: t.step_secs.unwrap_or(env.step_secs),
+        capacity: t.capacity.unwrap_or(env.capacity),
+        boot_steps: t.boot_steps.unwrap_or(env.boot_steps),
+        drain_steps: t.drain_steps.unwrap_or(env.drain_steps),
+        stats: TraceStats::default(),
+        sets: sets.iter().map(|(name, _)| SetResult::failed(name, format!("not run: {error}"))).collect(),
+        error: Some(error),
+        oracle: OracleResult::default(),
+        oracle_cost: 0.0,
+        demand: Series::default(),
+        oracle_supply: Series::default(),
+    }
 }
 
 fn open(path: &Path) -> Result<Box<dyn Read + Send>, String> {
@@ -418,16 +443,10 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
     })
 }
 
-async fn build_loop(
-    ctx: &TraceCtx,
-    set: &str,
-    p: &PoolConfig,
-    experts: Arc<dyn Experts>,
-    fleet: &Arc<SimFleet>,
-    source: &Arc<SimSource>,
-    clock: &Arc<VirtualClock>,
-) -> Result<pool::PoolLoop, String> {
-    let step = Duration::from_secs(ctx.billing.step_secs);
+/// A pool's settings on the simulated fleet and source: its config's plan,
+/// guardrails and metric windows, ticking once a step. The live-vs-simulated
+/// test builds its live pool with this too.
+pub fn pool_settings(p: &PoolConfig, step: Duration, fleet: &Arc<SimFleet>, source: &Arc<SimSource>) -> PoolSettings {
     let metrics = p
         .metrics
         .iter()
@@ -439,7 +458,7 @@ async fn build_loop(
             step,
         })
         .collect();
-    let settings = PoolSettings {
+    PoolSettings {
         plan: crate::service::plan(p),
         interval: step,
         dry_run: false,
@@ -447,7 +466,19 @@ async fn build_loop(
         approval_ttl: Duration::from_secs(300),
         metrics,
         target: fleet.clone(),
-    };
+    }
+}
+
+async fn build_loop(
+    ctx: &TraceCtx,
+    set: &str,
+    p: &PoolConfig,
+    experts: Arc<dyn Experts>,
+    fleet: &Arc<SimFleet>,
+    source: &Arc<SimSource>,
+    clock: &Arc<VirtualClock>,
+) -> Result<pool::PoolLoop, String> {
+    let settings = pool_settings(p, Duration::from_secs(ctx.billing.step_secs), fleet, source);
     let journal = match &ctx.options.journal_dir {
         Some(dir) => {
             let path = dir.join(&ctx.name).join(format!("{set}.redb"));

@@ -43,6 +43,11 @@ impl Strategy for Hostile {
             }
             "recurse" => Ok(Proposal::new(recurse(1) as f64, 1.0, "")),
             "panic" => panic!("hostile policy panicked on purpose"),
+            // Traps only at some steps: when the first metric's newest value is above 1.
+            "panic-when-high" => match input.metrics.first().and_then(MetricWindow::last) {
+                Some(v) if v > 1.0 => panic!("hostile policy panicked at {v}"),
+                _ => ok("hostile: calm".into()),
+            },
             "big-reason" => Ok(Proposal::new(pool.min as f64, 1.0, "x".repeat(10 << 20))),
             "nan" => Ok(Proposal::new(f64::NAN, 1.0, "nan")),
             "negative" => Ok(Proposal::new(-3.0, 1.0, "negative")),

@@ -1,0 +1,276 @@
+//! `scalewise simulate` end to end: the shipped baselines on the public
+//! traces (with the HTML report rendered by headless Chromium), messy
+//! traces and broken sets, an endless pipe, and the live control loop
+//! deciding exactly what the simulator decides.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use scalewise::config::Config;
+use scalewise::control::clock::Clock;
+use scalewise::control::pool;
+use scalewise::journal::Journal;
+use scalewise::policy::{InstanceMode, SandboxOptions};
+use scalewise::simulate::fleet::{SimFleet, Spot};
+use scalewise::simulate::oracle::Billing;
+use scalewise::simulate::run::{self, ORIGIN_MS, Progress, RunOptions};
+use scalewise::simulate::source::SimSource;
+use scalewise::simulate::spec::{Environment, SetSpec, SimSpec, TraceSpec};
+use scalewise_e2e::host::install_builtins;
+use scalewise_e2e::tools::{chromium, dump_dom};
+use scalewise_e2e::{guest, install, root, scalewise_bin};
+use serde_json::Value;
+
+const BUILTINS: &[&str] = &["target-tracking", "step-scaling", "queue-depth", "safest", "budget-cap"];
+
+fn simulate(args: &[&str], dir: &Path) -> (bool, String, Value) {
+    let out = dir.join("out");
+    let output = Command::new(scalewise_bin())
+        .arg("simulate")
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(root().join("target/test-cache"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let json = std::fs::read_to_string(out.join("results.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+    (output.status.success(), text, json)
+}
+
+fn sets(trace: &Value) -> &Vec<Value> {
+    trace["sets"].as_array().unwrap()
+}
+
+#[test]
+fn shipped_baselines_run_on_every_shared_trace_and_the_report_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.d");
+    install_builtins(&policies, BUILTINS);
+    // Every shared trace, whole; the run itself streams them.
+    let spec = root().join("examples/simulate/simulate.toml");
+    let (ok, text, json) = simulate(&[spec.to_str().unwrap(), "--policy-dir", policies.to_str().unwrap(), "--quiet"], dir.path());
+    assert!(ok, "{text}");
+    let traces = json["traces"].as_array().expect("results.json has traces");
+    let names: Vec<&str> = traces.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["nasa", "wikipedia", "azure"]);
+    for t in traces {
+        assert_eq!(t["error"], Value::Null);
+        let oracle = t["oracle_cost"].as_f64().unwrap();
+        assert!(oracle > 0.0);
+        let shared: Vec<u64> = traces.iter().map(|t| t["steps"].as_u64().unwrap()).collect();
+        assert_eq!(shared, [84_333, 50_714, 1_440], "every row of every trace was replayed");
+        assert_eq!(sets(t).len(), 4);
+        for s in sets(t) {
+            assert_eq!(s["failed"], Value::Null, "{}: {s}", t["name"]);
+            assert!(s["decisions"].as_u64().unwrap() > 0 || s["set"] == "static-peak");
+            let (theta_u, cost) = (s["metrics"]["theta_u"].as_f64().unwrap(), s["cost"].as_f64().unwrap());
+            if theta_u == 0.0 {
+                assert!(cost >= oracle * (1.0 - 1e-9), "{} beat the oracle ({cost} < {oracle}) without under-provisioning", s["set"]);
+            }
+        }
+        let peak = sets(t).iter().find(|s| s["set"] == "static-peak").unwrap();
+        assert_eq!(peak["metrics"]["theta_u"].as_f64(), Some(0.0), "static peak never under-provisions");
+    }
+    // The table, the CSV and the report.
+    assert!(text.contains("trace nasa") && text.contains("oracle") && text.contains("×oracle"), "{text}");
+    let csv = std::fs::read_to_string(dir.path().join("out/results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 5, "{csv}");
+    assert!(csv.starts_with("trace,set,status,theta_u"));
+    let dom = dump_dom(&chromium(), &format!("file://{}", dir.path().join("out/report.html").display()));
+    let plotted: u32 = dom.split("data-plotted=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert_eq!(plotted, 3 * (2 + 4), "every series of every plot has a drawn size");
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap();
+    path.to_owned()
+}
+
+fn set_config(dir: &Path, name: &str, pool: &str, body: &str) -> PathBuf {
+    write(
+        &dir.join(format!("{name}.toml")),
+        &format!(
+            "[policies]\ndir = \"policies.d\"\n[policies.settings.queue-depth]\ntarget_per_worker = 1.0\n\n[[pools]]\nid = \"{pool}\"\nmin = 1\nmax = 100\nprovider = {{ kind = \"simulated\" }}\nmetrics = [{{ name = \"queue_depth\", source = \"push\" }}]\n{body}\n"
+        ),
+    )
+}
+
+#[test]
+fn messy_traces_broken_sets_and_trapping_policies_are_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    install_builtins(&d.join("policies.d"), &["queue-depth", "safest"]);
+    install(&guest("hostile"), &d.join("policies.d"), "hostile.wasm");
+    // Header, CRLF, a bad row, a negative load, a gap of two steps.
+    write(&d.join("messy.csv"), "minute,requests\r\n0,50\r\n1,150\r\n2,oops\r\n3,-5\r\n6,250\r\n7,80\r\n");
+    write(&d.join("single.csv"), "0,30\n");
+    set_config(d, "queue", "q", "strategies = [{ policy = \"queue-depth\" }]");
+    set_config(d, "missing", "m", "strategies = [{ policy = \"no-such-policy\" }]");
+    // The hostile guest traps whenever queue_depth is above 1 capacity-unit.
+    set_config(d, "trapping", "panic-when-high", "strategies = [{ policy = \"hostile\" }, { policy = \"queue-depth\" }]\nconsensus = \"safest\"");
+    write(
+        &d.join("sim.toml"),
+        "[environment]\ncapacity = 100.0\nboot_steps = 0\n\n[[traces]]\npath = \"messy.csv\"\n[[traces]]\npath = \"single.csv\"\n[[traces]]\npath = \"absent.csv\"\n\n\
+         [[sets]]\nname = \"queue\"\nconfig = \"queue.toml\"\n[[sets]]\nname = \"missing\"\nconfig = \"missing.toml\"\n[[sets]]\nname = \"trapping\"\nconfig = \"trapping.toml\"\n",
+    );
+    let (ok, text, json) = simulate(&[d.join("sim.toml").to_str().unwrap(), "--quiet"], d);
+    assert!(!ok, "an unreadable trace makes the run fail: {text}");
+    let traces = json["traces"].as_array().unwrap_or_else(|| panic!("results are still written: {text}"));
+    let messy = &traces[0];
+    assert_eq!(messy["steps"], 8, "two filled steps, the bad row's step filled too: {messy}");
+    let stats = &messy["stats"];
+    assert_eq!((stats["skipped_rows"].as_u64(), stats["negative_loads"].as_u64(), stats["filled_steps"].as_u64()), (Some(1), Some(1), Some(3)));
+    assert!(text.contains("repaired:"), "{text}");
+    let by = |t: &Value, name: &str| sets(t).iter().find(|s| s["set"] == name).cloned().unwrap();
+    assert_eq!(by(messy, "queue")["failed"], Value::Null);
+    assert!(by(messy, "missing")["failed"].as_str().unwrap().contains("`no-such-policy` is not in"), "{}", by(messy, "missing"));
+    // Loads 50 150 150 0 0 0 250 80 at 100 per instance: above 1 at three steps.
+    let trapping = by(messy, "trapping");
+    assert_eq!(trapping["failed"], Value::Null);
+    assert_eq!((trapping["abstained_steps"].as_u64(), trapping["abstentions"].as_u64()), (Some(3), Some(3)), "{trapping}");
+    assert_eq!(trapping["decisions"], 8, "the trapping expert abstained; the set kept deciding");
+    assert_eq!(traces[1]["steps"], 1, "a single row is a trace");
+    assert!(traces[2]["error"].as_str().unwrap().contains("cannot read trace"), "{}", traces[2]);
+    assert!(text.contains("failed sets:"), "{text}");
+}
+
+#[test]
+fn an_endless_pipe_streams_until_the_step_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    install_builtins(&d.join("policies.d"), &["queue-depth"]);
+    set_config(d, "queue", "q", "strategies = [{ policy = \"queue-depth\" }]");
+    write(&d.join("sim.toml"), "[environment]\ncapacity = 10.0\n[[sets]]\nname = \"queue\"\nconfig = \"queue.toml\"\n");
+    let mut child = Command::new(scalewise_bin())
+        .args(["simulate", d.join("sim.toml").to_str().unwrap(), "--trace", "-", "--max-steps", "30000", "--quiet", "--out"])
+        .arg(d.join("out"))
+        .arg("--cache-dir")
+        .arg(root().join("target/test-cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        // Never ends by itself: only the simulator closing the pipe stops it.
+        for i in 0u64.. {
+            if writeln!(stdin, "{i},{}", 50 + (i % 120)).is_err() {
+                return i;
+            }
+        }
+        unreachable!()
+    });
+    let status = child.wait().unwrap();
+    let fed = feeder.join().unwrap();
+    assert!(status.success());
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(d.join("out/results.json")).unwrap()).unwrap();
+    assert_eq!(json["traces"][0]["steps"], 30_000);
+    assert!(fed >= 30_000, "the feeder wrote {fed} rows");
+}
+
+/// The pool's clock in live mode: tokio's (paused, so auto-advancing), from a base.
+struct TokioClock {
+    base_ms: i64,
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> i64 {
+        self.base_ms + self.start.elapsed().as_millis() as i64
+    }
+}
+
+const STEPS: usize = 400;
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_live_loop_decides_exactly_what_the_simulator_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    install_builtins(&d.join("policies.d"), BUILTINS);
+    // The first hours of the Azure trace: bursty, so the guardrails work.
+    let azure = std::fs::read_to_string(root().join("../shared/traces/azure_functions_day_per_minute.csv")).unwrap();
+    let loads: Vec<f64> = azure.lines().skip(1).take(STEPS).map(|l| l.split(',').nth(1).unwrap().trim().parse().unwrap()).collect();
+    let trace = write(&d.join("azure.csv"), &azure.lines().take(STEPS + 1).collect::<Vec<_>>().join("\n"));
+    let config = write(
+        &d.join("set.toml"),
+        r#"
+[policies]
+dir = "policies.d"
+[policies.settings.target-tracking]
+metrics = [{ name = "utilization", target = 0.7 }]
+[policies.settings.queue-depth]
+target_per_worker = 1.2
+[policies.settings.budget-cap]
+max_hourly = 2.0
+
+[[pools]]
+id = "both"
+min = 2
+max = 60
+strategies = [{ policy = "target-tracking" }, { policy = "queue-depth" }]
+consensus = "safest"
+cost_rules = ["budget-cap"]
+cost = { kind = "m", catalog = [{ name = "m", on_demand_hourly = 0.096 }] }
+provider = { kind = "simulated" }
+metrics = [{ name = "utilization", source = "push" }, { name = "queue_depth", source = "push", window_secs = 180 }]
+[pools.guardrails]
+scale_down_stabilization_secs = 300
+scale_up_cooldown_secs = 60
+scale_up_limits = [{ type = "members", value = 8, period_secs = 120 }]
+"#,
+    );
+    let env = Environment { capacity: 100.0, boot_steps: 2, drain_steps: 1, ..Environment::default() };
+
+    // The simulator.
+    let spec = SimSpec {
+        environment: env.clone(),
+        traces: vec![TraceSpec::at(trace)],
+        sets: vec![SetSpec { name: "both".into(), config: Some(config.clone()), pool: None, fixed: None }],
+    };
+    let options = RunOptions { cache_dir: Some(root().join("target/test-cache")), keep_desired: true, ..Default::default() };
+    let results = tokio::task::spawn_blocking(move || run::run(&spec, &options, &Arc::new(Progress::default())).unwrap()).await.unwrap();
+    let simulated = &results[0].sets[0];
+    assert_eq!(simulated.failed, None);
+    assert_eq!(simulated.desired.len(), STEPS);
+    assert!(simulated.actions > 20, "a run that scales: {} actions", simulated.actions);
+
+    // The live loop: its own task and timer, tokio's paused clock racing
+    // ahead, fresh instances, the same fleet and source. Its journal does
+    // not wait for commits: with time paused, a wait would let the clock
+    // jump in the middle of a tick.
+    let cfg = Config::load(&config).unwrap();
+    let p = &cfg.pools[0];
+    let engine = scalewise_e2e::engine(SandboxOptions { instance_mode: InstanceMode::Fresh, ..SandboxOptions::default() });
+    let registry = run::registry_for(&cfg, p, &d.join("policies.d"), &engine).unwrap();
+    let step = Duration::from_secs(env.step_secs);
+    // Live ticks fall on the pool's phase; start the fleet's steps there.
+    let origin = ORIGIN_MS + scalewise::control::clock::phase_of(&p.id, step);
+    let clock = Arc::new(TokioClock { base_ms: origin - 1, start: tokio::time::Instant::now() });
+    let billing = Billing { step_secs: env.step_secs, granularity_secs: env.billing_secs, boot_steps: env.boot_steps, drain_steps: env.drain_steps };
+    let initial = ((loads[0] / env.capacity).ceil() as u32).clamp(p.min, p.max);
+    let fleet = Arc::new(SimFleet::new(clock.clone(), origin, billing, Spot::default(), initial));
+    let source = Arc::new(SimSource::new(fleet.clone(), origin, step.as_millis() as i64, env.capacity, env.target_utilization));
+    loads.iter().for_each(|&l| source.append(l));
+    let settings = run::pool_settings(p, step, &fleet, &source);
+    let journal = Journal::open_detached(&d.join("live.redb")).unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (handle, task) = pool::start(settings, registry, Some(journal.clone()), clock.clone(), stopped).await.unwrap();
+    while handle.snapshot().decisions < STEPS as u64 {
+        tokio::time::sleep(step).await;
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+
+    let mut live = handle.recent(None, STEPS + 50);
+    live.reverse();
+    let live: Vec<(i64, u32)> = live.iter().map(|r| ((r.at - origin) / step.as_millis() as i64, r.desired)).collect();
+    for (t, want) in simulated.desired.iter().enumerate() {
+        assert_eq!(live[t], (t as i64, *want), "step {t}: live {:?}, simulated {want}", live[t]);
+    }
+}

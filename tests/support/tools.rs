@@ -1,0 +1,49 @@
+//! Finding and driving the real tools tests run against (Chromium,
+//! Prometheus): `.ci/run` installs them; elsewhere a test says what to install.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A tool's path: `$env` if set, else the first of `names` on the usual paths.
+pub fn find(env: &str, names: &[&str], install: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return p.into();
+    }
+    for n in names {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+            let p = Path::new(dir).join(n);
+            if p.exists() {
+                return p;
+            }
+        }
+    }
+    panic!("{} not found: `{install}` (or set {env})", names[0]);
+}
+
+/// Headless Chromium: the DOM of `url` after its scripts ran.
+pub fn dump_dom(chromium: &Path, url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed: {}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Headless Chromium from the project's usual places.
+pub fn chromium() -> PathBuf {
+    find("SCALEWISE_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"], "apt-get install chromium")
+}
