@@ -73,17 +73,6 @@ const SETTINGS: [(&str, &str); 5] = [
     ("budget-cap", r#"{"max_hourly":25.0}"#),
 ];
 
-fn cpu_seconds() -> f64 {
-    let mut u = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let u = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr());
-        u.assume_init()
-    };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
 fn main() {
     let secs: u64 = std::env::var("SCALEWISE_BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let sizes: Vec<usize> = std::env::var("SCALEWISE_BENCH_POOLS")
@@ -158,9 +147,9 @@ async fn run(n: usize, secs: u64, registry: Arc<Registry>, dir: &Path) {
     // Let every pool tick a couple of times, then measure.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let decisions = |hs: &[Arc<scalewise::control::PoolHandle>]| hs.iter().map(|h| h.snapshot().decisions).sum::<u64>();
-    let (d0, c0, t0) = (decisions(&handles), cpu_seconds(), Instant::now());
+    let (d0, c0, t0) = (decisions(&handles), scalewise::timing::cpu_seconds(), Instant::now());
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (d1, c1, elapsed) = (decisions(&handles), cpu_seconds(), t0.elapsed().as_secs_f64());
+    let (d1, c1, elapsed) = (decisions(&handles), scalewise::timing::cpu_seconds(), t0.elapsed().as_secs_f64());
     let _ = stop.send(true);
     for t in tasks {
         let _ = t.await;

@@ -65,7 +65,7 @@ fn shipped_baselines_run_on_every_shared_trace_and_the_report_renders() {
         assert!(oracle > 0.0);
         let shared: Vec<u64> = traces.iter().map(|t| t["steps"].as_u64().unwrap()).collect();
         assert_eq!(shared, [84_333, 50_714, 1_440], "every row of every trace was replayed");
-        assert_eq!(sets(t).len(), 4);
+        assert_eq!(sets(t).len(), 6);
         for s in sets(t) {
             assert_eq!(s["failed"], Value::Null, "{}: {s}", t["name"]);
             assert!(s["decisions"].as_u64().unwrap() > 0 || s["set"] == "static-peak");
@@ -80,11 +80,11 @@ fn shipped_baselines_run_on_every_shared_trace_and_the_report_renders() {
     // The table, the CSV and the report.
     assert!(text.contains("trace nasa") && text.contains("oracle") && text.contains("×oracle"), "{text}");
     let csv = std::fs::read_to_string(dir.path().join("out/results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 3 * 5, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 3 * 7, "{csv}");
     assert!(csv.starts_with("trace,set,status,theta_u"));
     let dom = dump_dom(&chromium(), &format!("file://{}", dir.path().join("out/report.html").display()));
     let plotted: u32 = dom.split("data-plotted=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert_eq!(plotted, 3 * (2 + 4), "every series of every plot has a drawn size");
+    assert_eq!(plotted, 3 * (2 + 6), "every series of every plot has a drawn size");
 }
 
 fn write(path: &Path, text: &str) -> PathBuf {

@@ -164,7 +164,7 @@ pub async fn prepare(
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default() });
     let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: None, journal_error: None, decisions: 0, actions: 0 };
-    runner.publish(&state, None);
+    runner.publish(state, None);
     Ok((handle, runner))
 }
 
@@ -376,7 +376,7 @@ impl PoolLoop {
             Some(s) => s,
             None => self.s.target.state().await.unwrap_or_default(),
         };
-        self.publish(&state, Some(&record));
+        self.publish(state, Some(&record));
         self.remember(record);
     }
 
@@ -393,7 +393,7 @@ impl PoolLoop {
         }
     }
 
-    fn publish(&self, state: &PoolState, record: Option<&DecisionRecord>) {
+    fn publish(&self, state: PoolState, record: Option<&DecisionRecord>) {
         let mut s = self.handle.snapshot.lock().unwrap();
         let p = &self.s.plan;
         *s = PoolSnapshot {
@@ -409,7 +409,7 @@ impl PoolLoop {
             // Between decisions the last one stands; before the first, what is there.
             desired: record.map_or(if s.last_decision_at.is_none() { state.capacity() } else { s.desired }, |r| r.desired),
             last_decision_at: record.map(|r| r.at).or(s.last_decision_at),
-            members: state.clone(),
+            members: state,
             pending_approval: self.pending.clone(),
             last_error: self.last_error.clone(),
             journal_error: self.journal_error.clone(),
@@ -426,7 +426,7 @@ impl PoolLoop {
                     let _ = j.remember(&self.s.plan.id, &self.memory).await;
                 }
                 let state = self.s.target.state().await.unwrap_or_default();
-                self.publish(&state, None);
+                self.publish(state, None);
                 let _ = reply.send(Ok(()));
             }
             PoolCommand::Scale { to, reason, reply } => {

@@ -13,13 +13,13 @@
 //!   interrupted with the configured rate (a seeded random stream, so a run
 //!   is reproducible); an interrupted instance is gone at once.
 //!
-//! Victims are picked by the providers' own [`pick_victims`]: instances
-//! still booting first, then the oldest.
+//! Victims are picked in the order the providers' `pick_victims` uses:
+//! instances still booting first, then the oldest.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use scalewise_providers::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+use scalewise_providers::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target};
 
 use super::oracle::Billing;
 use crate::control::clock::Clock;
@@ -45,6 +45,25 @@ struct Instance {
     drain_from: Option<u64>,
     stop: Option<u64>,
     spot: bool,
+    /// When a spot instance will be interrupted, drawn at launch.
+    interrupt_at: Option<u64>,
+    /// What the fleet's counts hold it as: (serving, booting).
+    counted: (bool, bool),
+}
+
+impl Instance {
+    fn serving(&self, t: u64) -> bool {
+        self.ready <= t && self.drain_from.is_none_or(|d| t < d)
+    }
+
+    fn booting(&self, t: u64) -> bool {
+        self.ready > t && self.drain_from.is_none_or(|d| t < d)
+    }
+
+    /// The next step after `t` at which anything about it changes.
+    fn next_change(&self, t: u64) -> Option<u64> {
+        [Some(self.ready), self.drain_from, self.stop, self.interrupt_at].into_iter().flatten().filter(|&s| s > t).min()
+    }
 }
 
 /// What the fleet cost, for the report.
@@ -56,8 +75,15 @@ pub struct FleetBill {
     pub interruptions: u64,
 }
 
+/// The fleet's state. A step costs what changes in it, not the fleet's
+/// size: each instance has its next change (booted, draining, gone,
+/// interrupted) queued, and the running and booting counts move with them.
 struct Fleet {
-    instances: Vec<Instance>,
+    instances: std::collections::BTreeMap<u64, Instance>,
+    /// (step, instance): something may change for the instance then.
+    events: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u64)>>,
+    running: u32,
+    booting: u32,
     next_id: u64,
     step: u64,
     /// (running, booting) at each recent step, newest last; `history[i]` is
@@ -65,6 +91,54 @@ struct Fleet {
     history: std::collections::VecDeque<(u32, u32)>,
     bill: FleetBill,
     rng: u64,
+    /// The members as last built, until something changes.
+    members: Option<Vec<Member>>,
+}
+
+impl Fleet {
+    /// Count the instance as what it is at step `t`.
+    fn count_in(&mut self, i: &mut Instance, t: u64) {
+        i.counted = (i.serving(t), i.booting(t));
+        self.running += i.counted.0 as u32;
+        self.booting += i.counted.1 as u32;
+    }
+
+    fn count_out(&mut self, i: &Instance) {
+        self.running -= i.counted.0 as u32;
+        self.booting -= i.counted.1 as u32;
+    }
+
+    /// Apply a change to instance `id` at step `t`, keeping the counts.
+    fn update(&mut self, id: u64, t: u64, billing: &Billing, change: impl FnOnce(&mut Instance)) {
+        let Some(mut i) = self.instances.get(&id).copied() else { return };
+        self.members = None;
+        self.count_out(&i);
+        change(&mut i);
+        if let Some(at) = i.interrupt_at.filter(|&at| at <= t && i.stop.is_none_or(|s| s > at)) {
+            i.stop = Some(at);
+            i.drain_from = Some(at);
+            self.bill.interruptions += 1;
+        }
+        if let Some(stop) = i.stop.filter(|&s| s <= t) {
+            charge(&mut self.bill, billing, &i, stop);
+            self.instances.remove(&id);
+            return;
+        }
+        self.count_in(&mut i, t);
+        if let Some(next) = i.next_change(t) {
+            self.events.push(std::cmp::Reverse((next, id)));
+        }
+        self.instances.insert(id, i);
+    }
+
+    fn launch(&mut self, mut i: Instance, t: u64) {
+        self.members = None;
+        self.count_in(&mut i, t);
+        self.instances.insert(i.id, i);
+        if let Some(next) = i.next_change(t) {
+            self.events.push(std::cmp::Reverse((next, i.id)));
+        }
+    }
 }
 
 pub struct SimFleet {
@@ -79,17 +153,28 @@ pub struct SimFleet {
 impl SimFleet {
     /// A fleet with `initial` instances running from step 0.
     pub fn new(clock: Arc<dyn Clock>, origin_ms: i64, billing: Billing, spot: Spot, initial: u32) -> Self {
-        let instances = (0..initial as u64)
-            .map(|id| Instance { id, billed_from: 0, ready: 0, drain_from: None, stop: None, spot: false })
-            .collect();
-        let history = std::collections::VecDeque::from([(initial, 0)]);
-        let fleet = Fleet { instances, next_id: initial as u64, step: 0, history, bill: FleetBill::default(), rng: spot.seed ^ 0x9e37_79b9_7f4a_7c15 };
+        let mut fleet = Fleet {
+            instances: Default::default(),
+            events: Default::default(),
+            running: 0,
+            booting: 0,
+            next_id: initial as u64,
+            step: 0,
+            history: Default::default(),
+            bill: FleetBill::default(),
+            rng: spot.seed ^ 0x9e37_79b9_7f4a_7c15,
+            members: None,
+        };
+        for id in 0..initial as u64 {
+            fleet.launch(Instance { id, billed_from: 0, ready: 0, drain_from: None, stop: None, spot: false, interrupt_at: None, counted: (false, false) }, 0);
+        }
+        fleet.history.push_back((fleet.running, fleet.booting));
         Self { fleet: Mutex::new(fleet), clock, origin_ms, step_ms: billing.step_secs as i64 * 1000, billing, spot }
     }
 
-    /// Move to step `t`: finish drains, interrupt spot instances. Returns
-    /// (running, booting) at `t`. Moving to the current step again changes
-    /// nothing; the fleet never moves back.
+    /// Move to step `t`: finish boots and drains, interrupt spot instances.
+    /// Returns (running, booting) at `t`. Moving to the current step again
+    /// changes nothing; the fleet never moves back.
     pub fn advance(&self, t: u64) -> (u32, u32) {
         let mut f = self.fleet.lock().unwrap();
         self.advance_locked(&mut f, t)
@@ -108,44 +193,25 @@ impl SimFleet {
     }
 
     fn advance_locked(&self, f: &mut Fleet, t: u64) -> (u32, u32) {
-        if t <= f.step {
-            return *f.history.back().expect("never empty");
-        }
         // Steps skipped over (a live clock may jump) are walked one by one.
-        if t > f.step + 1 {
-            let from = f.step + 1;
-            for s in from..t {
-                self.advance_locked(f, s);
-            }
-        }
-        f.step = t;
-        let p = if self.spot.interruptions_per_hour > 0.0 {
-            1.0 - (-self.spot.interruptions_per_hour * self.billing.step_secs as f64 / 3600.0).exp()
-        } else {
-            0.0
-        };
-        let billing = self.billing;
-        let Fleet { instances, bill, rng, .. } = f;
-        instances.retain_mut(|i| {
-            if i.spot && p > 0.0 && i.stop.is_none() && i.billed_from < t && next_unit(rng) < p {
-                i.stop = Some(t);
-                bill.interruptions += 1;
-            }
-            match i.stop {
-                Some(stop) if stop <= t => {
-                    charge(bill, &billing, i, stop);
-                    false
+        while f.step < t {
+            let s = f.step + 1;
+            f.step = s;
+            while let Some(&std::cmp::Reverse((at, id))) = f.events.peek() {
+                if at > s {
+                    break;
                 }
-                _ => true,
+                f.events.pop();
+                // Counts are per step: re-count the instance as of `s`.
+                f.update(id, s, &self.billing, |_| {});
             }
-        });
-        let running = instances.iter().filter(|i| serving(i, t)).count() as u32;
-        let booting = instances.iter().filter(|i| i.ready > t && i.drain_from.is_none()).count() as u32;
-        f.history.push_back((running, booting));
-        if f.history.len() > HISTORY {
-            f.history.pop_front();
+            let now = (f.running, f.booting);
+            f.history.push_back(now);
+            if f.history.len() > HISTORY {
+                f.history.pop_front();
+            }
         }
-        (running, booting)
+        *f.history.back().expect("never empty")
     }
 
     /// Bill everything still alive at the end (`steps` steps in all).
@@ -153,7 +219,7 @@ impl SimFleet {
         let mut f = self.fleet.lock().unwrap();
         let billing = self.billing;
         let Fleet { instances, bill, .. } = &mut *f;
-        for i in instances.drain(..) {
+        for (_, i) in std::mem::take(instances) {
             // Drains in progress finish; everything else stops at the end.
             let stop = i.stop.unwrap_or(steps).max(i.billed_from);
             charge(bill, &billing, &i, stop);
@@ -164,10 +230,17 @@ impl SimFleet {
     fn step_ms(&self, step: u64) -> i64 {
         self.origin_ms + step as i64 * self.step_ms
     }
-}
 
-fn serving(i: &Instance, t: u64) -> bool {
-    i.ready <= t && i.drain_from.is_none_or(|d| t < d)
+    /// When a spot instance billed from `from` will be interrupted.
+    fn interruption(&self, rng: &mut u64, from: u64) -> Option<u64> {
+        let per_step = self.spot.interruptions_per_hour * self.billing.step_secs as f64 / 3600.0;
+        if per_step <= 0.0 {
+            return None;
+        }
+        // Exponential waiting time, in whole steps (at least one).
+        let wait = (-(1.0 - next_unit(rng)).ln() / per_step).ceil().max(1.0);
+        Some(from.saturating_add(wait.min(u64::MAX as f64 / 2.0) as u64))
+    }
 }
 
 fn charge(bill: &mut FleetBill, billing: &Billing, i: &Instance, stop: u64) {
@@ -201,60 +274,65 @@ impl Target for SimFleet {
         let mut f = self.fleet.lock().unwrap();
         let t = self.now_step().max(f.step);
         self.advance_locked(&mut f, t);
-        let members = f
-            .instances
-            .iter()
-            .filter(|i| i.stop.is_none_or(|s| s > t))
-            .map(|i| Member {
-                id: format!("i-{}", i.id),
-                state: if i.drain_from.is_some_and(|d| d <= t + 1) {
-                    MemberState::Draining
-                } else if i.ready > t {
-                    MemberState::Starting
-                } else {
-                    MemberState::Active
-                },
-                started_at: self.step_ms(i.billed_from),
-                healthy: true,
-                busy: None,
-                cpu_percent: None,
-                memory_bytes: None,
-                restarts: 0,
-                last_error: None,
-            })
-            .collect();
-        Ok(PoolState { members })
+        if f.members.is_none() {
+            let members = f
+                .instances
+                .values()
+                .map(|i| Member {
+                    id: format!("i-{}", i.id),
+                    state: if i.drain_from.is_some() {
+                        MemberState::Draining
+                    } else if i.ready > t {
+                        MemberState::Starting
+                    } else {
+                        MemberState::Active
+                    },
+                    started_at: self.step_ms(i.billed_from),
+                    healthy: true,
+                    busy: None,
+                    cpu_percent: None,
+                    memory_bytes: None,
+                    restarts: 0,
+                    last_error: None,
+                })
+                .collect();
+            f.members = Some(members);
+        }
+        Ok(PoolState { members: f.members.clone().unwrap_or_default() })
     }
 
     async fn scale_to(&self, n: u32) -> Result<ScaleOutcome, ProviderError> {
-        let state = self.state().await?;
-        let current = state.capacity();
         let mut f = self.fleet.lock().unwrap();
         let t = self.now_step().max(f.step);
         self.advance_locked(&mut f, t);
+        let current = f.instances.values().filter(|i| i.drain_from.is_none()).count() as u32;
         let boot = self.billing.boot_steps;
         let (mut launched, mut removed) = (Vec::new(), Vec::new());
+        let billing = self.billing;
         if n > current {
             for _ in current..n {
-                let spot_now = f.instances.iter().filter(|i| i.spot && i.drain_from.is_none()).count() as f64;
-                let alive = f.instances.iter().filter(|i| i.drain_from.is_none()).count() as f64 + 1.0;
+                let spot_now = f.instances.values().filter(|i| i.spot && i.drain_from.is_none()).count() as f64;
+                let alive = f.instances.values().filter(|i| i.drain_from.is_none()).count() as f64 + 1.0;
                 let spot = self.spot.share > 0.0 && spot_now < (self.spot.share * alive).round();
                 let id = f.next_id;
                 f.next_id += 1;
                 f.bill.launches += 1;
-                f.instances.push(Instance { id, billed_from: t + 1, ready: t + 1 + boot, drain_from: None, stop: None, spot });
+                let interrupt_at = if spot { self.interruption(&mut f.rng, t + 1) } else { None };
+                f.launch(Instance { id, billed_from: t + 1, ready: t + 1 + boot, drain_from: None, stop: None, spot, interrupt_at, counted: (false, false) }, t);
                 launched.push(format!("i-{id}"));
             }
         } else if n < current {
-            let victims = pick_victims(&state.members, (current - n) as usize);
-            for v in victims {
-                let Some(id) = v.strip_prefix("i-").and_then(|s| s.parse::<u64>().ok()) else { continue };
-                if let Some(i) = f.instances.iter_mut().find(|i| i.id == id) {
+            // As `pick_victims` orders members: not serving yet first, then oldest.
+            let mut candidates: Vec<(bool, u64, u64)> = f.instances.values().filter(|i| i.drain_from.is_none()).map(|i| (i.ready <= t, i.billed_from, i.id)).collect();
+            candidates.sort_unstable();
+            for &(_, _, id) in candidates.iter().take((current - n) as usize) {
+                // Not booted yet: cancelled at once; otherwise drained.
+                f.update(id, t, &billing, |i| {
                     i.drain_from = Some(t + 1);
-                    // Not booted yet: cancelled at once; otherwise drained.
-                    i.stop = Some(if i.ready > t { t + 1 } else { t + 1 + self.billing.drain_steps });
-                    removed.push(v.clone());
-                }
+                    i.stop = Some(if i.ready > t { t + 1 } else { t + 1 + billing.drain_steps });
+                });
+                let v = format!("i-{id}");
+                removed.push(v.clone());
             }
         }
         Ok(ScaleOutcome { launched, removed, capacity: n })
@@ -303,7 +381,7 @@ mod tests {
         let g = fleet(0, Spot { share: 0.5, hourly: 0.01, interruptions_per_hour: 0.0, seed: 1 });
         g.advance(0);
         g.scale_to(4).await.unwrap();
-        let spot = g.fleet.lock().unwrap().instances.iter().filter(|i| i.spot).count();
+        let spot = g.fleet.lock().unwrap().instances.values().filter(|i| i.spot).count();
         assert_eq!(spot, 2);
     }
 
