@@ -2,7 +2,7 @@
 # scaled by the built-in policies); `make test` runs every test. Both install the wasm targets they
 # need (rustup is the only prerequisite).
 
-.PHONY: run test policies targets bench
+.PHONY: run test policies targets bench simulate
 
 targets:
 	rustup target add wasm32-unknown-unknown wasm32-wasip2
@@ -17,6 +17,12 @@ run: policies
 test: targets
 	cargo test --workspace
 
+# The reference baselines on the public traces in ../shared/traces.
+simulate: policies
+	cargo run --release -q -p scalewise -- simulate examples/simulate/simulate.toml --out simulation
+
 bench: targets
 	cargo bench -p scalewise --bench policy_eval
 	cargo bench -p scalewise --bench control_loop
+	cargo bench -p scalewise --bench simulate
+	cargo bench -p scalewise --bench host_start

@@ -329,11 +329,13 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
             .collect();
         let (stats, error) = reader_thread.join().expect("reader thread");
         let (oracle, demand, oracle_supply) = oracle_thread.join().expect("oracle thread");
-        let oracle_cost = billing.hours(oracle.units) * cheapest(env, sets);
+        let oracle_hours = billing.hours(oracle.units);
+        let oracle_cost = oracle_hours * env.hourly;
         let mut results: Vec<SetResult> = set_threads.into_iter().map(|h| h.join().expect("set thread")).collect();
-        for r in &mut results {
-            if r.failed.is_none() && oracle_cost > 0.0 {
-                r.cost_ratio = Some(r.cost / oracle_cost);
+        for (r, (_, prepared)) in results.iter_mut().zip(sets.iter()) {
+            let floor = oracle_hours * price_floor(env, prepared);
+            if r.failed.is_none() && floor > 0.0 {
+                r.cost_ratio = Some(r.cost / floor);
             }
         }
         let error = error.or_else(|| (stats.steps == 0).then(|| format!("trace {}: no rows with a load", t.path.display())));
@@ -341,12 +343,12 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
     })
 }
 
-/// The price of an oracle instance-hour: on-demand, or spot where some set
-/// can buy spot (a lower bound, so no set can beat the oracle by its mix).
-fn cheapest(env: &Environment, sets: &[(String, Prepared)]) -> f64 {
-    let spot_used = sets.iter().any(|(_, p)| matches!(p, Prepared::Pool { pool, .. } if matches!(pool.provider, ProviderConfig::Simulated { spot_share } if spot_share > 0.0)));
-    match env.spot_hourly {
-        Some(s) if spot_used => s.min(env.hourly),
+/// The price of the oracle's instance-hours when compared with a set:
+/// on-demand, or the cheaper spot price for a set that buys spot (so the
+/// ratio stays a bound no mix of instances can beat).
+fn price_floor(env: &Environment, set: &Prepared) -> f64 {
+    match (env.spot_hourly, set) {
+        (Some(spot), Prepared::Pool { pool, .. }) if matches!(pool.provider, ProviderConfig::Simulated { spot_share } if spot_share > 0.0) => spot.min(env.hourly),
         _ => env.hourly,
     }
 }
