@@ -21,13 +21,19 @@ use std::time::{Duration, Instant};
 use scalewise::policy::cache::ArtifactCache;
 use scalewise::policy::{PolicyEngine, Registry, SandboxOptions};
 
-const BUILTINS: &[(&str, &str)] = &[
-    ("target-tracking", r#"{"metrics":[{"name":"cpu","target":0.6}]}"#),
-    ("step-scaling", r#"{"metric":"cpu","scale_out":{"threshold":0.7,"steps":[{"lower":0.0,"adjustment":1}]}}"#),
-    ("queue-depth", r#"{"target_per_worker":10}"#),
-    ("weighted-vote", "{}"),
-    ("safest", "{}"),
-    ("budget-cap", r#"{"max_hourly":25.0}"#),
+/// Each built-in with its settings, as the config's TOML and as JSON.
+const BUILTINS: &[(&str, &str, &str)] = &[
+    ("target-tracking", r#"metrics = [{ name = "cpu", target = 0.6 }]"#, r#"{"metrics":[{"name":"cpu","target":0.6}]}"#),
+    (
+        "step-scaling",
+        r#"metric = "cpu"
+scale_out = { threshold = 0.7, steps = [{ lower = 0.0, adjustment = 1 }] }"#,
+        r#"{"metric":"cpu","scale_out":{"threshold":0.7,"steps":[{"lower":0.0,"adjustment":1}]}}"#,
+    ),
+    ("queue-depth", "target_per_worker = 10", r#"{"target_per_worker":10}"#),
+    ("weighted-vote", "", "{}"),
+    ("safest", "", "{}"),
+    ("budget-cap", "max_hourly = 25.0", r#"{"max_hourly":25.0}"#),
 ];
 
 fn root() -> PathBuf {
@@ -53,10 +59,10 @@ fn main() {
     let policies = dir.path().join("policies.d");
     std::fs::create_dir_all(&policies).unwrap();
     let mut settings = String::new();
-    for (name, json) in BUILTINS {
+    for (name, toml, _) in BUILTINS {
         let built = scalewise::command::build_policy_crate(&root().join("policies").join(name), &root().join("target/bench-policies")).unwrap();
         std::fs::copy(&built, policies.join(format!("{name}.wasm"))).unwrap();
-        settings.push_str(&format!("[policies.settings.{name}]\n{}\n", json_to_toml(json)));
+        settings.push_str(&format!("[policies.settings.{name}]\n{toml}\n"));
     }
     let cache = dir.path().join("cache");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -101,7 +107,7 @@ fn main() {
     std::fs::create_dir_all(&many).unwrap();
     let mut ids = std::collections::HashMap::new();
     for copy in 0..10 {
-        for (name, json) in BUILTINS {
+        for (name, _, json) in BUILTINS {
             let id = format!("{name}-{copy}");
             std::fs::copy(policies.join(format!("{name}.wasm")), many.join(format!("{id}.wasm"))).unwrap();
             ids.insert(id, json.to_string());
@@ -116,9 +122,3 @@ fn main() {
     println!("memory per loaded policy (compiled, linked, smoke-tested; {n} loaded): {:.0} KiB resident", (after - before) as f64 / n as f64 / 1024.0);
 }
 
-/// The built-ins' settings are flat enough to write as TOML inline tables.
-fn json_to_toml(json: &str) -> String {
-    let value: serde_json::Value = serde_json::from_str(json).unwrap();
-    let table: toml::Table = serde_json::from_value(value).unwrap();
-    toml::to_string(&table).unwrap()
-}
