@@ -2,13 +2,16 @@
 //!
 //! Each series is a bounded ring: a sender that pushes faster than anything
 //! reads costs a fixed amount of memory, and the oldest samples go first.
+//! The ring is kept in time order (a late sample is inserted where it
+//! belongs), so a query finds its window by binary search and copies only
+//! the samples inside it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::metrics::{MetricError, MetricSource, Window, tidy};
+use crate::metrics::{MetricError, MetricSource, Window};
 use crate::Sample;
 
 /// Samples kept per series.
@@ -39,7 +42,12 @@ impl PushSource {
             if ring.len() == RING {
                 ring.pop_front();
             }
-            ring.push_back(*s);
+            if ring.back().is_none_or(|b| b.at <= s.at) {
+                ring.push_back(*s);
+            } else {
+                let at = ring.partition_point(|r| r.at <= s.at);
+                ring.insert(at, *s);
+            }
         }
         Ok(())
     }
@@ -64,7 +72,9 @@ impl MetricSource for PushSource {
                 hint: "; nothing has been pushed under that name yet".into(),
             });
         };
-        Ok(tidy(ring.iter().copied().collect(), window))
+        let from = ring.partition_point(|s| s.at < window.start());
+        let to = ring.partition_point(|s| s.at <= window.end);
+        Ok(ring.range(from..to.max(from)).copied().collect())
     }
 }
 
@@ -81,6 +91,15 @@ mod tests {
         let got = p.query("q", Window { end: 5000, length_ms: 3500, step_ms: 1000 }).await.unwrap();
         assert_eq!(got, vec![Sample { at: 2000, value: 2.0 }]);
         assert!(matches!(p.query("nope", Window { end: 0, length_ms: 1, step_ms: 1 }).await, Err(MetricError::Unknown { .. })));
+    }
+
+    #[tokio::test]
+    async fn late_samples_land_in_time_order() {
+        let p = PushSource::new();
+        p.push("q", &[Sample { at: 1000, value: 1.0 }, Sample { at: 3000, value: 3.0 }]).unwrap();
+        p.push("q", &[Sample { at: 2000, value: 2.0 }]).unwrap();
+        let got = p.query("q", Window { end: 3000, length_ms: 2000, step_ms: 1000 }).await.unwrap();
+        assert_eq!(got.iter().map(|s| s.at).collect::<Vec<_>>(), [1000, 2000, 3000]);
     }
 
     #[tokio::test]

@@ -91,7 +91,8 @@ pub struct DecisionRecord {
     pub seq: u64,
     pub at: i64,
     pub mode: Mode,
-    /// sha256 of the inputs the policies saw (metrics, capacity, states).
+    /// A 64-bit fingerprint of the inputs the policies saw (metrics,
+    /// capacity, states), in hex.
     pub input_digest: String,
     pub running: u32,
     pub booting: u32,

@@ -93,6 +93,8 @@ struct Fleet {
     rng: u64,
     /// The members as last built, until something changes.
     members: Option<Vec<Member>>,
+    /// Each instance's member id, made once.
+    names: std::collections::HashMap<u64, String>,
 }
 
 impl Fleet {
@@ -122,6 +124,7 @@ impl Fleet {
         if let Some(stop) = i.stop.filter(|&s| s <= t) {
             charge(&mut self.bill, billing, &i, stop);
             self.instances.remove(&id);
+            self.names.remove(&id);
             return;
         }
         self.count_in(&mut i, t);
@@ -133,6 +136,7 @@ impl Fleet {
 
     fn launch(&mut self, mut i: Instance, t: u64) {
         self.members = None;
+        self.names.insert(i.id, format!("i-{}", i.id));
         self.count_in(&mut i, t);
         self.instances.insert(i.id, i);
         if let Some(next) = i.next_change(t) {
@@ -164,6 +168,7 @@ impl SimFleet {
             bill: FleetBill::default(),
             rng: spot.seed ^ 0x9e37_79b9_7f4a_7c15,
             members: None,
+            names: Default::default(),
         };
         for id in 0..initial as u64 {
             fleet.launch(Instance { id, billed_from: 0, ready: 0, drain_from: None, stop: None, spot: false, interrupt_at: None, counted: (false, false) }, 0);
@@ -279,7 +284,7 @@ impl Target for SimFleet {
                 .instances
                 .values()
                 .map(|i| Member {
-                    id: format!("i-{}", i.id),
+                    id: f.names[&i.id].clone(),
                     state: if i.drain_from.is_some() {
                         MemberState::Draining
                     } else if i.ready > t {
@@ -310,10 +315,11 @@ impl Target for SimFleet {
         let (mut launched, mut removed) = (Vec::new(), Vec::new());
         let billing = self.billing;
         if n > current {
-            for _ in current..n {
-                let spot_now = f.instances.values().filter(|i| i.spot && i.drain_from.is_none()).count() as f64;
-                let alive = f.instances.values().filter(|i| i.drain_from.is_none()).count() as f64 + 1.0;
-                let spot = self.spot.share > 0.0 && spot_now < (self.spot.share * alive).round();
+            let mut spot_now = if self.spot.share > 0.0 { f.instances.values().filter(|i| i.spot && i.drain_from.is_none()).count() } else { 0 };
+            for alive in current + 1..=n {
+                // Spot while the spot share of what will be alive is below the target.
+                let spot = self.spot.share > 0.0 && (spot_now as f64) < (self.spot.share * alive as f64).round();
+                spot_now += spot as usize;
                 let id = f.next_id;
                 f.next_id += 1;
                 f.bill.launches += 1;
