@@ -114,12 +114,16 @@ fn messy_traces_broken_sets_and_trapping_policies_are_reported_not_fatal() {
     write(&d.join("single.csv"), "0,30\n");
     set_config(d, "queue", "q", "strategies = [{ policy = \"queue-depth\" }]");
     set_config(d, "missing", "m", "strategies = [{ policy = \"no-such-policy\" }]");
+    // Settings the policy rejects: its validate-config fails the load.
+    let bad = set_config(d, "bad", "b", "strategies = [{ policy = \"queue-depth\" }]");
+    let text = std::fs::read_to_string(&bad).unwrap().replace("target_per_worker = 1.0", "target_per_worker = -1.0");
+    write(&bad, &text);
     // The hostile guest traps whenever queue_depth is above 1 capacity-unit.
     set_config(d, "trapping", "panic-when-high", "strategies = [{ policy = \"hostile\" }, { policy = \"queue-depth\" }]\nconsensus = \"safest\"");
     write(
         &d.join("sim.toml"),
         "[environment]\ncapacity = 100.0\nboot_steps = 0\n\n[[traces]]\npath = \"messy.csv\"\n[[traces]]\npath = \"single.csv\"\n[[traces]]\npath = \"absent.csv\"\n\n\
-         [[sets]]\nname = \"queue\"\nconfig = \"queue.toml\"\n[[sets]]\nname = \"missing\"\nconfig = \"missing.toml\"\n[[sets]]\nname = \"trapping\"\nconfig = \"trapping.toml\"\n",
+         [[sets]]\nname = \"queue\"\nconfig = \"queue.toml\"\n[[sets]]\nname = \"missing\"\nconfig = \"missing.toml\"\n[[sets]]\nname = \"bad\"\nconfig = \"bad.toml\"\n[[sets]]\nname = \"trapping\"\nconfig = \"trapping.toml\"\n",
     );
     let (ok, text, json) = simulate(&[d.join("sim.toml").to_str().unwrap(), "--quiet"], d);
     assert!(!ok, "an unreadable trace makes the run fail: {text}");
@@ -132,6 +136,8 @@ fn messy_traces_broken_sets_and_trapping_policies_are_reported_not_fatal() {
     let by = |t: &Value, name: &str| sets(t).iter().find(|s| s["set"] == name).cloned().unwrap();
     assert_eq!(by(messy, "queue")["failed"], Value::Null);
     assert!(by(messy, "missing")["failed"].as_str().unwrap().contains("`no-such-policy` is not in"), "{}", by(messy, "missing"));
+    let bad = by(messy, "bad")["failed"].as_str().unwrap().to_owned();
+    assert!(bad.contains("`queue-depth` failed to load") && bad.contains("target_per_worker"), "{bad}");
     // Loads 50 150 150 0 0 0 250 80 at 100 per instance: above 1 at three steps.
     let trapping = by(messy, "trapping");
     assert_eq!(trapping["failed"], Value::Null);
@@ -150,7 +156,7 @@ fn an_endless_pipe_streams_until_the_step_limit() {
     set_config(d, "queue", "q", "strategies = [{ policy = \"queue-depth\" }]");
     write(&d.join("sim.toml"), "[environment]\ncapacity = 10.0\n[[sets]]\nname = \"queue\"\nconfig = \"queue.toml\"\n");
     let mut child = Command::new(scalewise_bin())
-        .args(["simulate", d.join("sim.toml").to_str().unwrap(), "--trace", "-", "--max-steps", "30000", "--quiet", "--out"])
+        .args(["simulate", d.join("sim.toml").to_str().unwrap(), "--trace", "-", "--max-steps", "30000", "--quiet", "--journal", "--out"])
         .arg(d.join("out"))
         .arg("--cache-dir")
         .arg(root().join("target/test-cache"))
@@ -174,6 +180,11 @@ fn an_endless_pipe_streams_until_the_step_limit() {
     let json: Value = serde_json::from_str(&std::fs::read_to_string(d.join("out/results.json")).unwrap()).unwrap();
     assert_eq!(json["traces"][0]["steps"], 30_000);
     assert!(fed >= 30_000, "the feeder wrote {fed} rows");
+    // --journal: every decision is in the set's journal, as the host keeps them.
+    let journal = Journal::open(&d.join("out/journal/stdin/queue.redb")).unwrap();
+    let newest = journal.decisions("q", None, 3).unwrap();
+    assert_eq!(newest.iter().map(|r| r.seq).collect::<Vec<_>>(), [30_000, 29_999, 29_998]);
+    assert!(newest[0].votes[0].proposal.is_some(), "{:?}", newest[0]);
 }
 
 /// The pool's clock in live mode: tokio's (paused, so auto-advancing), from a base.

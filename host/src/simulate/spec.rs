@@ -118,7 +118,13 @@ impl TraceSpec {
     }
 
     pub fn name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.path.file_stem().map_or("trace".into(), |s| s.to_string_lossy().into_owned()))
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        if self.path == Path::new("-") {
+            return "stdin".into();
+        }
+        self.path.file_stem().map_or("trace".into(), |s| s.to_string_lossy().into_owned())
     }
 }
 
