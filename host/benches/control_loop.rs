@@ -44,19 +44,7 @@ impl Target for MemoryTarget {
         self.state().await
     }
     async fn state(&self) -> Result<PoolState, ProviderError> {
-        let members = (0..self.n.load(Ordering::Relaxed))
-            .map(|i| Member {
-                id: format!("m{i}"),
-                state: MemberState::Active,
-                started_at: 0,
-                healthy: true,
-                busy: None,
-                cpu_percent: None,
-                memory_bytes: None,
-                restarts: 0,
-                last_error: None,
-            })
-            .collect();
+        let members = (0..self.n.load(Ordering::Relaxed)).map(|i| Member::new(format!("m{i}"), MemberState::Active, 0)).collect();
         Ok(PoolState { members })
     }
     async fn scale_to(&self, desired: u32) -> Result<ScaleOutcome, ProviderError> {
@@ -104,17 +92,29 @@ fn main() {
 }
 
 /// Three series of a minute of per-second samples ending at `now`.
-fn fed_source(now: i64) -> (Arc<PushSource>, Vec<MetricSpec>) {
+fn fed_source(now: i64) -> Vec<MetricSpec> {
     let window = |f: fn(i64) -> f64| (0..60).map(|i| Sample { at: now - 60_000 + i * 1000, value: f(i) }).collect::<Vec<_>>();
     let push = Arc::new(PushSource::new());
     push.push("cpu", &window(|i| 0.5 + 0.01 * (i % 7) as f64)).unwrap();
     push.push("rps", &window(|i| 900.0 + i as f64)).unwrap();
     push.push("queue_depth", &window(|i| (30 + i % 11) as f64)).unwrap();
-    let metrics = ["cpu", "rps", "queue_depth"]
+    ["cpu", "rps", "queue_depth"]
         .into_iter()
         .map(|m| MetricSpec { name: m.into(), source: push.clone(), query: m.into(), window: Duration::from_secs(120), step: Duration::from_secs(1) })
-        .collect();
-    (push, metrics)
+        .collect()
+}
+
+/// Pool `i`: its plan, fed windows ending at `now`, four members in memory.
+fn settings(i: usize, now: i64) -> PoolSettings {
+    PoolSettings {
+        plan: plan(i),
+        interval: Duration::from_secs(1),
+        dry_run: false,
+        approval_above: None,
+        approval_ttl: Duration::from_secs(60),
+        metrics: fed_source(now),
+        target: Arc::new(MemoryTarget { n: AtomicU32::new(4) }),
+    }
 }
 
 fn plan(i: usize) -> PoolPlan {
@@ -137,17 +137,7 @@ fn one_pool(registry: &Arc<Registry>) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let now = scalewise_providers::now_ms();
     let clock = Arc::new(scalewise::control::clock::VirtualClock::new(now));
-    let (_push, metrics) = fed_source(now);
-    let settings = PoolSettings {
-        plan: plan(0),
-        interval: Duration::from_secs(1),
-        dry_run: false,
-        approval_above: None,
-        approval_ttl: Duration::from_secs(60),
-        metrics,
-        target: Arc::new(MemoryTarget { n: AtomicU32::new(4) }),
-    };
-    let (_, mut l) = runtime.block_on(pool::prepare(settings, registry.clone(), None, clock.clone())).unwrap();
+    let (_, mut l) = runtime.block_on(pool::prepare(settings(0, now), registry.clone(), None, clock.clone())).unwrap();
     let mut t = now;
     let p = scalewise::timing::measure(20_000, || {
         t += 1;
@@ -167,18 +157,7 @@ async fn run(n: usize, secs: u64, registry: Arc<Registry>, dir: &Path) {
     let mut handles = Vec::with_capacity(n);
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        let (_push, metrics) = fed_source(now);
-        let plan = plan(i);
-        let settings = PoolSettings {
-            plan,
-            interval: Duration::from_secs(1),
-            dry_run: false,
-            approval_above: None,
-            approval_ttl: Duration::from_secs(60),
-            metrics,
-            target: Arc::new(MemoryTarget { n: AtomicU32::new(4) }),
-        };
-        let (h, t) = pool::start(settings, registry.clone(), journal.clone(), Arc::new(WallClock), rx.clone()).await.unwrap();
+        let (h, t) = pool::start(settings(i, now), registry.clone(), journal.clone(), Arc::new(WallClock), rx.clone()).await.unwrap();
         handles.push(h);
         tasks.push(t);
     }

@@ -47,6 +47,13 @@ pub struct Member {
     pub last_error: Option<String>,
 }
 
+impl Member {
+    /// A healthy member with nothing else known about it.
+    pub fn new(id: impl Into<String>, state: MemberState, started_at: i64) -> Self {
+        Self { id: id.into(), state, started_at, healthy: true, busy: None, cpu_percent: None, memory_bytes: None, restarts: 0, last_error: None }
+    }
+}
+
 /// A pool as its target reports it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PoolState {

@@ -283,22 +283,15 @@ impl Target for SimFleet {
             let members = f
                 .instances
                 .values()
-                .map(|i| Member {
-                    id: f.names[&i.id].clone(),
-                    state: if i.drain_from.is_some() {
+                .map(|i| {
+                    let state = if i.drain_from.is_some() {
                         MemberState::Draining
                     } else if i.ready > t {
                         MemberState::Starting
                     } else {
                         MemberState::Active
-                    },
-                    started_at: self.step_ms(i.billed_from),
-                    healthy: true,
-                    busy: None,
-                    cpu_percent: None,
-                    memory_bytes: None,
-                    restarts: 0,
-                    last_error: None,
+                    };
+                    Member::new(f.names[&i.id].clone(), state, self.step_ms(i.billed_from))
                 })
                 .collect();
             f.members = Some(members);
