@@ -169,11 +169,6 @@ pub async fn prepare(
 }
 
 impl PoolLoop {
-    /// The pool's memory: guardrail history and policy states.
-    pub fn memory(&self) -> &PoolMemory {
-        &self.memory
-    }
-
     /// Decisions made and actions taken so far.
     pub fn counts(&self) -> (u64, u64) {
         (self.decisions, self.actions)

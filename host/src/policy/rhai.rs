@@ -114,6 +114,10 @@ impl RhaiRuntime {
     }
 }
 
+fn json_or_null(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
 /// Serialise an input to a rhai map, with settings and state as values.
 fn script_input(input: PolicyInput<'_>, settings: &str) -> Result<Dynamic, PolicyError> {
     let (mut value, state) = match input {
@@ -122,9 +126,8 @@ fn script_input(input: PolicyInput<'_>, settings: &str) -> Result<Dynamic, Polic
         PolicyInput::Consensus(i) => (serde_json::to_value(i), i.state.as_deref()),
     };
     let value = value.as_mut().map_err(|e| PolicyError::Instantiate(e.to_string()))?;
-    let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
-    value["settings"] = parse(settings.as_bytes());
-    value["state"] = state.map(parse).unwrap_or(Value::Null);
+    value["settings"] = json_or_null(settings.as_bytes());
+    value["state"] = state.map(json_or_null).unwrap_or(Value::Null);
     rhai::serde::to_dynamic(&*value).map_err(|e| PolicyError::Instantiate(e.to_string()))
 }
 
