@@ -17,42 +17,12 @@ use super::spec::Environment;
 
 #[derive(Serialize)]
 struct Document<'a> {
-    environment: EnvView<'a>,
+    environment: &'a Environment,
     traces: &'a [TraceResult],
 }
 
-#[derive(Serialize)]
-struct EnvView<'a> {
-    step_secs: u64,
-    capacity: f64,
-    target_utilization: f64,
-    boot_steps: u64,
-    drain_steps: u64,
-    hourly: f64,
-    billing_secs: u64,
-    spot_hourly: Option<f64>,
-    spot_interruptions_per_hour: f64,
-    #[serde(skip)]
-    _env: std::marker::PhantomData<&'a ()>,
-}
-
-fn env_view(e: &Environment) -> EnvView<'_> {
-    EnvView {
-        step_secs: e.step_secs,
-        capacity: e.capacity,
-        target_utilization: e.target_utilization,
-        boot_steps: e.boot_steps,
-        drain_steps: e.drain_steps,
-        hourly: e.hourly,
-        billing_secs: e.billing_secs,
-        spot_hourly: e.spot_hourly,
-        spot_interruptions_per_hour: e.spot_interruptions_per_hour,
-        _env: std::marker::PhantomData,
-    }
-}
-
 pub fn json(env: &Environment, traces: &[TraceResult]) -> String {
-    serde_json::to_string_pretty(&Document { environment: env_view(env), traces }).expect("results serialize")
+    serde_json::to_string_pretty(&Document { environment: env, traces }).expect("results serialize")
 }
 
 const CSV_HEADER: &str = "trace,set,status,theta_u,theta_o,tau_u,tau_o,instability,jitter,unserved,instance_hours,cost,cost_ratio,launches,interruptions,decisions,actions,abstentions,abstained_steps,wall_ms";
