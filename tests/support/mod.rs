@@ -60,7 +60,14 @@ pub fn newcomer() -> PathBuf {
 pub fn scalewise_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let status = cargo().args(["build", "-p", "scalewise", "--bin", "scalewise"]).current_dir(root()).status().unwrap();
+        // Name this crate too, so the features resolve as in `cargo test
+        // --workspace` (tokio's test-util) and the library already built for
+        // the tests is reused rather than built a second time.
+        let status = cargo()
+            .args(["build", "-p", "scalewise", "-p", "scalewise-e2e", "--bin", "scalewise"])
+            .current_dir(root())
+            .status()
+            .unwrap();
         assert!(status.success());
         let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
         target.join("debug/scalewise")
