@@ -245,6 +245,59 @@ pub struct ConsensusInput {
     pub state: Option<Vec<u8>>,
 }
 
+impl ConsensusInput {
+    /// The votes that propose a finite capacity, in order.
+    pub fn proposals(&self) -> impl Iterator<Item = (&Vote, &Proposal)> {
+        self.votes.iter().filter_map(|v| v.proposal().filter(|p| p.desired.is_finite()).map(|p| (v, p)))
+    }
+
+    /// The experts that did not propose (trapped, timed out, no data, or a
+    /// proposal that was not a number), with why.
+    pub fn abstentions(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.votes.iter().filter_map(|v| match &v.ballot {
+            Ballot::Abstained(why) => Some((v.expert.as_str(), why.as_str())),
+            Ballot::Proposed(p) if !p.desired.is_finite() => Some((v.expert.as_str(), "proposed no number")),
+            Ballot::Proposed(_) => None,
+        })
+    }
+
+    /// "; abstained: a (why), b (why)", or nothing: for explanations.
+    pub fn abstention_note(&self) -> String {
+        let list: Vec<String> = self.abstentions().map(|(e, why)| format!("{e} ({why})")).collect();
+        if list.is_empty() { String::new() } else { format!("; abstained: {}", list.join(", ")) }
+    }
+}
+
+/// Which way a proposal points, relative to the pool's capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Down,
+    Hold,
+    Up,
+}
+
+impl Direction {
+    pub fn of(desired: f64, current: u32) -> Self {
+        let current = f64::from(current);
+        if desired > current {
+            Direction::Up
+        } else if desired < current {
+            Direction::Down
+        } else {
+            Direction::Hold
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::Down => "scale down",
+            Direction::Hold => "hold",
+            Direction::Up => "scale up",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsensusOutput {
     pub desired: f64,
