@@ -26,11 +26,17 @@ fn check_accepts_every_builtin_and_names_its_world() {
         ("weighted-vote", "consensus"),
         ("safest", "consensus"),
         ("budget-cap", "cost-rule"),
+        ("predictive", "strategy"),
+        ("quorum", "consensus"),
+        ("median", "consensus"),
+        ("confidence-weighted", "consensus"),
+        ("hybrid", "consensus"),
     ] {
         let settings = match name {
             "target-tracking" => r#"{"metrics":[{"name":"cpu","target":0.6}]}"#,
             "step-scaling" => r#"{"metric":"cpu","scale_out":{"threshold":0.7,"steps":[{"lower":0,"adjustment":1}]}}"#,
             "queue-depth" => r#"{"target_per_worker":10}"#,
+            "predictive" => r#"{"metric":"requests","per_instance":50,"horizon_secs":300}"#,
             _ => "{}",
         };
         let o = scalewise(&["policy", "check", path(&builtin(name)), "--settings", settings]);

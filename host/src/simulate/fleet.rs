@@ -75,6 +75,18 @@ pub struct FleetBill {
     pub interruptions: u64,
 }
 
+impl FleetBill {
+    /// What was billed after `earlier` was.
+    pub fn since(&self, earlier: &FleetBill) -> FleetBill {
+        FleetBill {
+            on_demand_units: self.on_demand_units.saturating_sub(earlier.on_demand_units),
+            spot_units: self.spot_units.saturating_sub(earlier.spot_units),
+            launches: self.launches.saturating_sub(earlier.launches),
+            interruptions: self.interruptions.saturating_sub(earlier.interruptions),
+        }
+    }
+}
+
 /// The fleet's state. A step costs what changes in it, not the fleet's
 /// size: each instance has its next change (booted, draining, gone,
 /// interrupted) queued, and the running and booting counts move with them.
@@ -217,6 +229,18 @@ impl SimFleet {
             }
         }
         *f.history.back().expect("never empty")
+    }
+
+    /// What the fleet has cost up to step `t`, instances still alive
+    /// included as if they stopped then; the fleet goes on unchanged.
+    pub fn bill_until(&self, t: u64) -> FleetBill {
+        let f = self.fleet.lock().unwrap();
+        let mut bill = f.bill;
+        for i in f.instances.values() {
+            let stop = i.stop.unwrap_or(t).min(t).max(i.billed_from);
+            charge(&mut bill, &self.billing, i, stop);
+        }
+        bill
     }
 
     /// Bill everything still alive at the end (`steps` steps in all).

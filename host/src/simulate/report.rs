@@ -69,7 +69,8 @@ pub fn csv(traces: &[TraceResult]) -> String {
 pub fn table(traces: &[TraceResult]) -> String {
     let mut out = String::new();
     for t in traces {
-        let _ = writeln!(out, "trace {} ({} steps of {} s, {} per instance)", t.name, t.steps, t.step_secs, t.capacity);
+        let scored = if t.warmup_steps > 0 { format!("; scored from step {}", t.warmup_steps) } else { String::new() };
+        let _ = writeln!(out, "trace {} ({} steps of {} s, {:.1} per instance, boot {} steps{scored})", t.name, t.steps, t.step_secs, t.capacity, t.boot_steps);
         if let Some(e) = &t.error {
             let _ = writeln!(out, "  error: {e}");
         }
@@ -155,7 +156,7 @@ fn plot(t: &TraceResult) -> String {
 pub fn html(env: &Environment, traces: &[TraceResult]) -> String {
     let mut body = String::new();
     for t in traces {
-        let _ = writeln!(body, "<section><h2>{}</h2><p>{} steps of {} s; {} load per instance; boot {} steps, drain {}, billed per {} s at {}/h.</p>", escape(&t.name), t.steps, t.step_secs, t.capacity, t.boot_steps, t.drain_steps, env.billing_secs, env.hourly);
+        let _ = writeln!(body, "<section><h2>{}</h2><p>{} steps of {} s; {:.1} load per instance; boot {} steps, drain {}, billed per {} s at {}/h; the first {} steps are warm-up, not scored.</p>", escape(&t.name), t.steps, t.step_secs, t.capacity, t.boot_steps, t.drain_steps, env.billing_secs, env.hourly, t.warmup_steps);
         if let Some(s) = t.stats.summary() {
             let _ = writeln!(body, "<p class=\"warn\">Repaired trace: {}</p>", escape(&s));
         }

@@ -100,6 +100,8 @@ pub struct TraceResult {
     pub capacity: f64,
     pub boot_steps: u64,
     pub drain_steps: u64,
+    /// Steps at the start that were not scored.
+    pub warmup_steps: u64,
     pub stats: TraceStats,
     pub error: Option<String>,
     pub oracle: OracleResult,
@@ -249,6 +251,7 @@ fn unreadable(env: &Environment, t: &TraceSpec, sets: &[(String, Prepared)], err
         capacity: t.capacity.unwrap_or(env.capacity),
         boot_steps: t.boot_steps.unwrap_or(env.boot_steps),
         drain_steps: t.drain_steps.unwrap_or(env.drain_steps),
+        warmup_steps: 0,
         stats: TraceStats::default(),
         sets: sets.iter().map(|(name, _)| SetResult::failed(name, format!("not run: {error}"))).collect(),
         error: Some(error),
@@ -280,18 +283,42 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// The busiest step's demand, by a first pass over a file.
-fn peak_demand(path: &Path, capacity: f64, max_steps: Option<u64>) -> Result<u32, String> {
+/// A first pass over a file: its steps and its busiest step's load.
+fn scan(path: &Path, max_steps: Option<u64>, why: &str) -> Result<(u64, f64), String> {
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return Err("`fixed = \"peak\"` needs the trace twice; it cannot read a pipe".into());
+        return Err(format!("{why} needs the trace twice; it cannot read a pipe"));
     }
     let reader = TraceReader::new(BufReader::new(open(path)?)).limit(max_steps);
-    Ok(reader.map(|l| demand(l, capacity)).max().unwrap_or(0))
+    Ok(reader.fold((0, 0.0), |(n, peak), l| (n + 1, f64::max(peak, l))))
+}
+
+/// The per-instance capacity with which the busiest load needs exactly
+/// `instances` instances.
+fn capacity_for(peak: f64, instances: u32) -> f64 {
+    if peak <= 0.0 {
+        return 1.0;
+    }
+    let mut capacity = peak / f64::from(instances);
+    // Rounding may leave peak / capacity a hair above `instances`.
+    while demand(peak, capacity) > instances {
+        capacity = capacity.next_up();
+    }
+    capacity
 }
 
 fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)>>, options: &RunOptions, progress: &Arc<Progress>) -> anyhow::Result<TraceResult> {
     let name = t.name();
-    let capacity = t.capacity.unwrap_or(env.capacity);
+    let mut capacity = t.capacity.unwrap_or(env.capacity);
+    let peak_instances = t.peak_instances.or(env.peak_instances);
+    let warmup = t.warmup.unwrap_or(env.warmup);
+    let mut warmup_steps = 0;
+    if peak_instances.is_some() || warmup > 0.0 {
+        let (steps, peak) = scan(&t.path, options.max_steps, "`peak_instances` or `warmup`").map_err(anyhow::Error::msg)?;
+        if let Some(n) = peak_instances {
+            capacity = capacity_for(peak, n);
+        }
+        warmup_steps = (steps as f64 * warmup).floor() as u64;
+    }
     let step_secs = t.step_secs.unwrap_or(env.step_secs);
     let billing = Billing {
         step_secs,
@@ -301,7 +328,7 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
     };
     let input = open(&t.path).map_err(anyhow::Error::msg)?;
     let reader = TraceReader::new(BufReader::with_capacity(1 << 16, Counted { inner: input, progress: progress.clone() })).limit(options.max_steps);
-    let ctx = TraceCtx { env: env.clone(), name: name.clone(), path: t.path.clone(), capacity, billing, options: options.clone() };
+    let ctx = TraceCtx { env: env.clone(), name: name.clone(), path: t.path.clone(), capacity, billing, warmup_steps, options: options.clone() };
 
     let mut senders: Vec<SyncSender<Arc<Vec<f64>>>> = Vec::new();
     let mut channel = || {
@@ -339,7 +366,7 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
             }
         }
         let error = error.or_else(|| (stats.steps == 0).then(|| format!("trace {}: no rows with a load", t.path.display())));
-        Ok(TraceResult { name, path: t.path.display().to_string(), steps: stats.steps, step_secs, capacity, boot_steps: billing.boot_steps, drain_steps: billing.drain_steps, stats, error, oracle, oracle_cost, sets: results, demand, oracle_supply })
+        Ok(TraceResult { name, path: t.path.display().to_string(), steps: stats.steps, step_secs, capacity, boot_steps: billing.boot_steps, drain_steps: billing.drain_steps, warmup_steps, stats, error, oracle, oracle_cost, sets: results, demand, oracle_supply })
     })
 }
 
@@ -359,6 +386,8 @@ struct TraceCtx {
     path: PathBuf,
     capacity: f64,
     billing: Billing,
+    /// Steps before this one are run but not scored.
+    warmup_steps: u64,
     options: RunOptions,
 }
 
@@ -381,11 +410,15 @@ fn broadcast<R: BufRead>(mut reader: TraceReader<R>, senders: Vec<SyncSender<Arc
 fn run_oracle(ctx: &TraceCtx, rx: Receiver<Arc<Vec<f64>>>) -> (OracleResult, Series, Series) {
     let mut oracle = Oracle::new(ctx.billing);
     let mut demands = Series::default();
+    let mut t = 0u64;
     for chunk in rx {
         for &load in chunk.iter() {
             let d = demand(load, ctx.capacity);
             demands.push(d as f64);
-            oracle.observe(d);
+            if t >= ctx.warmup_steps {
+                oracle.observe(d);
+            }
+            t += 1;
         }
     }
     let (result, supply) = oracle.finish();
@@ -399,7 +432,7 @@ fn run_set(ctx: &TraceCtx, set: &str, prepared: &Prepared, rx: Receiver<Arc<Vec<
         Prepared::Fixed(f) => {
             let count = match f {
                 Fixed::Count(n) => Ok(*n),
-                _ => peak_demand(&ctx.path, ctx.capacity, ctx.options.max_steps),
+                _ => scan(&ctx.path, ctx.options.max_steps, "`fixed = \"peak\"`").map(|(_, peak)| demand(peak, ctx.capacity)),
             };
             match count {
                 Ok(n) => simulate(ctx, set, None, rx, Some(n)),
@@ -441,14 +474,20 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
         let mut supply = Series::default();
         let mut desired = Vec::new();
         let (mut abstentions, mut abstained_steps) = (0u64, 0u64);
+        let mut before_scoring = FleetBill::default();
         let mut t = 0u64;
         for chunk in std::iter::once(first_chunk).chain(chunks) {
             for &load in chunk.iter() {
                 clock.set(ORIGIN_MS + t as i64 * step_ms);
                 let (running, _) = fleet.advance(t);
                 source.append(load);
-                let can_serve = running as f64 * ctx.capacity / env.target_utilization;
-                elasticity.observe(demand(load, ctx.capacity), running, load, can_serve);
+                if t == ctx.warmup_steps && t > 0 {
+                    before_scoring = fleet.bill_until(t);
+                }
+                if t >= ctx.warmup_steps {
+                    let can_serve = running as f64 * ctx.capacity / env.target_utilization;
+                    elasticity.observe(demand(load, ctx.capacity), running, load, can_serve);
+                }
                 supply.push(running as f64);
                 if let Some(l) = pool_loop.as_mut() {
                     l.tick().await;
@@ -462,7 +501,7 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
                 t += 1;
             }
         }
-        let bill = fleet.finish(t);
+        let bill = fleet.finish(t).since(&before_scoring);
         let hours_od = ctx.billing.hours(bill.on_demand_units);
         let hours_spot = ctx.billing.hours(bill.spot_units);
         let (decisions, actions) = pool_loop.as_ref().map_or((0, 0), |l| l.counts());

@@ -63,6 +63,14 @@ pub struct Environment {
     /// Instances running at step 0; default: what the first step needs.
     #[serde(default)]
     pub initial: Option<u32>,
+    /// Set the capacity so that the trace's busiest step needs this many
+    /// instances (replaces `capacity`; needs a file, read twice).
+    #[serde(default)]
+    pub peak_instances: Option<u32>,
+    /// The share of each trace, from its start, that policies may learn
+    /// from but that is not scored (elasticity, cost, oracle); needs a file.
+    #[serde(default)]
+    pub warmup: f64,
 }
 
 fn d_step() -> u64 {
@@ -109,12 +117,16 @@ pub struct TraceSpec {
     pub boot_steps: Option<u64>,
     #[serde(default)]
     pub drain_steps: Option<u64>,
+    #[serde(default)]
+    pub peak_instances: Option<u32>,
+    #[serde(default)]
+    pub warmup: Option<f64>,
 }
 
 impl TraceSpec {
     /// A trace with the environment's settings.
     pub fn at(path: PathBuf) -> Self {
-        Self { path, name: None, capacity: None, step_secs: None, boot_steps: None, drain_steps: None }
+        Self { path, name: None, capacity: None, step_secs: None, boot_steps: None, drain_steps: None, peak_instances: None, warmup: None }
     }
 
     pub fn name(&self) -> String {
@@ -195,7 +207,19 @@ impl SimSpec {
         if !(e.spot_interruptions_per_hour.is_finite() && e.spot_interruptions_per_hour >= 0.0) {
             p.push("environment.spot_interruptions_per_hour: must be ≥ 0".into());
         }
+        if e.peak_instances == Some(0) {
+            p.push("environment.peak_instances: must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&e.warmup) {
+            p.push(format!("environment.warmup: a share of the trace in [0, 1), got {}", e.warmup));
+        }
         for (i, t) in self.traces.iter().enumerate() {
+            if t.peak_instances == Some(0) {
+                p.push(format!("traces[{i}].peak_instances: must be at least 1"));
+            }
+            if t.warmup.is_some_and(|w| !(0.0..1.0).contains(&w)) {
+                p.push(format!("traces[{i}].warmup: a share of the trace in [0, 1)"));
+            }
             if t.capacity.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
                 p.push(format!("traces[{i}].capacity: must be a positive number"));
             }
@@ -229,11 +253,14 @@ mod tests {
     #[test]
     fn problems_name_their_fields() {
         let spec: SimSpec = toml::from_str(
-            "[environment]\ncapacity = -1\n[[sets]]\nname = \"a\"\n[[sets]]\nname = \"a\"\nfixed = \"max\"\n",
+            "[environment]\ncapacity = -1\nwarmup = 1.5\npeak_instances = 0\n[[traces]]\npath = \"t.csv\"\nwarmup = -0.1\n[[sets]]\nname = \"a\"\n[[sets]]\nname = \"a\"\nfixed = \"max\"\n",
         )
         .unwrap();
         let p = spec.problems().join("\n");
         assert!(p.contains("environment.capacity"), "{p}");
+        assert!(p.contains("environment.warmup: a share of the trace in [0, 1), got 1.5"), "{p}");
+        assert!(p.contains("environment.peak_instances"), "{p}");
+        assert!(p.contains("traces[0].warmup"), "{p}");
         assert!(p.contains("sets[0]: give `config`"), "{p}");
         assert!(p.contains("sets[1].name"), "{p}");
         assert!(p.contains("sets[1].fixed"), "{p}");

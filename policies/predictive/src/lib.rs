@@ -123,37 +123,45 @@ impl Strategy for Predictive {
 
     fn evaluate(input: &StrategyInput, s: &Settings, model: &mut Model) -> Result<Proposal, String> {
         let window = input.metric(&s.metric).filter(|w| !w.samples.is_empty()).ok_or_else(|| format!("no samples of `{}`", s.metric))?;
-        match step_ms(s, &window.samples) {
-            Some(step) if step != model.step_ms => *model = Model::new(step),
-            None if model.step_ms == 0 => *model = Model::new(60_000),
-            _ => {}
-        }
-        let step_ms = model.step_ms;
-        let current_step = input.now.div_euclid(step_ms);
-        let horizon = ((s.horizon_secs as i64 * 1000 + step_ms - 1) / step_ms).max(i64::from(s.horizon_steps));
-
-        // Take in every finished step not seen yet, oldest first; the
-        // current step is still filling and only counts as "the load now".
-        let mut steps: Vec<(i64, f64, u32)> = Vec::new();
+        let horizon_of = |step_ms: i64| ((s.horizon_secs as i64 * 1000 + step_ms - 1) / step_ms).max(i64::from(s.horizon_steps));
+        // Take in the samples not seen before, oldest first. A step is
+        // observed once a sample of a later one arrives; until then it is
+        // the step still filling, kept in the state, and counts only as
+        // "the load now". Windows may overlap or leave gaps between calls:
+        // nothing is counted twice, and nothing seen is lost.
         for sample in &window.samples {
-            if !sample.value.is_finite() {
+            if !sample.value.is_finite() || model.last_sample_at.is_some_and(|l| sample.at <= l) {
                 continue;
             }
+            if let Some(l) = model.last_sample_at {
+                model.spacing = Some(model.spacing.map_or(sample.at - l, |sp| sp.min(sample.at - l)));
+            }
+            model.last_sample_at = Some(sample.at);
+            let step_ms = step_ms(s, model.spacing);
+            if model.step_ms != step_ms {
+                // First calls, or the step changed: start afresh at this step.
+                let (last, spacing) = (model.last_sample_at, model.spacing);
+                *model = Model::new(step_ms);
+                (model.last_sample_at, model.spacing) = (last, spacing);
+            }
             let k = sample.at.div_euclid(step_ms);
-            match steps.last_mut() {
-                Some((last, sum, n)) if *last == k => {
-                    *sum += sample.value;
-                    *n += 1;
+            match model.partial {
+                Some((pk, sum, n)) if pk == k => model.partial = Some((pk, sum + sample.value, n + 1)),
+                Some((pk, sum, n)) => {
+                    let current = input.now.div_euclid(step_ms).max(k);
+                    model.observe(pk, sum / f64::from(n), horizon_of(step_ms) + (current - pk), &s.smoothing, s.error_weight);
+                    model.partial = Some((k, sample.value, 1));
                 }
-                _ => steps.push((k, sample.value, 1)),
+                None => model.partial = Some((k, sample.value, 1)),
             }
         }
-        let now_load = steps.iter().rev().find(|(k, ..)| *k >= current_step).map(|(_, sum, n)| sum / f64::from(*n));
-        let seen = model.last_step;
-        for &(k, sum, n) in steps.iter().filter(|(k, ..)| *k < current_step && seen.is_none_or(|l| *k > l)) {
-            model.observe(k, sum / f64::from(n), horizon + (current_step - k), &s.smoothing, s.error_weight);
-        }
-        let now_load = now_load.or_else(|| steps.last().map(|(_, sum, n)| sum / f64::from(*n))).ok_or_else(|| format!("no finite samples of `{}`", s.metric))?;
+        let Some((_, sum, n)) = model.partial else {
+            return Err(format!("no finite samples of `{}`", s.metric));
+        };
+        let now_load = sum / f64::from(n);
+        let step_ms = model.step_ms;
+        let current_step = input.now.div_euclid(step_ms);
+        let horizon = horizon_of(step_ms);
 
         let pool = &input.pool;
         let Some(forecast) = model.forecast(current_step, current_step + horizon, &s.smoothing, &s.methods) else {
@@ -183,14 +191,13 @@ impl Strategy for Predictive {
 }
 
 /// The model's step: the configured one, or the samples' spacing (at least
-/// a minute, so per-second samples are aggregated into minutes); None when
-/// a lone sample cannot tell.
-fn step_ms(s: &Settings, samples: &[Sample]) -> Option<i64> {
-    if let Some(secs) = s.step_secs {
-        return Some(secs as i64 * 1000);
+/// a minute, so per-second samples are aggregated into minutes; a minute
+/// until two samples have been seen).
+fn step_ms(s: &Settings, spacing: Option<i64>) -> i64 {
+    match s.step_secs {
+        Some(secs) => secs as i64 * 1000,
+        None => spacing.unwrap_or(60_000).max(60_000),
     }
-    let spacing = samples.windows(2).map(|w| w[1].at - w[0].at).filter(|d| *d > 0).min()?;
-    Some(spacing.max(60_000))
 }
 
 export_strategy!(Predictive);

@@ -144,6 +144,11 @@ pub struct Model {
     evaluated: [u32; 3],
     /// Exponentially weighted mean of the observations (for relative error).
     scale: f64,
+    /// The step still filling: its index, and the sum and count of its samples.
+    pub partial: Option<(i64, f64, u32)>,
+    /// The newest sample taken in, and the smallest spacing seen between two.
+    pub last_sample_at: Option<i64>,
+    pub spacing: Option<i64>,
 }
 
 /// What the model says about the coming steps.
