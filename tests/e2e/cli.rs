@@ -31,12 +31,14 @@ fn check_accepts_every_builtin_and_names_its_world() {
         ("median", "consensus"),
         ("confidence-weighted", "consensus"),
         ("hybrid", "consensus"),
+        ("gpu-memory", "strategy"),
     ] {
         let settings = match name {
             "target-tracking" => r#"{"metrics":[{"name":"cpu","target":0.6}]}"#,
             "step-scaling" => r#"{"metric":"cpu","scale_out":{"threshold":0.7,"steps":[{"lower":0,"adjustment":1}]}}"#,
             "queue-depth" => r#"{"target_per_worker":10}"#,
             "predictive" => r#"{"metric":"requests","per_instance":50,"horizon_secs":300}"#,
+            "gpu-memory" => r#"{"model":"small","models":{"small":6144}}"#,
             _ => "{}",
         };
         let o = scalewise(&["policy", "check", path(&builtin(name)), "--settings", settings]);
