@@ -102,7 +102,8 @@ impl Consensus for ConfidenceWeighted {
     fn evaluate(input: &ConsensusInput, s: &Settings, state: &mut State) -> Result<Combined, String> {
         let voters: Vec<(&Vote, &Proposal)> = input.proposals().collect();
         // Score last decisions' proposals against the panel now.
-        if let Some(panel) = median(voters.iter().map(|(_, p)| p.desired).collect()) {
+        let desired: Vec<f64> = voters.iter().map(|(_, p)| p.desired).collect();
+        if let Some(panel) = series::percentile(&desired, 50.0) {
             for (_, r) in state.experts.iter_mut() {
                 if r.history.len() == s.lag as usize
                     && let Some(Some(then)) = r.history.front()
@@ -147,15 +148,6 @@ impl Consensus for ConfidenceWeighted {
             explanation: format!("weighted mean {:.2} -> {desired}, carried by {}{}", sum / weight, carried.join("; "), input.abstention_note()),
         })
     }
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
 export_consensus!(ConfidenceWeighted);

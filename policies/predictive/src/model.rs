@@ -23,6 +23,8 @@
 
 use std::collections::VecDeque;
 
+use scalewise_sdk::Sample;
+use scalewise_sdk::series::linear_trend;
 use serde::{Deserialize, Serialize};
 
 pub const DAY_MS: i64 = 86_400_000;
@@ -294,11 +296,12 @@ impl Model {
             }
             Method::SeasonalNaive => self.naive(target).or_else(|| self.recent.back().copied()).unwrap_or(0.0),
             Method::LinearTrend => {
+                // A line through the last few steps, one "millisecond" a step.
                 let n = self.recent.len().min(15);
-                let ys: Vec<f64> = self.recent.iter().skip(self.recent.len() - n).copied().collect();
-                match line(&ys) {
-                    Some((a, b)) => a + b * ((n - 1) as f64 + h as f64),
-                    None => ys.last().copied().unwrap_or(0.0),
+                let points: Vec<Sample> = self.recent.iter().skip(self.recent.len() - n).enumerate().map(|(i, &value)| Sample { at: i as i64, value }).collect();
+                match linear_trend(&points) {
+                    Some(line) => line.at(n as i64 - 1 + h),
+                    None => points.last().map_or(0.0, |s| s.value),
                 }
             }
         };
@@ -322,25 +325,6 @@ impl Model {
         let relative_error = (self.evaluated[method.index()] >= MIN_EVALUATED).then(|| self.error[method.index()] / self.scale.max(1e-9));
         Some(Forecast { method, peak, relative_error })
     }
-}
-
-/// Least squares through (0, y0), (1, y1), ...: intercept and slope.
-fn line(ys: &[f64]) -> Option<(f64, f64)> {
-    let n = ys.len();
-    if n < 2 {
-        return None;
-    }
-    let nf = n as f64;
-    let mx = (nf - 1.0) / 2.0;
-    let my = ys.iter().sum::<f64>() / nf;
-    let (mut sxy, mut sxx) = (0.0, 0.0);
-    for (i, y) in ys.iter().enumerate() {
-        let dx = i as f64 - mx;
-        sxy += dx * (y - my);
-        sxx += dx * dx;
-    }
-    let b = sxy / sxx;
-    Some((my - b * mx, b))
 }
 
 /// `Vec<f64>` as a hex string of little-endian `f32`s: a seasonal profile

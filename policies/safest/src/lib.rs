@@ -19,11 +19,7 @@ impl Consensus for Safest {
 
     fn evaluate(input: &ConsensusInput, _: &Settings, _: &mut ()) -> Result<Combined, String> {
         let current = input.pool.capacity() as f64;
-        let proposals: Vec<(&str, &Proposal)> = input
-            .votes
-            .iter()
-            .filter_map(|v| v.proposal().filter(|p| p.desired.is_finite()).map(|p| (v.expert.as_str(), p)))
-            .collect();
+        let proposals: Vec<(&str, &Proposal)> = input.proposals().map(|(v, p)| (v.expert.as_str(), p)).collect();
         let abstained: Vec<&str> =
             input.votes.iter().filter(|v| v.proposal().is_none()).map(|v| v.expert.as_str()).collect();
         // Larger desired is safer in every direction: the max is the answer.
