@@ -284,9 +284,9 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// A first pass over a file: its steps and its busiest step's load.
-fn scan(path: &Path, max_steps: Option<u64>, why: &str) -> Result<(u64, f64), String> {
+fn scan(path: &Path, max_steps: Option<u64>) -> Result<(u64, f64), String> {
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-        return Err(format!("{why} needs the trace twice; it cannot read a pipe"));
+        return Err("it cannot read a pipe".into());
     }
     let reader = TraceReader::new(BufReader::new(open(path)?)).limit(max_steps);
     Ok(reader.fold((0, 0.0), |(n, peak), l| (n + 1, f64::max(peak, l))))
@@ -311,9 +311,13 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
     let mut capacity = t.capacity.unwrap_or(env.capacity);
     let peak_instances = t.peak_instances.or(env.peak_instances);
     let warmup = t.warmup.unwrap_or(env.warmup);
+    let scenario = peak_instances.is_some() || warmup > 0.0;
+    let peak_set = sets.iter().any(|(_, p)| matches!(p, Prepared::Fixed(Fixed::Named(_))));
+    // One first pass serves the scenario and every `fixed = "peak"` set.
+    let first_pass = (scenario || peak_set).then(|| scan(&t.path, options.max_steps));
     let mut warmup_steps = 0;
-    if peak_instances.is_some() || warmup > 0.0 {
-        let (steps, peak) = scan(&t.path, options.max_steps, "`peak_instances` or `warmup`").map_err(anyhow::Error::msg)?;
+    if let Some(pass) = first_pass.as_ref().filter(|_| scenario) {
+        let (steps, peak) = pass.clone().map_err(|e| anyhow::anyhow!("`peak_instances` or `warmup` needs the trace twice; {e}"))?;
         if let Some(n) = peak_instances {
             capacity = capacity_for(peak, n);
         }
@@ -328,7 +332,7 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
     };
     let input = open(&t.path).map_err(anyhow::Error::msg)?;
     let reader = TraceReader::new(BufReader::with_capacity(1 << 16, Counted { inner: input, progress: progress.clone() })).limit(options.max_steps);
-    let ctx = TraceCtx { env: env.clone(), name: name.clone(), path: t.path.clone(), capacity, billing, warmup_steps, options: options.clone() };
+    let ctx = TraceCtx { env: env.clone(), name: name.clone(), capacity, billing, warmup_steps, first_pass, options: options.clone() };
 
     let mut senders: Vec<SyncSender<Arc<Vec<f64>>>> = Vec::new();
     let mut channel = || {
@@ -383,11 +387,12 @@ fn price_floor(env: &Environment, set: &Prepared) -> f64 {
 struct TraceCtx {
     env: Environment,
     name: String,
-    path: PathBuf,
     capacity: f64,
     billing: Billing,
     /// Steps before this one are run but not scored.
     warmup_steps: u64,
+    /// The trace's steps and busiest load, when something needed them first.
+    first_pass: Option<Result<(u64, f64), String>>,
     options: RunOptions,
 }
 
@@ -432,7 +437,10 @@ fn run_set(ctx: &TraceCtx, set: &str, prepared: &Prepared, rx: Receiver<Arc<Vec<
         Prepared::Fixed(f) => {
             let count = match f {
                 Fixed::Count(n) => Ok(*n),
-                _ => scan(&ctx.path, ctx.options.max_steps, "`fixed = \"peak\"`").map(|(_, peak)| demand(peak, ctx.capacity)),
+                _ => match ctx.first_pass.as_ref().expect("scanned for every trace with a peak set") {
+                    Ok((_, peak)) => Ok(demand(*peak, ctx.capacity)),
+                    Err(e) => Err(format!("`fixed = \"peak\"` needs the trace twice; {e}")),
+                },
             };
             match count {
                 Ok(n) => simulate(ctx, set, None, rx, Some(n)),
