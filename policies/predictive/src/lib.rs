@@ -23,7 +23,20 @@
 //! horizon_secs = 360       # look this far ahead: at least the boot delay
 //! horizon_steps = 1        # and at least this many steps
 //! headroom = 0.0           # extra share on top of the forecast
+//! floor_at_current = true  # never below what the load seen now needs
+//! anchor = true            # start the forecast from the load seen now
 //! ```
+//!
+//! `anchor = true` takes the level from the newest load (the step still
+//! filling) and only the change from the method: the load now plus how much
+//! the method expects it to move by the target step. A seasonal model lags
+//! a level shift by many steps; the anchored forecast does not, and it uses
+//! the one sample the model has not learnt from yet.
+//!
+//! `floor_at_current = false` trusts the forecast on the way down as well:
+//! it lets capacity go as the forecast falls instead of waiting for the load
+//! to fall first, the cost-minded choice when the forecast is good (its
+//! confidence says how good).
 
 use scalewise_sdk::prelude::*;
 
@@ -60,6 +73,16 @@ pub struct Settings {
     /// A step this many standard deviations above the recent mean is a spike.
     #[serde(default = "d_spike")]
     pub spike_sigmas: f64,
+    /// Never propose less than the load seen now needs (default true).
+    #[serde(default = "d_true")]
+    pub floor_at_current: bool,
+    /// Anchor the forecast on the load seen now (default true).
+    #[serde(default = "d_true")]
+    pub anchor: bool,
+}
+
+fn d_true() -> bool {
+    true
 }
 
 fn d_horizon() -> u64 {
@@ -149,7 +172,7 @@ impl Strategy for Predictive {
                 Some((pk, sum, n)) if pk == k => model.partial = Some((pk, sum + sample.value, n + 1)),
                 Some((pk, sum, n)) => {
                     let current = input.now.div_euclid(step_ms).max(k);
-                    model.observe(pk, sum / f64::from(n), horizon_of(step_ms) + (current - pk), &s.smoothing, s.error_weight);
+                    model.observe(pk, sum / f64::from(n), horizon_of(step_ms) + (current - pk), &s.smoothing, s.error_weight, s.anchor);
                     model.partial = Some((k, sample.value, 1));
                 }
                 None => model.partial = Some((k, sample.value, 1)),
@@ -164,12 +187,13 @@ impl Strategy for Predictive {
         let horizon = horizon_of(step_ms);
 
         let pool = &input.pool;
-        let Some(forecast) = model.forecast(current_step, current_step + horizon, &s.smoothing, &s.methods) else {
+        let Some(forecast) = model.forecast(current_step + 1, current_step + horizon, &s.smoothing, &s.methods, s.anchor.then_some((current_step, now_load))) else {
             let desired = pool.clamp((now_load * (1.0 + s.headroom) / s.per_instance).ceil());
             return Ok(Proposal::new(desired, 0.3, format!("no history yet: {} {now_load:.1} needs {desired}", s.metric)));
         };
         let spike = model.recent_stats().filter(|(mean, sd)| *sd > 0.0 && now_load > mean + s.spike_sigmas * sd);
-        let need = forecast.peak.max(now_load);
+        // A spike no forecast saw coming is followed as seen, floor or not.
+        let need = if s.floor_at_current || spike.is_some() { forecast.peak.max(now_load) } else { forecast.peak };
         let desired = pool.clamp((need * (1.0 + s.headroom) / s.per_instance).ceil());
         let accuracy = match forecast.relative_error {
             Some(e) => format!("recent error {:.1}%", e * 100.0),

@@ -202,11 +202,14 @@ impl Model {
 
     /// Take in the observation of `step`, after scoring the forecasts made
     /// for it, then forecast `horizon` steps ahead for scoring later.
-    pub fn observe(&mut self, step: i64, y: f64, horizon: i64, s: &Smoothing, error_weight: f64) {
+    /// With `anchored`, the forecasts scored are the anchored ones (see
+    /// [`Model::forecast`]), anchored on this observation.
+    pub fn observe(&mut self, step: i64, y: f64, horizon: i64, s: &Smoothing, error_weight: f64, anchored: bool) {
         self.score(step, y, error_weight);
         self.update(step, y, s);
         let target = step + horizon.max(1);
-        let values = Method::ALL.map(|m| self.predict(m, step, target, s));
+        let anchor = anchored.then_some((step, y));
+        let values = Method::ALL.map(|m| self.predict_from(m, step, target, s, anchor));
         self.pending.push_back(Pending { step: target, values });
     }
 
@@ -285,9 +288,22 @@ impl Model {
         }
     }
 
-    /// Method `m`'s forecast for `target`, made at `now` (the last step in).
+    /// Method `m`'s forecast for `target`; with an anchor `(step, load)`,
+    /// the load seen at that step plus the change the method expects from
+    /// that step to `target`. The method supplies the shape, the newest
+    /// load the level: a model a little off in level (a slow Monday, a
+    /// growing month) still gets the coming hour's rise right.
+    fn predict_from(&self, m: Method, now: i64, target: i64, s: &Smoothing, anchor: Option<(i64, f64)>) -> f64 {
+        match anchor {
+            Some((step, load)) => (load + self.predict(m, now, target, s) - self.predict(m, now, step, s)).max(0.0),
+            None => self.predict(m, now, target, s),
+        }
+    }
+
+    /// Method `m`'s forecast for `target`, made at `now` (the last step in);
+    /// at `target == now`, the method's fitted value for that step.
     fn predict(&self, m: Method, now: i64, target: i64, s: &Smoothing) -> f64 {
-        let h = (target - now).max(1);
+        let h = (target - now).max(0);
         let v = match m {
             Method::HoltWinters => {
                 // Damped trend: phi + phi^2 + ... + phi^h.
@@ -311,7 +327,9 @@ impl Model {
     /// The method with the smallest recent error (Holt-Winters until every
     /// method has been scored enough), and its peak over the steps
     /// `from..=to`.
-    pub fn forecast(&self, from: i64, to: i64, s: &Smoothing, allowed: &[Method]) -> Option<Forecast> {
+    /// With an anchor `(step, load)` (the step still filling and its load so
+    /// far), each forecast is anchored on it (see `predict_from`).
+    pub fn forecast(&self, from: i64, to: i64, s: &Smoothing, allowed: &[Method], anchor: Option<(i64, f64)>) -> Option<Forecast> {
         let now = self.last_step?;
         let trusted = allowed.iter().all(|m| self.evaluated[m.index()] >= MIN_EVALUATED);
         let method = if trusted {
@@ -321,7 +339,7 @@ impl Model {
         } else {
             *allowed.first()?
         };
-        let peak = (from.max(now + 1)..=to.max(now + 1)).map(|t| self.predict(method, now, t, s)).fold(0.0, f64::max);
+        let peak = (from.max(now + 1)..=to.max(now + 1)).map(|t| self.predict_from(method, now, t, s, anchor)).fold(0.0, f64::max);
         let relative_error = (self.evaluated[method.index()] >= MIN_EVALUATED).then(|| self.error[method.index()] / self.scale.max(1e-9));
         Some(Forecast { method, peak, relative_error })
     }

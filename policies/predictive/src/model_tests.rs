@@ -10,7 +10,7 @@ fn daily(step: i64) -> f64 {
 
 fn learn(model: &mut Model, steps: std::ops::Range<i64>, f: impl Fn(i64) -> f64) {
     for k in steps {
-        model.observe(k, f(k), 5, &Smoothing::default(), 0.05);
+        model.observe(k, f(k), 5, &Smoothing::default(), 0.05, false);
     }
 }
 
@@ -20,7 +20,7 @@ fn a_daily_cycle_is_learnt_and_forecast_by_a_seasonal_method() {
     let start = 20_000 * 1440; // a day boundary, far from the epoch
     learn(&mut m, start..start + 3 * 1440, daily);
     let now = start + 3 * 1440 - 1;
-    let f = m.forecast(now + 1, now + 5, &Smoothing::default(), &Method::ALL).unwrap();
+    let f = m.forecast(now + 1, now + 5, &Smoothing::default(), &Method::ALL, None).unwrap();
     assert_ne!(f.method, Method::LinearTrend, "{f:?}");
     let truth = (now + 1..=now + 5).map(daily).fold(0.0, f64::max);
     assert!((f.peak - truth).abs() / truth < 0.03, "forecast {} vs {truth}", f.peak);
@@ -31,7 +31,7 @@ fn a_daily_cycle_is_learnt_and_forecast_by_a_seasonal_method() {
 fn a_ramp_without_season_is_followed_by_the_trend() {
     let mut m = Model::new(MIN);
     learn(&mut m, 0..120, |k| 10.0 + 2.0 * k as f64);
-    let f = m.forecast(120, 125, &Smoothing::default(), &Method::ALL).unwrap();
+    let f = m.forecast(120, 125, &Smoothing::default(), &Method::ALL, None).unwrap();
     assert_eq!(f.method, Method::LinearTrend, "{f:?}");
     assert!((f.peak - (10.0 + 2.0 * 125.0)).abs() < 1.0, "{f:?}");
 }
@@ -52,7 +52,7 @@ fn seasonal_naive_is_yesterdays_bucket() {
 fn only_the_allowed_methods_are_chosen() {
     let mut m = Model::new(MIN);
     learn(&mut m, 0..3 * 1440, daily);
-    let f = m.forecast(3 * 1440, 3 * 1440 + 5, &Smoothing::default(), &[Method::LinearTrend]).unwrap();
+    let f = m.forecast(3 * 1440, 3 * 1440 + 5, &Smoothing::default(), &[Method::LinearTrend], None).unwrap();
     assert_eq!(f.method, Method::LinearTrend);
 }
 
@@ -65,7 +65,7 @@ fn the_state_round_trips_compactly() {
     let back: Model = serde_json::from_slice(&json).unwrap();
     // Profiles travel as f32: the forecasts agree to f32 precision.
     let s = Smoothing::default();
-    let (a, b) = (m.forecast(2880, 2885, &s, &Method::ALL).unwrap(), back.forecast(2880, 2885, &s, &Method::ALL).unwrap());
+    let (a, b) = (m.forecast(2880, 2885, &s, &Method::ALL, None).unwrap(), back.forecast(2880, 2885, &s, &Method::ALL, None).unwrap());
     assert_eq!(a.method, b.method);
     assert!((a.peak - b.peak).abs() < 1e-3 * a.peak, "{a:?} vs {b:?}");
     let broken = String::from_utf8(json).unwrap().replacen("\"day\":\"", "\"day\":\"zz", 1);
@@ -77,7 +77,7 @@ fn forecasts_never_go_negative() {
     let mut m = Model::new(MIN);
     learn(&mut m, 0..60, |k| (600 - 10 * k) as f64);
     for method in Method::ALL {
-        let f = m.forecast(60, 200, &Smoothing::default(), &[method]).unwrap();
+        let f = m.forecast(60, 200, &Smoothing::default(), &[method], None).unwrap();
         assert!(f.peak >= 0.0);
     }
 }

@@ -64,6 +64,22 @@ fn after_a_day_it_scales_up_before_the_morning_ramp_and_down_after_the_evening()
 }
 
 #[test]
+fn without_the_floor_it_lets_capacity_go_before_the_load_falls() {
+    // Unanchored: an anchored forecast starts from the load now, and on
+    // this slope stays within one instance of the floor.
+    let (floored, _) = run(3, office, &settings(r#","anchor":false"#));
+    let (free, _) = run(3, office, &settings(r#","anchor":false,"floor_at_current":false"#));
+    // Through the evening fall (18:00 to 20:00) the floored one holds what
+    // the load of the moment needs; the free one follows the forecast down.
+    let fall = (2 * 1440 + 1080) as usize..(2 * 1440 + 1200) as usize;
+    let (kept, let_go): (f64, f64) = (floored[fall.clone()].iter().sum(), free[fall].iter().sum());
+    assert!(let_go < kept, "instance-minutes in the fall: {let_go} without the floor, {kept} with it");
+    // Both cover the morning ramp alike.
+    let ramp = (2 * 1440 + 400) as usize;
+    assert_eq!(floored[ramp], free[ramp]);
+}
+
+#[test]
 fn the_model_survives_in_the_state_and_a_fresh_one_knows_nothing() {
     let (_, state) = run(2, office, &settings(""));
     let k = 2 * 1440 + 357;
