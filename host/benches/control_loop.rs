@@ -127,6 +127,7 @@ fn plan(i: usize) -> PoolPlan {
         cost_rules: vec!["budget-cap".into()],
         cost: CostSpec { kind: Some("m".into()), catalog: vec![InstanceKind { name: "m".into(), on_demand_hourly: 0.1, spot_hourly: None, vcpus: 2.0, memory_gib: 4.0, gpus: 0 }], budget_limit: Some(1000.0), budget_period_hours: 720.0 },
         guardrails: Guardrails::default(),
+        instances: Default::default(),
     }
 }
 

@@ -60,6 +60,7 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
             budget_period_hours: p.cost.budget_period_hours,
         },
         guardrails: Guardrails { ..p.guardrails.clone() },
+        instances: p.instances.clone(),
     }
 }
 

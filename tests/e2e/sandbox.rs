@@ -205,3 +205,21 @@ fn a_faulting_new_version_falls_back_to_the_previous_one() {
     assert_eq!(registry.status_of("p").unwrap().fallbacks, 1);
     assert_eq!(eval(&registry, "p", "behave").unwrap(), "hostile: behaving");
 }
+
+/// A policy instance (a pool's own settings for a policy) is the policy's
+/// file under another id: loaded with it, swapped with it, gone with it.
+#[test]
+fn policy_instances_follow_their_file_with_their_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings: HashMap<String, String> = [("p", r#"{"word":"plain"}"#), ("p@web", r#"{"word":"web"}"#)].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let registry = Registry::new(engine(SandboxOptions::default()), dir.path(), settings).with_instances([("p@web".to_string(), "p".to_string())].into());
+    let script = |version: &str| format!(r#"fn strategy(input) {{ #{{ desired: 1, reason: "{version} " + input.settings.word }} }}"#);
+    std::fs::write(dir.path().join("p.rhai"), script("v1")).unwrap();
+    assert_eq!(registry.rescan().loaded, ["p", "p@web"]);
+    assert_eq!((eval(&registry, "p", "x").unwrap(), eval(&registry, "p@web", "x").unwrap()), ("v1 plain".into(), "v1 web".into()));
+    std::fs::write(dir.path().join("p.rhai"), script("v2")).unwrap();
+    registry.rescan();
+    assert_eq!(eval(&registry, "p@web", "x").unwrap(), "v2 web");
+    std::fs::remove_file(dir.path().join("p.rhai")).unwrap();
+    assert_eq!(registry.rescan().unloaded, ["p", "p@web"]);
+}

@@ -341,3 +341,89 @@ fn the_hybrid_scales_before_the_daily_rise_and_back_down_after_it() {
         assert!(want[quiet] < 0.5 * busiest, "asked for {:.1} in the day's quietest hour, {busiest:.1} in its busiest", want[quiet]);
     }
 }
+
+/// Issue 5's fifth acceptance line: a pool on a preset, with overrides,
+/// decides step for step what the spelled-out pool it stands for decides.
+/// Three days of the NASA trace, with the predictive model learning: any
+/// setting lost or misplaced in the expansion shows as a different step.
+#[test]
+fn a_preset_decides_exactly_what_its_spelled_out_config_decides() {
+    const STEPS: u64 = 3 * 1440;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policies = d.join("policies.d");
+    install_builtins(&policies, &["target-tracking", "predictive", "hybrid"]);
+    let metrics = r#"metrics = [{ name = "utilization", source = "push" }, { name = "queue_depth", source = "push", window_secs = 120 }]"#;
+    let preset = write(
+        &d.join("preset.toml"),
+        &format!(
+            r#"
+[policies]
+dir = "policies.d"
+[policies.settings.predictive]
+error_weight = 0.1
+
+[[pools]]
+id = "p"
+min = 2
+max = 1000
+preset = "cost-optimized"
+provider = {{ kind = "simulated" }}
+{metrics}
+guardrails = {{ scale_down_stabilization_secs = 180 }}
+settings.predictive = {{ horizon_secs = 420 }}
+"#
+        ),
+    );
+    let spelled_out = write(
+        &d.join("spelled-out.toml"),
+        &format!(
+            r#"
+[policies]
+dir = "policies.d"
+[policies.settings.predictive]
+metric = "queue_depth"
+per_instance = 1.0
+horizon_secs = 420
+horizon_steps = 2
+floor_at_current = false
+error_weight = 0.1
+[policies.settings.target-tracking]
+tolerance = 0.1
+metrics = [{{ name = "utilization", target = 0.9 }}]
+[policies.settings.hybrid]
+predictive = ["predictive"]
+
+[[pools]]
+id = "p"
+min = 2
+max = 1000
+strategies = [{{ policy = "predictive" }}, {{ policy = "target-tracking" }}]
+consensus = "hybrid"
+provider = {{ kind = "simulated" }}
+{metrics}
+[pools.guardrails]
+tolerance = 0.0
+scale_up_cooldown_secs = 0
+scale_down_cooldown_secs = 0
+scale_down_stabilization_secs = 180
+"#
+        ),
+    );
+    let mut spec = SimSpec::load(&root().join("examples/simulate/scenario.toml")).unwrap();
+    spec.traces.retain(|t| t.name() == "nasa");
+    spec.sets = vec![
+        SetSpec { name: "preset".into(), config: Some(preset), pool: None, fixed: None },
+        SetSpec { name: "spelled-out".into(), config: Some(spelled_out), pool: None, fixed: None },
+    ];
+    let options = RunOptions { policy_dir: Some(policies), cache_dir: Some(root().join("target/test-cache")), keep_desired: true, max_steps: Some(STEPS), ..Default::default() };
+    let results = run::run(&spec, &options, &Arc::new(Progress::default())).unwrap();
+    let [preset, spelled] = [&results[0].sets[0], &results[0].sets[1]];
+    assert_eq!((preset.failed.as_deref(), spelled.failed.as_deref()), (None, None));
+    assert!(preset.actions > 100, "a run that scales: {} actions", preset.actions);
+    assert_eq!(preset.desired.len(), STEPS as usize);
+    for (t, (a, b)) in preset.desired.iter().zip(&spelled.desired).enumerate() {
+        assert_eq!(a, b, "step {t}: the preset pool asked for {a}, the spelled-out one for {b}");
+    }
+    assert_eq!(preset.metrics.theta_u, spelled.metrics.theta_u);
+}

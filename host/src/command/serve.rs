@@ -34,7 +34,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(PolicyEngine::new(config.sandbox_options(), cache)?);
     // New versions serve from a quick Winch build while Cranelift compiles.
     let baseline = Arc::new(PolicyEngine::new(SandboxOptions { compiler: Compiler::Winch, ..config.sandbox_options() }, None)?);
-    let registry = Arc::new(Registry::new(engine, dir.clone(), config.policy_settings()).with_baseline(baseline));
+    let registry = Arc::new(Registry::new(engine, dir.clone(), config.policy_settings()).with_instances(config.policy_instances()).with_baseline(baseline));
     registry.start_tiering();
     let report = registry.rescan();
     tracing::info!(dir = %dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), "policy directory scanned");

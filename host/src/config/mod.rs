@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::policy::{InstanceMode, SandboxOptions};
 
 pub mod pools;
+pub mod presets;
 pub use pools::{JournalConfig, MetricConfig, PoolConfig, ProviderConfig, SourceConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,24 @@ pub struct Config {
     /// The built-in demo's load generator, if wanted.
     #[serde(default)]
     pub demo: Option<crate::demo::DemoConfig>,
+    /// The config's own presets, beside the built-in ones (see [`presets`]);
+    /// already expanded into the pools that use them.
+    #[serde(default)]
+    pub presets: BTreeMap<String, toml::Value>,
+    /// Policies loaded under another id with their own settings: a pool's
+    /// `settings` (its own, or its preset's) make one, keyed by that id.
+    #[serde(skip)]
+    pub instances: BTreeMap<String, Instance>,
+}
+
+/// A policy file loaded a second time, under its own id and settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// The policy (file name without extension) it is an instance of.
+    pub base: String,
+    /// Its settings as the JSON text it receives: the global
+    /// `[policies.settings.<base>]` with the pool's or preset's laid over.
+    pub settings: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,22 +171,73 @@ impl Config {
     /// Parse and check TOML text. The error lists every problem found, one
     /// per line, each starting with its field path.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let message = inner.message().to_owned();
-            let line = inner.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            match line {
-                Some(l) => format!("{path}: {message} (line {l})"),
-                None => format!("{path}: {message}"),
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut problems = Vec::new();
+        let catalog = presets::catalog(doc.get("presets"), &mut problems);
+        let uses_presets = doc.get("pools").and_then(toml::Value::as_array).is_some_and(|ps| ps.iter().any(|p| p.get("preset").is_some()));
+        let mut config: Config = if uses_presets {
+            // Expanded pools are typed from the merged document, which has
+            // no line numbers; errors keep their field paths.
+            presets::expand(&mut doc, &catalog, &mut problems);
+            if !problems.is_empty() {
+                return Err(problems.join("\n"));
             }
-        })?;
-        let problems = config.problems();
+            serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
+                let path = e.path().to_string();
+                format!("{path}: {}", e.into_inner().message())
+            })?
+        } else {
+            let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let message = inner.message().to_owned();
+                let line = inner.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                match line {
+                    Some(l) => format!("{path}: {message} (line {l})"),
+                    None => format!("{path}: {message}"),
+                }
+            })?
+        };
+        config.derive_instances(&catalog, &mut problems);
+        problems.extend(config.problems());
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
         Ok(config)
+    }
+
+    /// Give every pool-level `settings.<policy>` its policy instance: the
+    /// global settings with the pool's laid over, loaded under
+    /// `<policy>@preset.<name>` when they are exactly its preset's (so every
+    /// pool on that preset shares one) and `<policy>@<pool id>` otherwise.
+    fn derive_instances(&mut self, catalog: &BTreeMap<String, toml::Table>, problems: &mut Vec<String>) {
+        for (i, pool) in self.pools.iter_mut().enumerate() {
+            let used: Vec<&String> = pool.strategies.iter().map(|s| &s.policy).chain(pool.consensus.iter()).chain(pool.cost_rules.iter()).collect();
+            for (name, value) in &pool.settings {
+                let at = format!("pools[{i}].settings.{name}");
+                if !used.contains(&name) {
+                    problems.push(format!("{at}: the pool uses no policy `{name}`; settings are for its strategies, consensus and cost rules"));
+                    continue;
+                }
+                let Some(table) = value.as_table() else {
+                    problems.push(format!("{at}: must be a table of settings, got {}", value.type_str()));
+                    continue;
+                };
+                let mut merged = self.policies.settings.get(name).and_then(toml::Value::as_table).cloned().unwrap_or_default();
+                presets::merge(&mut merged, table);
+                let preset = pool.preset.as_ref().filter(|p| {
+                    catalog.get(*p).and_then(|f| f.get("settings")).and_then(|s| s.get(name)) == Some(value)
+                });
+                let id = match preset {
+                    Some(p) => format!("{name}@preset.{p}"),
+                    None => format!("{name}@{}", pool.id),
+                };
+                let settings = serde_json::to_string(&merged).expect("TOML values are valid JSON");
+                self.instances.insert(id.clone(), Instance { base: name.clone(), settings });
+                pool.instances.insert(name.clone(), id);
+            }
+        }
     }
 
     /// Everything wrong with a parsed config, each with its field path.
@@ -213,13 +283,16 @@ impl Config {
         }
     }
 
-    /// Each policy's settings as the JSON text policies receive.
+    /// Each policy's settings as the JSON text policies receive, policy
+    /// instances (see [`Instance`]) included.
     pub fn policy_settings(&self) -> HashMap<String, String> {
-        self.policies
-            .settings
-            .iter()
-            .map(|(id, v)| (id.clone(), serde_json::to_string(v).expect("TOML values are valid JSON")))
-            .collect()
+        let global = self.policies.settings.iter().map(|(id, v)| (id.clone(), serde_json::to_string(v).expect("TOML values are valid JSON")));
+        global.chain(self.instances.iter().map(|(id, i)| (id.clone(), i.settings.clone()))).collect()
+    }
+
+    /// Each policy instance's id and the policy it loads.
+    pub fn policy_instances(&self) -> BTreeMap<String, String> {
+        self.instances.iter().map(|(id, i)| (id.clone(), i.base.clone())).collect()
     }
 }
 
@@ -259,3 +332,5 @@ mod tests {
 
 #[cfg(test)]
 mod pool_tests;
+#[cfg(test)]
+mod preset_tests;

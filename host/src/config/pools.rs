@@ -144,6 +144,9 @@ fn default_period() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     pub id: String,
+    /// The preset this pool was expanded from, if any (see `presets`).
+    #[serde(default)]
+    pub preset: Option<String>,
     pub min: u32,
     pub max: u32,
     #[serde(default = "default_interval")]
@@ -169,6 +172,14 @@ pub struct PoolConfig {
     pub cost: CostConfig,
     #[serde(default)]
     pub guardrails: Guardrails,
+    /// This pool's settings for its policies, laid over the global
+    /// `[policies.settings.*]`.
+    #[serde(default)]
+    pub settings: BTreeMap<String, toml::Value>,
+    /// Policy name → the id of the instance loaded with this pool's
+    /// settings; filled in by `Config::parse`.
+    #[serde(skip)]
+    pub instances: BTreeMap<String, String>,
 }
 
 fn default_interval() -> u64 {

@@ -57,6 +57,17 @@ pub struct PoolPlan {
     pub cost_rules: Vec<String>,
     pub cost: CostSpec,
     pub guardrails: Guardrails,
+    /// Policy name → the registry id it is loaded under, where the pool has
+    /// settings of its own for it (a policy instance). Votes, states and
+    /// explanations use the name; only the call goes to the instance.
+    pub instances: BTreeMap<String, String>,
+}
+
+impl PoolPlan {
+    /// The registry id to call for the policy the pool names `name`.
+    pub fn instance<'a>(&'a self, name: &'a str) -> &'a str {
+        self.instances.get(name).map_or(name, String::as_str)
+    }
 }
 
 /// What persists between ticks: guardrail memory and policy states.
@@ -99,7 +110,7 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
     for spec in &plan.strategies {
         si.state = memory.states.get(&spec.policy).cloned();
         let mut vote = ExpertVote { expert: spec.policy.clone(), weight: spec.weight, version: None, proposal: None, abstained: None, fallback: None };
-        match experts.strategy(&spec.policy, &si) {
+        match experts.strategy(plan.instance(&spec.policy), &si) {
             Ok(a) => {
                 store_state(memory, &spec.policy, a.output.state);
                 vote.version = Some(a.version);
@@ -171,7 +182,7 @@ fn combine(experts: &dyn Experts, plan: &PoolPlan, pool: &Pool, now: i64, ballot
         return ConsensusResult { policy: "single".into(), desired: Some(p.desired), confidence: p.confidence, explanation: format!("{expert} decides alone") };
     };
     let ci = ConsensusInput { pool: pool.clone(), votes: ballots, now, settings: String::new(), state: memory.states.get(id).cloned() };
-    match experts.consensus(id, &ci) {
+    match experts.consensus(plan.instance(id), &ci) {
         Ok(a) => {
             store_state(memory, id, a.output.state);
             let mut explanation = a.output.explanation;
@@ -202,7 +213,7 @@ fn run_cost_rule(experts: &dyn Experts, id: &str, plan: &PoolPlan, pool: &Pool, 
         settings: String::new(),
         state: memory.states.get(id).cloned(),
     };
-    match experts.cost_rule(id, &input) {
+    match experts.cost_rule(plan.instance(id), &input) {
         Ok(a) => {
             store_state(memory, id, a.output.state);
             let (verdict, clamp_to, next) = match a.output.verdict {

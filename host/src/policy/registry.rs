@@ -134,6 +134,9 @@ pub struct Registry {
     tiering: Mutex<Option<mpsc::Sender<TierJob>>>,
     dir: PathBuf,
     settings: RwLock<HashMap<String, String>>,
+    /// Policy instances: id → the policy whose file each loads (with the
+    /// instance's own settings). A swap of that file swaps them all.
+    instances: BTreeMap<String, String>,
     live: ArcSwap<PolicySet>,
     statuses: Mutex<BTreeMap<String, Arc<PolicyStatus>>>,
     generation: AtomicU64,
@@ -163,11 +166,20 @@ impl Registry {
             tiering: Mutex::new(None),
             dir: dir.into(),
             settings: RwLock::new(settings),
+            instances: BTreeMap::new(),
             live: ArcSwap::from_pointee(PolicySet::default()),
             statuses: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(1),
             writer: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also load each policy instance (id → the policy it loads) whenever
+    /// its policy's file is found; its settings are in `settings` under the
+    /// instance id.
+    pub fn with_instances(mut self, instances: BTreeMap<String, String>) -> Self {
+        self.instances = instances;
+        self
     }
 
     /// Build new versions with this (Winch) engine first, once tiering is
@@ -287,12 +299,18 @@ impl Registry {
     /// Load (or reload) one policy file. On failure the serving version, if
     /// any, stays, and the error is recorded in the policy's status.
     pub fn load_path(&self, path: &Path) -> Result<Arc<Policy>, LoadError> {
-        let mut files = self.writer.lock().unwrap();
-        self.load_locked(&mut files, path)
+        let id = policy_id(path).ok_or_else(|| LoadError::UnsupportedFile(path.display().to_string()))?;
+        self.load_as(&id, path)
     }
 
-    fn load_locked(&self, files: &mut HashMap<String, (PathBuf, Stamp)>, path: &Path) -> Result<Arc<Policy>, LoadError> {
-        let id = policy_id(path).ok_or_else(|| LoadError::UnsupportedFile(path.display().to_string()))?;
+    /// Load (or reload) one policy file under `id`: a policy instance's id,
+    /// or the file's own.
+    pub fn load_as(&self, id: &str, path: &Path) -> Result<Arc<Policy>, LoadError> {
+        let mut files = self.writer.lock().unwrap();
+        self.load_locked(&mut files, id.to_owned(), path)
+    }
+
+    fn load_locked(&self, files: &mut HashMap<String, (PathBuf, Stamp)>, id: String, path: &Path) -> Result<Arc<Policy>, LoadError> {
         let status = self.status(&id);
         // Stamp before reading: if the file changes while it loads, the next
         // rescan sees a new stamp and loads again. (Stamping afterwards would
@@ -386,12 +404,17 @@ impl Registry {
         } else {
             tracing::warn!(dir = %self.dir.display(), "cannot read the policy directory");
         }
+        for (id, base) in &self.instances {
+            if let Some(path) = found.get(base).cloned() {
+                found.insert(id.clone(), path);
+            }
+        }
         for (id, path) in &found {
             let unchanged = files.get(id).is_some_and(|(p, s)| p == path && Some(*s) == stamp(path));
             if unchanged {
                 continue;
             }
-            match self.load_locked(&mut files, path) {
+            match self.load_locked(&mut files, id.clone(), path) {
                 Ok(_) => report.loaded.push(id.clone()),
                 Err(e) => report.failed.push((id.clone(), e.to_string())),
             }

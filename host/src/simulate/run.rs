@@ -202,7 +202,8 @@ pub fn registry_for(config: &Config, pool: &PoolConfig, dir: &Path, engine: &Arc
         match file {
             None => problems.push(format!("`{id}` is not in {} (no {id}.wasm or {id}.rhai)", dir.display())),
             Some(path) => {
-                if let Err(e) = registry.load_path(&path) {
+                let instance = pool.instances.get(id).unwrap_or(id);
+                if let Err(e) = registry.load_as(instance, &path) {
                     problems.push(format!("`{id}` failed to load: {e}"));
                 }
             }
