@@ -25,6 +25,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("conservative", include_str!("../../presets/conservative.toml")),
     ("aggressive", include_str!("../../presets/aggressive.toml")),
     ("cost-optimized", include_str!("../../presets/cost-optimized.toml")),
+    ("high-performance", include_str!("../../presets/high-performance.toml")),
     ("hybrid", include_str!("../../presets/hybrid.toml")),
 ];
 
