@@ -32,6 +32,8 @@ fn check_accepts_every_builtin_and_names_its_world() {
         ("confidence-weighted", "consensus"),
         ("hybrid", "consensus"),
         ("gpu-memory", "strategy"),
+        ("severity", "strategy"),
+        ("scheduled", "strategy"),
     ] {
         let settings = match name {
             "target-tracking" => r#"{"metrics":[{"name":"cpu","target":0.6}]}"#,
@@ -39,6 +41,8 @@ fn check_accepts_every_builtin_and_names_its_world() {
             "queue-depth" => r#"{"target_per_worker":10}"#,
             "predictive" => r#"{"metric":"requests","per_instance":50,"horizon_secs":300}"#,
             "gpu-memory" => r#"{"model":"small","models":{"small":6144}}"#,
+            "severity" => r#"{"signals":[{"metric":"queue_depth","thresholds":[1,5,20,50]}]}"#,
+            "scheduled" => r#"{"timezone":"Europe/Berlin","rules":[{"name":"office","cron":"* 8-17 * * MON-FRI","min":3}]}"#,
             _ => "{}",
         };
         let o = scalewise(&["policy", "check", path(&builtin(name)), "--settings", settings]);
