@@ -145,6 +145,17 @@ fn default_warm_calls() -> u64 {
     10_000
 }
 
+/// A typing error as `path: message (line N)`; the line only where the
+/// error has a span in `text`.
+fn type_error(e: serde_path_to_error::Error<toml::de::Error>, text: &str) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    match inner.span() {
+        Some(s) => format!("{path}: {} (line {})", inner.message(), text[..s.start.min(text.len())].lines().count().max(1)),
+        None => format!("{path}: {}", inner.message()),
+    }
+}
+
 impl Config {
     /// Read, parse and check a config file; relative paths become relative to it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -182,22 +193,10 @@ impl Config {
             if !problems.is_empty() {
                 return Err(problems.join("\n"));
             }
-            serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
-                let path = e.path().to_string();
-                format!("{path}: {}", e.into_inner().message())
-            })?
+            serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| type_error(e, text))?
         } else {
             let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let message = inner.message().to_owned();
-                let line = inner.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-                match line {
-                    Some(l) => format!("{path}: {message} (line {l})"),
-                    None => format!("{path}: {message}"),
-                }
-            })?
+            serde_path_to_error::deserialize(de).map_err(|e| type_error(e, text))?
         };
         config.derive_instances(&catalog, &mut problems);
         problems.extend(config.problems());

@@ -153,6 +153,13 @@ pub struct Model {
     pub spacing: Option<i64>,
 }
 
+/// The load seen at an anchor step, and a method's own value for that step.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    load: f64,
+    fitted: f64,
+}
+
 /// What the model says about the coming steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forecast {
@@ -209,7 +216,7 @@ impl Model {
         self.update(step, y, s);
         let target = step + horizon.max(1);
         let anchor = anchored.then_some((step, y));
-        let values = Method::ALL.map(|m| self.predict_from(m, step, target, s, anchor));
+        let values = Method::ALL.map(|m| self.predict_from(m, step, target, s, self.anchor(m, step, s, anchor)));
         self.pending.push_back(Pending { step: target, values });
     }
 
@@ -288,16 +295,22 @@ impl Model {
         }
     }
 
-    /// Method `m`'s forecast for `target`; with an anchor `(step, load)`,
-    /// the load seen at that step plus the change the method expects from
-    /// that step to `target`. The method supplies the shape, the newest
-    /// load the level: a model a little off in level (a slow Monday, a
-    /// growing month) still gets the coming hour's rise right.
-    fn predict_from(&self, m: Method, now: i64, target: i64, s: &Smoothing, anchor: Option<(i64, f64)>) -> f64 {
+    /// Method `m`'s forecast for `target`; with an anchor, the load seen at
+    /// the anchor's step plus the change the method expects from that step
+    /// to `target`. The method supplies the shape, the newest load the
+    /// level: a model a little off in level (a slow Monday, a growing month)
+    /// still gets the coming hour's rise right.
+    fn predict_from(&self, m: Method, now: i64, target: i64, s: &Smoothing, anchor: Option<Anchor>) -> f64 {
         match anchor {
-            Some((step, load)) => (load + self.predict(m, now, target, s) - self.predict(m, now, step, s)).max(0.0),
+            Some(a) => (a.load + self.predict(m, now, target, s) - a.fitted).max(0.0),
             None => self.predict(m, now, target, s),
         }
+    }
+
+    /// An anchor `(step, load)` for method `m`, with the method's own value
+    /// at that step worked out once for all the targets forecast from it.
+    fn anchor(&self, m: Method, now: i64, s: &Smoothing, anchor: Option<(i64, f64)>) -> Option<Anchor> {
+        anchor.map(|(step, load)| Anchor { load, fitted: self.predict(m, now, step, s) })
     }
 
     /// Method `m`'s forecast for `target`, made at `now` (the last step in);
@@ -339,6 +352,7 @@ impl Model {
         } else {
             *allowed.first()?
         };
+        let anchor = self.anchor(method, now, s, anchor);
         let peak = (from.max(now + 1)..=to.max(now + 1)).map(|t| self.predict_from(method, now, t, s, anchor)).fold(0.0, f64::max);
         let relative_error = (self.evaluated[method.index()] >= MIN_EVALUATED).then(|| self.error[method.index()] / self.scale.max(1e-9));
         Some(Forecast { method, peak, relative_error })
