@@ -97,7 +97,7 @@ fn cost_input(settings: &str) -> CostInput {
         spot_hourly: Some(price / 3.0),
         vcpus: 2.0,
         memory_gib: 8.0,
-        gpus: 0,
+        ..Default::default()
     };
     CostInput {
         pool: pool(),
@@ -107,7 +107,7 @@ fn cost_input(settings: &str) -> CostInput {
         budget: None,
         now: NOW,
         settings: settings.into(),
-        state: None,
+        ..Default::default()
     }
 }
 

@@ -36,6 +36,16 @@ macro_rules! type_conversions {
                 Self { desired: p.desired, confidence: p.confidence, reason: p.reason }
             }
         }
+        impl From<wit::Placement> for sdk::Placement {
+            fn from(p: wit::Placement) -> Self {
+                Self { kind: p.kind, on_demand: p.on_demand, spot: p.spot }
+            }
+        }
+        impl From<sdk::Placement> for wit::Placement {
+            fn from(p: sdk::Placement) -> Self {
+                Self { kind: p.kind, on_demand: p.on_demand, spot: p.spot }
+            }
+        }
     };
 }
 
@@ -63,7 +73,8 @@ pub mod strategy {
     }
     impl From<sdk::StrategyOutput> for wit::StrategyOutput {
         fn from(o: sdk::StrategyOutput) -> Self {
-            Self { proposal: o.proposal.into(), state: o.state }
+            let gauges = o.gauges.into_iter().map(|g| wit::Gauge { name: g.name, value: g.value }).collect();
+            Self { proposal: o.proposal.into(), gauges, state: o.state }
         }
     }
 }
@@ -82,8 +93,11 @@ pub mod cost_rule {
         fn from(k: wit::InstanceKind) -> Self {
             Self {
                 name: k.name,
+                provider: k.provider,
+                region: k.region,
                 on_demand_hourly: k.on_demand_hourly,
                 spot_hourly: k.spot_hourly,
+                reserved_hourly: k.reserved_hourly,
                 vcpus: k.vcpus,
                 memory_gib: k.memory_gib,
                 gpus: k.gpus,
@@ -103,6 +117,8 @@ pub mod cost_rule {
                     spent: b.spent,
                     elapsed_hours: b.elapsed_hours,
                 }),
+                placement: i.placement.map(Into::into),
+                metrics: i.metrics.into_iter().map(Into::into).collect(),
                 now: i.now,
                 settings: i.settings,
                 state: i.state,
@@ -116,7 +132,7 @@ pub mod cost_rule {
                 sdk::Verdict::Clamp(n) => wit::Verdict::Clamp(n),
                 sdk::Verdict::Deny => wit::Verdict::Deny,
             };
-            Self { verdict, cost_per_hour: o.cost_per_hour, reason: o.reason, state: o.state }
+            Self { verdict, cost_per_hour: o.cost_per_hour, reason: o.reason, placement: o.placement.map(Into::into), state: o.state }
         }
     }
 }

@@ -48,6 +48,7 @@ pub mod bindings;
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 mod export;
+pub mod gauge;
 pub mod log;
 mod roles;
 pub mod series;
@@ -61,7 +62,7 @@ pub use types::*;
 
 /// Everything a policy usually needs, in one `use`.
 pub mod prelude {
-    pub use crate::log;
+    pub use crate::{gauge, log};
     pub use crate::roles::{Combined, Consensus, CostDecision, CostRule, Strategy};
     pub use crate::series::{self, Trend};
     pub use crate::types::*;

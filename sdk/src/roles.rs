@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::types::{
-    ConsensusInput, ConsensusOutput, CostInput, CostOutput, Proposal, StrategyInput,
+    ConsensusInput, ConsensusOutput, CostInput, CostOutput, Placement, Proposal, StrategyInput,
     StrategyOutput, Verdict,
 };
 
@@ -44,6 +44,15 @@ pub struct CostDecision {
     pub verdict: Verdict,
     pub cost_per_hour: f64,
     pub reason: String,
+    /// How to buy the capacity; `None` keeps the previous rule's choice.
+    pub placement: Option<Placement>,
+}
+
+impl CostDecision {
+    /// A verdict with no opinion on how the capacity is bought.
+    pub fn new(verdict: Verdict, cost_per_hour: f64, reason: impl Into<String>) -> Self {
+        Self { verdict, cost_per_hour, reason: reason.into(), placement: None }
+    }
 }
 
 /// A cost rule: allows, clamps or denies a proposed capacity.
@@ -146,8 +155,9 @@ pub fn validate_strategy<S: Strategy>(settings: &str) -> Result<(), String> {
 pub fn run_strategy<S: Strategy>(input: &StrategyInput) -> Result<StrategyOutput, String> {
     with_settings(&input.settings, |settings: &S::Settings| {
         let mut state = decode_state::<S::State>(input.state.as_deref());
+        crate::gauge::take();
         let proposal = S::evaluate(input, settings, &mut state)?;
-        Ok(StrategyOutput { proposal, state: encode_state(&state)? })
+        Ok(StrategyOutput { proposal, gauges: crate::gauge::take(), state: encode_state(&state)? })
     })
 }
 
@@ -165,6 +175,7 @@ pub fn run_cost_rule<C: CostRule>(input: &CostInput) -> Result<CostOutput, Strin
             verdict: d.verdict,
             cost_per_hour: d.cost_per_hour,
             reason: d.reason,
+            placement: d.placement,
             state: encode_state(&state)?,
         })
     })

@@ -127,19 +127,69 @@ impl Vote {
     }
 }
 
-/// An instance kind with its prices per instance-hour.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An instance kind with its prices per instance-hour and its size.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InstanceKind {
     pub name: String,
+    /// Who sells it (`aws`, `gcp`, ...); empty when the catalog does not say.
+    #[serde(default)]
+    pub provider: String,
+    /// Where; empty when the catalog does not say.
+    #[serde(default)]
+    pub region: String,
     pub on_demand_hourly: f64,
     #[serde(default)]
     pub spot_hourly: Option<f64>,
+    /// The effective hourly price under a reservation or savings plan.
+    #[serde(default)]
+    pub reserved_hourly: Option<f64>,
     #[serde(default)]
     pub vcpus: f64,
     #[serde(default)]
     pub memory_gib: f64,
     #[serde(default)]
     pub gpus: u32,
+}
+
+impl InstanceKind {
+    /// `name (provider/region)`, leaving out what the catalog does not say.
+    pub fn label(&self) -> String {
+        match (self.provider.is_empty(), self.region.is_empty()) {
+            (true, true) => self.name.clone(),
+            (false, true) => format!("{} ({})", self.name, self.provider),
+            (true, false) => format!("{} ({})", self.name, self.region),
+            (false, false) => format!("{} ({}/{})", self.name, self.provider, self.region),
+        }
+    }
+}
+
+/// How a capacity is bought: the instance kind, and members on demand and
+/// on spot. Cost rules pass it along their chain; the provider gets the last.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Placement {
+    #[serde(default)]
+    pub kind: Option<String>,
+    pub on_demand: u32,
+    pub spot: u32,
+}
+
+impl Placement {
+    /// Every member on demand.
+    pub fn on_demand(kind: Option<String>, members: u32) -> Self {
+        Self { kind, on_demand: members, spot: 0 }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.on_demand + self.spot
+    }
+}
+
+/// A number a policy reports about itself, exported by the host as a gauge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gauge {
+    pub name: String,
+    pub value: f64,
 }
 
 /// A spending limit over a period and what was spent so far in it.
@@ -188,6 +238,9 @@ impl StrategyInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrategyOutput {
     pub proposal: Proposal,
+    /// What the policy reported with [`crate::gauge::report`] during the call.
+    #[serde(default)]
+    pub gauges: Vec<Gauge>,
     #[serde(default)]
     pub state: Option<Vec<u8>>,
 }
@@ -203,6 +256,12 @@ pub struct CostInput {
     pub catalog: Vec<InstanceKind>,
     #[serde(default)]
     pub budget: Option<Budget>,
+    /// What the cost rule before this one chose, if any.
+    #[serde(default)]
+    pub placement: Option<Placement>,
+    /// The pool's metric windows, the same the strategies saw.
+    #[serde(default)]
+    pub metrics: Vec<MetricWindow>,
     #[serde(default)]
     pub now: i64,
     #[serde(default = "empty_object")]
@@ -212,12 +271,28 @@ pub struct CostInput {
 }
 
 impl CostInput {
-    /// The catalog entry for the pool's instance kind (or the only entry).
+    /// The catalog entry for the instance kind in use: the one an earlier
+    /// rule placed the capacity on, else the pool's, else the only entry.
     pub fn instance_kind(&self) -> Option<&InstanceKind> {
-        match &self.kind {
+        let placed = self.placement.as_ref().and_then(|p| p.kind.as_ref());
+        match placed.or(self.kind.as_ref()) {
             Some(name) => self.catalog.iter().find(|k| &k.name == name),
             None if self.catalog.len() == 1 => self.catalog.first(),
             None => None,
+        }
+    }
+
+    /// The window called `name`, if the host supplied one.
+    pub fn metric(&self, name: &str) -> Option<&MetricWindow> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// The placement in force: an earlier rule's, else all on demand.
+    pub fn placement_or_default(&self, members: u32) -> Placement {
+        match &self.placement {
+            Some(p) if p.total() == members => p.clone(),
+            Some(p) => Placement::on_demand(p.kind.clone(), members),
+            None => Placement::on_demand(self.kind.clone(), members),
         }
     }
 }
@@ -227,6 +302,9 @@ pub struct CostOutput {
     pub verdict: Verdict,
     pub cost_per_hour: f64,
     pub reason: String,
+    /// How to buy the capacity; `None` keeps the previous rule's choice.
+    #[serde(default)]
+    pub placement: Option<Placement>,
     #[serde(default)]
     pub state: Option<Vec<u8>>,
 }

@@ -45,19 +45,26 @@ fn proposal(p: &sdk::Proposal) -> wit::Proposal {
     wit::Proposal { desired: p.desired, confidence: p.confidence, reason: p.reason.clone() }
 }
 
+fn metrics(windows: &[sdk::MetricWindow]) -> Vec<wit::MetricWindow> {
+    windows
+        .iter()
+        .map(|m| wit::MetricWindow {
+            name: m.name.clone(),
+            times: m.samples.iter().map(|s| s.at).collect(),
+            values: m.samples.iter().map(|s| s.value).collect(),
+        })
+        .collect()
+}
+
+fn placement(p: &sdk::Placement) -> wit::Placement {
+    wit::Placement { kind: p.kind.clone(), on_demand: p.on_demand, spot: p.spot }
+}
+
 /// `settings` replaces the input's own: the host's configuration is what counts.
 pub fn strategy_input(i: &sdk::StrategyInput, settings: &str) -> wit::StrategyInput {
     wit::StrategyInput {
         pool: pool(&i.pool),
-        metrics: i
-            .metrics
-            .iter()
-            .map(|m| wit::MetricWindow {
-                name: m.name.clone(),
-                times: m.samples.iter().map(|s| s.at).collect(),
-                values: m.samples.iter().map(|s| s.value).collect(),
-            })
-            .collect(),
+        metrics: metrics(&i.metrics),
         now: i.now,
         recent_actions: i
             .recent_actions
@@ -73,6 +80,7 @@ pub fn strategy_output(o: wit::StrategyOutput) -> sdk::StrategyOutput {
     let p = o.proposal;
     sdk::StrategyOutput {
         proposal: sdk::Proposal { desired: p.desired, confidence: p.confidence, reason: p.reason },
+        gauges: o.gauges.into_iter().map(|g| sdk::Gauge { name: g.name, value: g.value }).collect(),
         state: o.state,
     }
 }
@@ -88,8 +96,11 @@ pub fn cost_input(i: &sdk::CostInput, settings: &str) -> wit::CostInput {
             .iter()
             .map(|k| wit::InstanceKind {
                 name: k.name.clone(),
+                provider: k.provider.clone(),
+                region: k.region.clone(),
                 on_demand_hourly: k.on_demand_hourly,
                 spot_hourly: k.spot_hourly,
+                reserved_hourly: k.reserved_hourly,
                 vcpus: k.vcpus,
                 memory_gib: k.memory_gib,
                 gpus: k.gpus,
@@ -101,6 +112,8 @@ pub fn cost_input(i: &sdk::CostInput, settings: &str) -> wit::CostInput {
             spent: b.spent,
             elapsed_hours: b.elapsed_hours,
         }),
+        placement: i.placement.as_ref().map(placement),
+        metrics: metrics(&i.metrics),
         now: i.now,
         settings: settings.to_owned(),
         state: i.state.clone(),
@@ -113,7 +126,8 @@ pub fn cost_output(o: wit::CostOutput) -> sdk::CostOutput {
         wit::Verdict::Clamp(n) => sdk::Verdict::Clamp(n),
         wit::Verdict::Deny => sdk::Verdict::Deny,
     };
-    sdk::CostOutput { verdict, cost_per_hour: o.cost_per_hour, reason: o.reason, state: o.state }
+    let placement = o.placement.map(|p| sdk::Placement { kind: p.kind, on_demand: p.on_demand, spot: p.spot });
+    sdk::CostOutput { verdict, cost_per_hour: o.cost_per_hour, reason: o.reason, placement, state: o.state }
 }
 
 /// `settings` replaces the input's own: the host's configuration is what counts.

@@ -20,8 +20,10 @@ use super::error::{LoadError, PolicyError};
 use super::{PolicyInput, PolicyOutput, Role, Runtime};
 
 /// The contract version this host speaks. Components built against any
-/// `0.1.x` are compatible (for 0.x packages the minor is the breaking part).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// `0.2.x` are compatible (for 0.x packages the minor is the breaking part).
+/// 0.2 added placements, gauges, catalog providers and regions, and the
+/// metric windows to cost rules.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 const PACKAGE: &str = "scalewise:policy";
 
 enum WorldPre {
@@ -342,9 +344,10 @@ mod tests {
 
     #[test]
     fn versions_follow_semver_for_0x() {
-        assert!(compatible("0.1.0"));
-        assert!(compatible("0.1.7"));
-        assert!(!compatible("0.2.0"));
+        assert!(compatible("0.2.0"));
+        assert!(compatible("0.2.7"));
+        assert!(!compatible("0.1.0"));
+        assert!(!compatible("0.3.0"));
         assert!(!compatible("1.0.0"));
         assert!(!compatible(""));
     }
@@ -352,8 +355,8 @@ mod tests {
     #[test]
     fn names_parse() {
         assert_eq!(
-            parse_name("scalewise:policy/strategy-api@0.1.0"),
-            Some(("scalewise:policy", "strategy-api", "0.1.0"))
+            parse_name("scalewise:policy/strategy-api@0.2.0"),
+            Some(("scalewise:policy", "strategy-api", "0.2.0"))
         );
         assert_eq!(parse_name("run"), None);
     }

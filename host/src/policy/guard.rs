@@ -7,7 +7,7 @@
 //! broken policy, reported as [`PolicyError::InvalidOutput`], and never reaches
 //! a provider.
 
-use scalewise_sdk::{ConsensusOutput, CostOutput, Pool, StrategyOutput, Verdict};
+use scalewise_sdk::{ConsensusOutput, CostOutput, Gauge, Pool, StrategyOutput, Verdict};
 
 use super::error::PolicyError;
 
@@ -73,10 +73,31 @@ fn check_state(state: &Option<Vec<u8>>, limits: &OutputLimits) -> Result<(), Pol
     }
 }
 
+/// At most this many gauges per call, each named like a Prometheus label
+/// value an operator would type: a policy cannot flood the exposition.
+const MAX_GAUGES: usize = 16;
+
+fn check_gauges(gauges: &[Gauge]) -> Result<(), PolicyError> {
+    if gauges.len() > MAX_GAUGES {
+        return Err(invalid(format!("{} gauges; the limit is {MAX_GAUGES}", gauges.len())));
+    }
+    for g in gauges {
+        let ok = !g.name.is_empty() && g.name.len() <= 64 && g.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(invalid(format!("gauge name {:?} must be 1 to 64 letters, digits or underscores", g.name)));
+        }
+        if !g.value.is_finite() {
+            return Err(invalid(format!("gauge {} is {}", g.name, g.value)));
+        }
+    }
+    Ok(())
+}
+
 pub fn check_strategy(pool: &Pool, out: &StrategyOutput, limits: &OutputLimits) -> Result<(), PolicyError> {
     check_text("reason", &out.proposal.reason, limits)?;
     check_capacity("desired capacity", out.proposal.desired, pool)?;
     check_confidence(out.proposal.confidence)?;
+    check_gauges(&out.gauges)?;
     check_state(&out.state, limits)
 }
 
@@ -94,6 +115,20 @@ pub fn check_cost(pool: &Pool, proposed: u32, out: &CostOutput, limits: &OutputL
         }
         check_capacity("clamp", f64::from(n), pool)?;
     }
+    if let Some(p) = &out.placement {
+        let members = match out.verdict {
+            Verdict::Allow => proposed,
+            Verdict::Clamp(n) => n,
+            Verdict::Deny => pool.capacity(),
+        };
+        if p.total() != members {
+            return Err(invalid(format!(
+                "placement of {} on demand + {} spot is not the {members} members the verdict leaves",
+                p.on_demand, p.spot
+            )));
+        }
+        check_text("placement kind", p.kind.as_deref().unwrap_or(""), limits)?;
+    }
     check_state(&out.state, limits)
 }
 
@@ -107,10 +142,10 @@ pub fn check_consensus(pool: &Pool, out: &ConsensusOutput, limits: &OutputLimits
 #[cfg(test)]
 mod tests {
     use super::*;
-    use scalewise_sdk::Proposal;
+    use scalewise_sdk::{Placement, Proposal};
 
     fn out(desired: f64, confidence: f64, reason: &str) -> StrategyOutput {
-        StrategyOutput { proposal: Proposal::new(desired, confidence, reason), state: None }
+        StrategyOutput { proposal: Proposal::new(desired, confidence, reason), gauges: vec![], state: None }
     }
 
     #[test]
@@ -133,14 +168,24 @@ mod tests {
         }
         let big = StrategyOutput { state: Some(vec![0; 2 << 20]), ..out(5.0, 1.0, "") };
         assert!(check_strategy(&pool, &big, &l).unwrap_err().to_string().contains("state is"));
+        let gauge = |name: &str, value| StrategyOutput { gauges: vec![Gauge { name: name.into(), value }], ..out(5.0, 1.0, "") };
+        assert!(check_strategy(&pool, &gauge("mape", 0.1), &l).is_ok());
+        assert!(check_strategy(&pool, &gauge("a b", 0.1), &l).unwrap_err().to_string().contains("gauge name"));
+        assert!(check_strategy(&pool, &gauge("mape", f64::INFINITY), &l).is_err());
     }
 
     #[test]
     fn cost_clamps_must_not_raise() {
         let pool = Pool { id: "p".into(), running: 4, booting: 0, min: 1, max: 10 };
         let l = OutputLimits::default();
-        let c = |verdict, cost| CostOutput { verdict, cost_per_hour: cost, reason: String::new(), state: None };
+        let c = |verdict, cost| CostOutput { verdict, cost_per_hour: cost, reason: String::new(), placement: None, state: None };
         assert!(check_cost(&pool, 8, &c(Verdict::Clamp(6), 1.0), &l).is_ok());
+        let placed = |verdict, od, spot| CostOutput { placement: Some(Placement { kind: None, on_demand: od, spot }), ..c(verdict, 1.0) };
+        assert!(check_cost(&pool, 8, &placed(Verdict::Allow, 2, 6), &l).is_ok());
+        assert!(check_cost(&pool, 8, &placed(Verdict::Clamp(6), 2, 4), &l).is_ok());
+        assert!(check_cost(&pool, 8, &placed(Verdict::Deny, 4, 0), &l).is_ok());
+        let err = check_cost(&pool, 8, &placed(Verdict::Allow, 2, 2), &l).unwrap_err().to_string();
+        assert!(err.contains("not the 8 members"), "{err}");
         assert!(check_cost(&pool, 8, &c(Verdict::Clamp(9), 1.0), &l).is_err());
         assert!(check_cost(&pool, 8, &c(Verdict::Allow, f64::NAN), &l).is_err());
     }

@@ -287,9 +287,11 @@ impl SmokeInputs {
                 spot_hourly: Some(0.03),
                 vcpus: 2.0,
                 memory_gib: 4.0,
-                gpus: 0,
+                ..Default::default()
             }],
             budget: None,
+            placement: None,
+            metrics: strategy.metrics.clone(),
             now,
             settings: "{}".into(),
             state: None,

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
-use scalewise_sdk::{ConsensusOutput, CostOutput, Proposal, StrategyOutput, Verdict};
+use scalewise_sdk::{ConsensusOutput, CostOutput, Gauge, Placement, Proposal, StrategyOutput, Verdict};
 use serde_json::Value;
 
 use super::deadline::Overrun;
@@ -154,6 +154,34 @@ fn state(map: &Value) -> Option<Vec<u8>> {
     map.get("state").filter(|v| !v.is_null()).map(|v| v.to_string().into_bytes())
 }
 
+/// `gauges: #{ name: number, ... }` in a strategy script's answer.
+fn gauges(map: &Value) -> Result<Vec<Gauge>, PolicyError> {
+    let Some(g) = map.get("gauges").filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let Some(obj) = g.as_object() else { return Err(invalid("`gauges` must be a map of names to numbers")) };
+    obj.iter()
+        .map(|(name, v)| match v.as_f64() {
+            Some(value) => Ok(Gauge { name: name.clone(), value }),
+            None => Err(invalid(format!("gauge `{name}` must be a number, got {v}"))),
+        })
+        .collect()
+}
+
+/// `placement: #{ kind: "m5.large", on_demand: 2, spot: 6 }` in a cost
+/// rule script's answer.
+fn placement(map: &Value) -> Result<Option<Placement>, PolicyError> {
+    let Some(p) = map.get("placement").filter(|v| !v.is_null()) else { return Ok(None) };
+    let members = |field: &str| -> Result<u32, PolicyError> {
+        let n = number(p, field, Some(0.0))?;
+        if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX) {
+            Ok(n as u32)
+        } else {
+            Err(invalid(format!("`placement.{field}` must be a whole number of members, got {n}")))
+        }
+    };
+    let kind = p.get("kind").and_then(Value::as_str).map(str::to_owned);
+    Ok(Some(Placement { kind, on_demand: members("on_demand")?, spot: members("spot")? }))
+}
+
 fn script_output(role: Role, result: Dynamic) -> Result<PolicyOutput, PolicyError> {
     let type_name = result.type_name();
     let map: Value = rhai::serde::from_dynamic(&result).map_err(|e| invalid(e.to_string()))?;
@@ -163,6 +191,7 @@ fn script_output(role: Role, result: Dynamic) -> Result<PolicyOutput, PolicyErro
     Ok(match role {
         Role::Strategy => PolicyOutput::Strategy(StrategyOutput {
             proposal: Proposal::new(number(&map, "desired", None)?, number(&map, "confidence", Some(1.0))?, text(&map, "reason")),
+            gauges: gauges(&map)?,
             state: state(&map),
         }),
         Role::CostRule => {
@@ -182,6 +211,7 @@ fn script_output(role: Role, result: Dynamic) -> Result<PolicyOutput, PolicyErro
                 verdict,
                 cost_per_hour: number(&map, "cost_per_hour", Some(0.0))?,
                 reason: text(&map, "reason"),
+                placement: placement(&map)?,
                 state: state(&map),
             })
         }
