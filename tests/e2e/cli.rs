@@ -34,6 +34,8 @@ fn check_accepts_every_builtin_and_names_its_world() {
         ("gpu-memory", "strategy"),
         ("severity", "strategy"),
         ("scheduled", "strategy"),
+        ("price-catalog", "cost-rule"),
+        ("spot-mix", "cost-rule"),
     ] {
         let settings = match name {
             "target-tracking" => r#"{"metrics":[{"name":"cpu","target":0.6}]}"#,
@@ -43,13 +45,14 @@ fn check_accepts_every_builtin_and_names_its_world() {
             "gpu-memory" => r#"{"model":"small","models":{"small":6144}}"#,
             "severity" => r#"{"signals":[{"metric":"queue_depth","thresholds":[1,5,20,50]}]}"#,
             "scheduled" => r#"{"timezone":"Europe/Berlin","rules":[{"name":"office","cron":"* 8-17 * * MON-FRI","min":3}]}"#,
+            "price-catalog" => r#"{"needs":{"vcpus":1,"memory_gib":2}}"#,
             _ => "{}",
         };
         let o = scalewise(&["policy", "check", path(&builtin(name)), "--settings", settings]);
         let out = text(&o);
         assert!(o.status.success(), "{name}: {out}");
         assert!(out.contains(&format!("role:     {role}")), "{name}: {out}");
-        assert!(out.contains("contract: scalewise:policy@0.1.0"), "{name}: {out}");
+        assert!(out.contains("contract: scalewise:policy@0.2.0"), "{name}: {out}");
         // Only the contract's own interfaces: no WASI, nothing else to deny.
         let imports = out.lines().find(|l| l.starts_with("  imports:")).unwrap();
         assert!(

@@ -5,6 +5,12 @@
 //! A scale-down is always allowed, since it only saves money. A scale-up that
 //! the rate cannot pay for is clamped to the most members it can pay for, or
 //! denied when that is no more than the pool already runs.
+//!
+//! A member is priced by the placement an earlier rule chose (its instance
+//! kind, and its spot share at the spot price: put `spot-mix` before this
+//! rule), else by the pool's kind, on demand or (`spot = true`) at spot.
+//! The period is whatever the host's budget says: a rolling number of hours,
+//! or the calendar month (`budget_period = "month"` in the pool's cost).
 
 use scalewise_sdk::prelude::*;
 
@@ -22,12 +28,21 @@ pub struct Settings {
 pub struct BudgetCap;
 
 impl BudgetCap {
+    /// The price of one member per hour, averaged over the placement.
     fn hourly_price(input: &CostInput, s: &Settings) -> Result<f64, String> {
-        let kind = input.instance_kind().ok_or_else(|| match &input.kind {
+        let kind = input.instance_kind().ok_or_else(|| match input.placement.as_ref().and_then(|p| p.kind.as_ref()).or(input.kind.as_ref()) {
             Some(name) => format!("instance kind `{name}` is not in the price catalog"),
             None => "the pool names no instance kind and the catalog has more than one".to_string(),
         })?;
-        Ok(if s.spot { kind.spot_hourly.unwrap_or(kind.on_demand_hourly) } else { kind.on_demand_hourly })
+        let spot = kind.spot_hourly.unwrap_or(kind.on_demand_hourly);
+        Ok(match &input.placement {
+            Some(p) if p.total() > 0 => {
+                let share = f64::from(p.spot) / f64::from(p.total());
+                share * spot + (1.0 - share) * kind.on_demand_hourly
+            }
+            _ if s.spot => spot,
+            _ => kind.on_demand_hourly,
+        })
     }
 
     fn affordable_hourly(input: &CostInput, s: &Settings) -> Option<(f64, String)> {
@@ -59,7 +74,7 @@ impl CostRule for BudgetCap {
         let price = Self::hourly_price(input, s)?;
         let current = input.pool.capacity();
         let cost = |n: u32| f64::from(n) * price;
-        let decision = |verdict, n: u32, reason: String| CostDecision { verdict, cost_per_hour: cost(n), reason };
+        let decision = |verdict, n: u32, reason: String| CostDecision::new(verdict, cost(n), reason);
         let Some((rate, why)) = Self::affordable_hourly(input, s) else {
             return Ok(decision(Verdict::Allow, input.proposed, "no budget or cap configured".into()));
         };
@@ -92,7 +107,7 @@ mod tests {
                 spot_hourly: Some(0.2),
                 vcpus: 2.0,
                 memory_gib: 8.0,
-                gpus: 0,
+                ..Default::default()
             }],
             budget,
             settings: settings.into(),
@@ -118,6 +133,25 @@ mod tests {
         assert_eq!(run(30, Some(b), "{}").unwrap().verdict, Verdict::Clamp(10));
         // Spot prices stretch it to 25.
         assert_eq!(run(30, Some(b), r#"{"spot": true}"#).unwrap().verdict, Verdict::Clamp(25));
+    }
+
+    #[test]
+    fn an_earlier_placement_sets_the_price() {
+        let b = Budget { limit: 300.0, period_hours: 720.0, spent: 200.0, elapsed_hours: 700.0 };
+        let mut input = CostInput {
+            pool: Pool { id: "p".into(), running: 4, booting: 0, min: 1, max: 100 },
+            proposed: 30,
+            kind: Some("m".into()),
+            catalog: vec![InstanceKind { name: "m".into(), on_demand_hourly: 0.5, spot_hourly: Some(0.1), ..Default::default() }],
+            budget: Some(b),
+            placement: Some(Placement { kind: Some("m".into()), on_demand: 10, spot: 20 }),
+            settings: "{}".into(),
+            ..Default::default()
+        };
+        // A member costs (10 × 0.5 + 20 × 0.1) / 30 = 0.2333/h; 5/h buys 21.
+        assert_eq!(run_cost_rule::<BudgetCap>(&input).unwrap().verdict, Verdict::Clamp(21));
+        input.placement = Some(Placement { kind: Some("other".into()), on_demand: 30, spot: 0 });
+        assert!(run_cost_rule::<BudgetCap>(&input).unwrap_err().contains("`other`"));
     }
 
     #[test]

@@ -200,6 +200,15 @@ impl Strategy for Predictive {
             None => format!("{} steps learnt, error not scored yet", model.observed),
         };
         let confidence = forecast.relative_error.map_or(0.3, |e| (1.0 / (1.0 + e)).clamp(0.05, 1.0));
+        // Accuracy as numbers, for the host's `scalewise_policy_gauge`:
+        // what was predicted (the peak ahead), what is (the load now), and
+        // the chosen method's recent error between the two.
+        gauge::report("forecast_peak", forecast.peak);
+        gauge::report("load_now", now_load);
+        gauge::report("steps_learnt", model.observed as f64);
+        if let Some(e) = forecast.relative_error {
+            gauge::report("relative_error", e);
+        }
         let mut reason = format!(
             "{}: peak {:.1} over the next {horizon} steps ({accuracy}); {} now {now_load:.1}; {desired} at {} per instance",
             forecast.method.name(),

@@ -125,3 +125,26 @@ fn no_samples_abstains_with_the_metric_named() {
     let err = run_strategy::<Predictive>(&input).unwrap_err();
     assert!(err.contains("`load`"), "{err}");
 }
+
+#[test]
+fn it_reports_its_accuracy_as_gauges() {
+    let (_, state) = run(2, office, &settings(""));
+    let k = 2 * 1440;
+    let samples = (k - 1..=k).map(|j| Sample { at: START + j * MIN, value: office(j) }).collect();
+    let input = StrategyInput {
+        pool: Pool { id: "p".into(), running: 10, booting: 0, min: 1, max: 1000 },
+        metrics: vec![MetricWindow::new("load", samples)],
+        now: START + k * MIN,
+        settings: settings(""),
+        state,
+        ..Default::default()
+    };
+    let out = run_strategy::<Predictive>(&input).unwrap();
+    let gauge = |name: &str| out.gauges.iter().find(|g| g.name == name).map(|g| g.value);
+    assert_eq!(gauge("load_now"), Some(office(k)));
+    assert!(gauge("steps_learnt").unwrap() >= 2.0 * 1440.0 - 2.0, "{:?}", out.gauges);
+    let e = gauge("relative_error").expect("scored after two days");
+    // The office day repeats exactly: a seasonal method predicts it well.
+    assert!((0.0..0.1).contains(&e), "relative error {e}");
+    assert!(gauge("forecast_peak").unwrap() > 0.0);
+}
