@@ -75,11 +75,18 @@ function decisionItem(d) {
     const text = v.proposal
       ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)} (confidence ${fmt(v.proposal.confidence)}) — ${v.proposal.reason}`
       : `${v.expert}: abstained — ${v.abstained}`;
-    li.append(el("div", { class: v.proposal ? "vote" : "vote err" }, text));
+    const gauges = (v.gauges || []).map((g) => `${g.name} ${fmt(g.value)}`).join(", ");
+    li.append(el("div", { class: v.proposal ? "vote" : "vote err" }, gauges ? `${text} [${gauges}]` : text));
   }
   li.append(el("div", { class: "why" }, `consensus ${d.consensus.policy}: ${d.consensus.explanation}`));
   for (const c of d.cost) li.append(el("div", { class: c.verdict === "error" ? "why err" : "why" }, `cost ${c.policy}: ${c.verdict} — ${c.reason}`));
+  if (d.placement) {
+    const p = d.placement;
+    li.append(el("div", { class: "why" }, `placement: ${p.on_demand} on demand + ${p.spot} spot${p.kind ? ` of ${p.kind}` : ""}`));
+  }
+  if (d.limited) li.append(el("div", { class: "why clamp" }, `limited ${d.limited.wanted} → ${d.limited.to} because ${d.limited.why}`));
   for (const c of d.clamps) li.append(el("div", { class: "why clamp" }, `guardrail ${c.guardrail}: ${c.from} → ${c.to} (${c.reason})`));
+  for (const a of d.alerts || []) li.append(el("div", { class: "why err" }, a));
   if (d.action) {
     const o = d.action.outcome;
     const status = o.status + (o.detail ? `: ${o.detail}` : "");
@@ -95,6 +102,8 @@ function poolSection(p, decisions) {
   facts.innerHTML = `<b>${p.running}</b> running · <b>${p.booting}</b> booting · desired <b>${p.desired}</b> · bounds ${p.min}–${p.max} · ${p.target}` +
     (p.paused ? " · <b>paused</b>" : "") + (p.dry_run ? " · dry run" : "") +
     (p.pending_approval ? ` · awaiting approval: ${p.pending_approval.from} → ${p.pending_approval.to}` : "") +
+    (p.budget ? ` · budget ${fmt(p.budget.spent)} of ${fmt(p.budget.limit)} (${fmt(p.budget.percent)}%), ${fmt(p.budget.hourly)}/h` +
+      (p.budget.fired.length ? ` · <span class="err">alert: past ${Math.max(...p.budget.fired)}%</span>` : "") : "") +
     (p.last_error ? ` · <span class="err">${p.last_error}</span>` : "") +
     (p.journal_error ? ` · <span class="err">${p.journal_error}</span>` : "");
   s.append(facts);

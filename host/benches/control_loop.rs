@@ -125,8 +125,9 @@ fn plan(i: usize) -> PoolPlan {
         strategies: ["target-tracking", "step-scaling", "queue-depth"].into_iter().map(|p| ExpertSpec { policy: p.into(), weight: 1.0 }).collect(),
         consensus: Some("weighted-vote".into()),
         cost_rules: vec!["budget-cap".into()],
-        cost: CostSpec { kind: Some("m".into()), catalog: vec![InstanceKind { name: "m".into(), on_demand_hourly: 0.1, spot_hourly: None, vcpus: 2.0, memory_gib: 4.0, gpus: 0 }], budget_limit: Some(1000.0), budget_period_hours: 720.0 },
+        cost: CostSpec { kind: Some("m".into()), catalog: vec![InstanceKind { name: "m".into(), on_demand_hourly: 0.1, vcpus: 2.0, memory_gib: 4.0, ..Default::default() }], budget_limit: Some(1000.0), ..Default::default() },
         guardrails: Guardrails::default(),
+        limits: vec![],
         instances: Default::default(),
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use scalewise_providers::host::HostSource;
-use scalewise_providers::local::{LocalConfig, LocalPool};
+use scalewise_providers::local::{LocalConfig, LocalPool, Needs};
 use scalewise_providers::pool::PoolSource;
 use scalewise_providers::prometheus::PrometheusSource;
 use scalewise_providers::push::PushSource;
@@ -57,15 +57,17 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
             kind: p.cost.kind.clone(),
             catalog: p.cost.catalog.clone(),
             budget_limit: p.cost.budget,
-            budget_period_hours: p.cost.budget_period_hours,
+            budget_period: p.cost.period(),
+            budget_alerts: p.cost.budget_alerts.clone(),
         },
         guardrails: Guardrails { ..p.guardrails.clone() },
+        limits: p.limits.clone(),
         instances: p.instances.clone(),
     }
 }
 
 fn target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
-    let ProviderConfig::Local { command, env, run_dir, grace_secs, ready_after_ms, keep_on_exit } = &p.provider else {
+    let ProviderConfig::Local { command, env, run_dir, grace_secs, ready_after_ms, keep_on_exit, member_memory_mib, reserve_memory_mib, member_cpus } = &p.provider else {
         anyhow::bail!("pool `{}`: the simulated provider runs only under `scalewise simulate`; give the pool a real provider (kind = \"local\") to serve it", p.id);
     };
     let exe = std::env::current_exe().context("locating the scalewise binary")?;
@@ -80,6 +82,7 @@ fn target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
         grace: Duration::from_secs(*grace_secs),
         ready_after: Duration::from_millis(*ready_after_ms),
         keep_on_exit: *keep_on_exit,
+        needs: Needs { member_memory_mib: *member_memory_mib, reserve_memory_mib: *reserve_memory_mib, member_cpus: *member_cpus },
     };
     Ok(Arc::new(LocalPool::new(config).with_context(|| format!("pool `{}`", p.id))?))
 }

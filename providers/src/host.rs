@@ -52,7 +52,8 @@ pub fn parse_memory(meminfo: &str) -> Option<f64> {
     (total > 0.0).then(|| 100.0 * (1.0 - available / total))
 }
 
-fn cores() -> f64 {
+/// Cores this process may use.
+pub fn cores() -> f64 {
     std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 

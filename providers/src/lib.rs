@@ -22,7 +22,7 @@ pub mod target;
 
 pub use metrics::{MetricError, MetricSource, Window};
 pub use scalewise_sdk::{MetricWindow, Sample};
-pub use target::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+pub use target::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 
 /// Milliseconds since the Unix epoch, from the wall clock.
 pub fn now_ms() -> i64 {

@@ -8,6 +8,7 @@
 //! memory, which is how a restarted host picks up where it left off.
 
 use async_trait::async_trait;
+use scalewise_sdk::Placement;
 use serde::Serialize;
 
 /// Where a member is in its life.
@@ -108,6 +109,13 @@ pub enum ProviderError {
     Other(String),
 }
 
+/// The most members a pool can hold, by one limit, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Headroom {
+    pub at_most: u32,
+    pub why: String,
+}
+
 /// A pool's capacity: read it, change it.
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -124,6 +132,22 @@ pub trait Target: Send + Sync {
     /// Hold `desired` members. Idempotent: calling it again with the same
     /// number changes nothing.
     async fn scale_to(&self, desired: u32) -> Result<ScaleOutcome, ProviderError>;
+
+    /// Hold `desired` members bought as `placement` says (instance kind, on
+    /// demand and spot), where the target can choose; the cost rules'
+    /// answer. Targets with one way of buying (a process pool) ignore it.
+    async fn scale_placed(&self, desired: u32, placement: Option<&Placement>) -> Result<ScaleOutcome, ProviderError> {
+        let _ = placement;
+        self.scale_to(desired).await
+    }
+
+    /// The most members this target can hold now, and why, if it knows a
+    /// limit below the pool's `max` (free host memory, an account quota).
+    /// Asked before each decision; the pipeline cuts a scale-up to it.
+    async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
+        let _ = state;
+        None
+    }
 
     /// Stop everything this target started (graceful host shutdown). Targets
     /// that manage long-lived infrastructure leave it alone.

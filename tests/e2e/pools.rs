@@ -267,3 +267,69 @@ fn large_changes_wait_for_approval() {
     let d: Value = host.get("/pools/k/decisions?limit=20");
     assert!(d.as_array().unwrap().iter().any(|d| d["action"]["cause"] == "approval" && d["action"]["outcome"]["status"] == "done"));
 }
+
+#[test]
+fn a_scale_up_past_free_gpu_memory_is_limited_and_budget_alerts_reach_the_api_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Queue-depth at 10 per worker; a worker needs 10 GiB of GPU memory,
+    // 2 kept in reserve; a worker-hour costs 3600, so a second of one
+    // worker eats 1 of the budget of 2 and the alerts fire within seconds.
+    let config = queue_depth_config(
+        dir.path(),
+        "t0ken",
+        &format!(
+            r#"
+[[pools]]
+id = "g"
+min = 0
+max = 10
+interval_ms = 300
+strategies = [{{ policy = "queue-depth" }}]
+provider = {{ kind = "local", command = {SLEEPER}, grace_secs = 2, ready_after_ms = 2000 }}
+metrics = [{{ name = "queue_depth", source = "push", window_secs = 30 }}, {{ name = "gpu_free_gib", source = "push", window_secs = 30 }}]
+limits = [{{ metric = "gpu_free_gib", per_member = 10.0, reserve = 2.0, label = "GPU memory" }}]
+cost = {{ kind = "m", budget = 2.0, budget_period = "month", catalog = [{{ name = "m", on_demand_hourly = 3600.0 }}] }}
+guardrails = {{ tolerance = 0.0, scale_down_stabilization_secs = 0 }}
+"#
+        ),
+    );
+    let host = Host::start(&config, port);
+    for (name, value) in [("gpu_free_gib", 25.0), ("queue_depth", 80.0)] {
+        let (status, body) = host.post("/pools/g/metrics", Some("t0ken"), &format!(r#"{{"name":"{name}","value":{value}}}"#));
+        assert_eq!(status, 200, "{body}");
+    }
+    // 80 queued wants 8 workers; (25 − 2) / 10 fit 2.
+    let limited = host.wait_for("a decision limited by GPU memory", Duration::from_secs(20), |h| {
+        let d: Value = h.get("/pools/g/decisions?limit=20");
+        d.as_array()?.iter().find(|d| d["limited"].is_object()).cloned()
+    });
+    assert_eq!((limited["limited"]["wanted"].as_u64(), limited["limited"]["to"].as_u64()), (Some(8), Some(2)), "{limited}");
+    assert!(limited["limited"]["why"].as_str().unwrap().starts_with("GPU memory: 25.0 free"), "{limited}");
+    assert_eq!(limited["desired"], 2);
+    // While they boot, the reading does not show their memory yet, and
+    // they are not launched twice; once up, they hold 20 GiB of it.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(capacity(&host, "g"), 2, "booting workers count against the limit");
+    let (status, body) = host.post("/pools/g/metrics", Some("t0ken"), r#"{"name":"gpu_free_gib","value":5}"#);
+    assert_eq!(status, 200, "{body}");
+    host.wait_for("two workers up", Duration::from_secs(10), |h| (h.get("/pools/g")["running"] == 2).then_some(()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(capacity(&host, "g"), 2, "never more than fit");
+
+    // The budget: spent, alerts fired, in the pool's state and in /metrics.
+    let budget = host.wait_for("the 100 % budget alert", Duration::from_secs(20), |h| {
+        let b = h.get("/pools/g")["budget"].clone();
+        (b["fired"].as_array()?.len() == 3).then_some(b)
+    });
+    assert_eq!(budget["period"], "month");
+    assert!(budget["percent"].as_f64().unwrap() >= 100.0, "{budget}");
+    let decisions: Value = host.get("/pools/g/decisions?limit=600");
+    let alerts: Vec<&str> = decisions.as_array().unwrap().iter().flat_map(|d| d["alerts"].as_array().into_iter().flatten()).filter_map(Value::as_str).collect();
+    assert_eq!(alerts.len(), 3, "each threshold fires once: {alerts:?}");
+    let metrics = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics")).unwrap().text().unwrap();
+    for line in ["scalewise_budget_alert{pool=\"g\",threshold=\"50\"} 1", "scalewise_budget_alert{pool=\"g\",threshold=\"100\"} 1", "scalewise_budget_limit{pool=\"g\"} 2"] {
+        assert!(metrics.contains(line), "/metrics lacks {line}");
+    }
+    assert!(metrics.contains("scalewise_budget_spent{pool=\"g\"}"), "{metrics}");
+}

@@ -427,3 +427,93 @@ scale_down_stabilization_secs = 180
     }
     assert_eq!(preset.metrics.theta_u, spelled.metrics.theta_u);
 }
+
+/// A pool config on the simulated fleet with target-tracking, and `extra`
+/// (cost rules and their settings) laid in.
+fn tracking_config(dir: &Path, name: &str, provider: &str, extra: &str) -> PathBuf {
+    write(
+        &dir.join(format!("{name}.toml")),
+        &format!(
+            r#"
+[policies]
+dir = "policies.d"
+[policies.settings.target-tracking]
+tolerance = 0.1
+metrics = [{{ name = "utilization", target = 0.7 }}]
+[policies.settings.spot-mix]
+spot_percent = 80
+max_interruption_rate = 1.0
+
+[[pools]]
+id = "{name}"
+min = 1
+max = 1000
+strategies = [{{ policy = "target-tracking" }}]
+provider = {provider}
+metrics = [{{ name = "utilization", source = "push" }}, {{ name = "spot_interruption_rate", source = "push", window_secs = 600 }}]
+cost = {{ kind = "m", catalog = [{{ name = "m", on_demand_hourly = 0.096, spot_hourly = 0.03 }}] }}
+guardrails = {{ tolerance = 0.1, scale_down_stabilization_secs = 300 }}
+{extra}
+"#
+        ),
+    )
+}
+
+#[test]
+fn spot_mix_buys_spot_in_calm_weather_and_on_demand_through_a_storm() {
+    const STEPS: u64 = 3 * 1440;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policies = d.join("policies.d");
+    install_builtins(&policies, &["target-tracking", "spot-mix"]);
+    let mix = tracking_config(d, "mix", r#"{ kind = "simulated" }"#, r#"cost_rules = ["spot-mix"]"#);
+    let blind = tracking_config(d, "blind", r#"{ kind = "simulated", spot_share = 0.8 }"#, "");
+    let mut spec = SimSpec::load(&root().join("examples/simulate/scenario.toml")).unwrap();
+    spec.traces.retain(|t| t.name() == "nasa");
+    spec.environment.warmup = 0.0;
+    spec.environment.spot_hourly = Some(0.03);
+    spec.environment.spot_interruptions_per_hour = 0.02;
+    // A storm through the second day: a spot instance lasts 20 minutes.
+    spec.environment.spot_storms = vec![scalewise::simulate::spec::Storm { from: 1440, to: 2880, interruptions_per_hour: 3.0 }];
+    spec.sets = vec![
+        SetSpec { name: "mix".into(), config: Some(mix), pool: None, fixed: None },
+        SetSpec { name: "blind".into(), config: Some(blind), pool: None, fixed: None },
+    ];
+    let options = RunOptions { policy_dir: Some(policies), cache_dir: Some(root().join("target/test-cache")), max_steps: Some(STEPS), ..Default::default() };
+    let results = run::run(&spec, &options, &Arc::new(Progress::default())).unwrap();
+    let [mix, blind] = [&results[0].sets[0], &results[0].sets[1]];
+    assert_eq!((mix.failed.as_deref(), blind.failed.as_deref()), (None, None));
+    // Both buy spot; the mix stops launching it while the storm rages.
+    assert!(mix.bill.spot_units > mix.bill.on_demand_units, "calm days are mostly spot: {:?}", mix.bill);
+    assert!(
+        mix.bill.interruptions * 3 < blind.bill.interruptions,
+        "the mix lost {} instances to interruptions, the fixed share {}",
+        mix.bill.interruptions,
+        blind.bill.interruptions
+    );
+    assert!(mix.metrics.theta_u < blind.metrics.theta_u, "fewer interruptions, less under-provisioning: {} vs {}", mix.metrics.theta_u, blind.metrics.theta_u);
+}
+
+#[test]
+fn a_quota_limits_every_scale_up_to_what_the_account_holds() {
+    const STEPS: u64 = 1440;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let policies = d.join("policies.d");
+    install_builtins(&policies, &["target-tracking"]);
+    let config = tracking_config(d, "quota", r#"{ kind = "simulated" }"#, "");
+    let mut spec = SimSpec::load(&root().join("examples/simulate/scenario.toml")).unwrap();
+    spec.traces.retain(|t| t.name() == "nasa");
+    spec.sets = vec![SetSpec { name: "quota".into(), config: Some(config), pool: None, fixed: None }];
+    let options = RunOptions { policy_dir: Some(policies), cache_dir: Some(root().join("target/test-cache")), keep_desired: true, max_steps: Some(STEPS), ..Default::default() };
+    let free = run::run(&spec, &options, &Arc::new(Progress::default())).unwrap();
+    let peak = *free[0].sets[0].desired.iter().max().unwrap();
+    assert!(peak > 30, "without a quota the day needs {peak}");
+    spec.environment.quota = Some(30);
+    spec.environment.initial = Some(5);
+    let limited = run::run(&spec, &options, &Arc::new(Progress::default())).unwrap();
+    let set = &limited[0].sets[0];
+    assert_eq!(set.failed, None);
+    let most = *set.desired.iter().max().unwrap();
+    assert!((25..=30).contains(&most), "never asks for more than the quota holds: {most}");
+}

@@ -52,6 +52,46 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(o, "scalewise_journal_healthy{{pool=\"{}\"}} {}", label(&p.id), p.journal_error.is_none() as u8);
     }
 
+    family(&mut o, "scalewise_pool_cost_per_hour", "gauge", "What the pool's capacity costs per hour, priced by its catalog and the spot share it bought.");
+    for p in &pools {
+        if let Some(b) = &p.budget {
+            let _ = writeln!(o, "scalewise_pool_cost_per_hour{{pool=\"{}\"}} {}", label(&p.id), b.hourly);
+        }
+    }
+    family(&mut o, "scalewise_budget_limit", "gauge", "The pool's budget for the current period.");
+    for p in &pools {
+        if let Some(b) = &p.budget {
+            let _ = writeln!(o, "scalewise_budget_limit{{pool=\"{}\"}} {}", label(&p.id), b.limit);
+        }
+    }
+    family(&mut o, "scalewise_budget_spent", "gauge", "Money spent in the current budget period.");
+    for p in &pools {
+        if let Some(b) = &p.budget {
+            let _ = writeln!(o, "scalewise_budget_spent{{pool=\"{}\"}} {}", label(&p.id), b.spent);
+        }
+    }
+    family(&mut o, "scalewise_budget_alert", "gauge", "1 once spend has crossed the threshold (percent of the budget) this period.");
+    for p in &pools {
+        if let Some(b) = &p.budget {
+            for t in &b.alerts {
+                let _ = writeln!(o, "scalewise_budget_alert{{pool=\"{}\",threshold=\"{t}\"}} {}", label(&p.id), b.fired.contains(t) as u8);
+            }
+        }
+    }
+    let last: Vec<_> = state.pools.values().filter_map(|p| p.handle.recent(None, 1).pop()).collect();
+    family(&mut o, "scalewise_pool_limited", "gauge", "1 if the last decision's scale-up was cut to what the target can hold.");
+    for r in &last {
+        let _ = writeln!(o, "scalewise_pool_limited{{pool=\"{}\"}} {}", label(&r.pool), r.limited.is_some() as u8);
+    }
+    family(&mut o, "scalewise_policy_gauge", "gauge", "Numbers a strategy reported about itself at the pool's last decision (a forecast's error, ...).");
+    for r in &last {
+        for v in &r.votes {
+            for g in &v.gauges {
+                let _ = writeln!(o, "scalewise_policy_gauge{{pool=\"{}\",policy=\"{}\",name=\"{}\"}} {}", label(&r.pool), label(&v.expert), label(&g.name), g.value);
+            }
+        }
+    }
+
     family(&mut o, "scalewise_pool_tick_lag_seconds", "histogram", "From a tick's due time to its decision being recorded.");
     for p in state.pools.values() {
         let id = label(&p.handle.id);

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::control::feasibility::MetricLimit;
 use crate::control::guardrails::Guardrails;
+use crate::control::pipeline::BudgetPeriod;
 use scalewise_sdk::InstanceKind;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +70,17 @@ pub enum ProviderConfig {
         ready_after_ms: u64,
         #[serde(default)]
         keep_on_exit: bool,
+        /// Memory one worker needs, in MiB; measured from the running
+        /// workers when unset. Limits scale-ups to what free memory holds.
+        #[serde(default)]
+        member_memory_mib: Option<u64>,
+        /// Memory kept free for everything else on the machine, in MiB.
+        #[serde(default = "default_reserve")]
+        reserve_memory_mib: u64,
+        /// Cores one worker needs; scale-ups are limited to idle cores
+        /// when set.
+        #[serde(default)]
+        member_cpus: Option<f64>,
     },
     /// The simulator's fleet: only `scalewise simulate` runs it (which runs
     /// any pool on its simulated fleet; this kind lets a policy-set config
@@ -132,12 +145,33 @@ pub struct CostConfig {
     /// Money the pool may spend per budget period.
     #[serde(default)]
     pub budget: Option<f64>,
-    #[serde(default = "default_period")]
-    pub budget_period_hours: f64,
+    /// `"month"`: the budget runs by calendar month in UTC, as cloud bills
+    /// do. Leave it out for a rolling period of `budget_period_hours`.
+    #[serde(default)]
+    pub budget_period: Option<String>,
+    /// The length of a rolling budget period (default 720 hours).
+    #[serde(default)]
+    pub budget_period_hours: Option<f64>,
+    /// Percentages of the budget at which an alert fires, once per period.
+    #[serde(default = "default_alerts")]
+    pub budget_alerts: Vec<f64>,
 }
 
-fn default_period() -> f64 {
-    720.0
+impl CostConfig {
+    pub fn period(&self) -> BudgetPeriod {
+        match self.budget_period.as_deref() {
+            Some("month") => BudgetPeriod::Month,
+            _ => BudgetPeriod::Hours(self.budget_period_hours.unwrap_or(720.0)),
+        }
+    }
+}
+
+fn default_alerts() -> Vec<f64> {
+    vec![50.0, 80.0, 100.0]
+}
+
+fn default_reserve() -> u64 {
+    512
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +206,10 @@ pub struct PoolConfig {
     pub cost: CostConfig,
     #[serde(default)]
     pub guardrails: Guardrails,
+    /// Limits on a scale-up read from metrics of free resource (free GPU
+    /// memory, ...): see `control::feasibility`.
+    #[serde(default)]
+    pub limits: Vec<MetricLimit>,
     /// This pool's settings for its policies, laid over the global
     /// `[policies.settings.*]`.
     #[serde(default)]
@@ -241,9 +279,15 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
             }
         }
         match &p.provider {
-            ProviderConfig::Local { command, grace_secs, .. } => {
+            ProviderConfig::Local { command, grace_secs, member_memory_mib, member_cpus, .. } => {
                 if command.is_empty() || command[0].is_empty() {
                     problems.push(format!("{at}.provider.command: must name a program"));
+                }
+                if *member_memory_mib == Some(0) {
+                    problems.push(format!("{at}.provider.member_memory_mib: must be at least 1 (leave it out to measure the workers)"));
+                }
+                if member_cpus.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+                    problems.push(format!("{at}.provider.member_cpus: must be a number of cores > 0"));
                 }
                 if *grace_secs > 3600 {
                     problems.push(format!("{at}.provider.grace_secs: at most 3600, got {grace_secs}"));
@@ -283,5 +327,27 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
             && !(b.is_finite() && b >= 0.0) {
                 problems.push(format!("{at}.cost.budget: must be a number ≥ 0"));
             }
+        match (p.cost.budget_period.as_deref(), p.cost.budget_period_hours) {
+            (Some("month") | None, None) => {}
+            (Some("month"), Some(_)) => problems.push(format!("{at}.cost.budget_period_hours: a monthly budget has no length in hours; drop one of the two")),
+            (Some(other), _) => problems.push(format!("{at}.cost.budget_period: `{other}` is not a period; use \"month\", or budget_period_hours for a rolling one")),
+            (None, Some(h)) if !(h.is_finite() && h > 0.0) => problems.push(format!("{at}.cost.budget_period_hours: must be a number of hours > 0, got {h}")),
+            (None, Some(_)) => {}
+        }
+        if p.cost.budget_alerts.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
+            problems.push(format!("{at}.cost.budget_alerts: each alert is a percentage of the budget > 0"));
+        }
+        for (j, l) in p.limits.iter().enumerate() {
+            let lat = format!("{at}.limits[{j}]");
+            if !(l.per_member.is_finite() && l.per_member > 0.0) {
+                problems.push(format!("{lat}.per_member: must be a number > 0, got {}", l.per_member));
+            }
+            if !(l.reserve.is_finite() && l.reserve >= 0.0) {
+                problems.push(format!("{lat}.reserve: must be a number ≥ 0, got {}", l.reserve));
+            }
+            if !p.metrics.iter().any(|m| m.name == l.metric) {
+                problems.push(format!("{lat}.metric: the pool collects no metric `{}`; add it to the pool's metrics", l.metric));
+            }
+        }
     }
 }

@@ -6,8 +6,10 @@
 //! infrastructure only through the provider traits; [`experts`] adapts the
 //! policy registry to the former.
 
+pub mod budget;
 pub mod clock;
 pub mod experts;
+pub mod feasibility;
 pub mod guardrails;
 pub mod pipeline;
 pub mod pool;

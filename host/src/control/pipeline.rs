@@ -1,4 +1,5 @@
-//! The decision pipeline: strategies → consensus → cost rules → guardrails.
+//! The decision pipeline: strategies → consensus → cost rules → feasibility
+//! → guardrails.
 //!
 //! A pure function of its input: no clock (the time is a field), no I/O
 //! (policies are reached through [`Experts`], which is CPU work in a
@@ -12,7 +13,9 @@
 
 use std::collections::BTreeMap;
 
-use scalewise_sdk::{Action, Ballot, Budget, ConsensusInput, ConsensusOutput, CostInput, CostOutput, InstanceKind, MetricWindow, Pool, Proposal, StrategyInput, StrategyOutput, Verdict, Vote};
+use scalewise_sdk::{Action, Ballot, Budget, ConsensusInput, ConsensusOutput, CostInput, CostOutput, InstanceKind, MetricWindow, Placement, Pool, Proposal, StrategyInput, StrategyOutput, Verdict, Vote};
+
+pub use super::feasibility::{Headroom, MetricLimit};
 
 use super::guardrails::{self, GuardState, Guardrails};
 use super::record::*;
@@ -43,7 +46,25 @@ pub struct CostSpec {
     pub kind: Option<String>,
     pub catalog: Vec<InstanceKind>,
     pub budget_limit: Option<f64>,
-    pub budget_period_hours: f64,
+    pub budget_period: BudgetPeriod,
+    /// Percentages of the budget at which an alert fires, ascending.
+    pub budget_alerts: Vec<f64>,
+}
+
+/// How long a budget lasts before it starts again.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// A fixed number of hours from when the pool first ran.
+    Hours(f64),
+    /// Calendar months in UTC, as cloud bills run.
+    Month,
+}
+
+impl Default for BudgetPeriod {
+    fn default() -> Self {
+        BudgetPeriod::Hours(720.0)
+    }
 }
 
 /// What a pool decides with.
@@ -57,6 +78,8 @@ pub struct PoolPlan {
     pub cost_rules: Vec<String>,
     pub cost: CostSpec,
     pub guardrails: Guardrails,
+    /// Limits on a scale-up read from metrics (free GPU memory, ...).
+    pub limits: Vec<MetricLimit>,
     /// Policy name → the registry id it is loaded under, where the pool has
     /// settings of its own for it (a policy instance). Votes, states and
     /// explanations use the name; only the call goes to the instance.
@@ -80,6 +103,13 @@ pub struct PoolMemory {
     /// Money spent in the budget period so far, and when the period began.
     pub spent: f64,
     pub period_start: i64,
+    /// Budget alert thresholds (percent) crossed in this period.
+    #[serde(default)]
+    pub alerts_fired: Vec<f64>,
+    /// How the capacity was last bought (the placement of the last action
+    /// that had one): what spend is priced by.
+    #[serde(default)]
+    pub placement: Option<Placement>,
     pub paused: bool,
 }
 
@@ -91,6 +121,8 @@ pub struct TickInput<'a> {
     pub metrics: Vec<MetricWindow>,
     pub readings: Vec<MetricReading>,
     pub recent: Vec<Action>,
+    /// What the target says it can hold, if it says (host memory, quota).
+    pub headroom: Option<Headroom>,
 }
 
 /// Decide. Updates `memory` (states, guardrail history, seq) and returns
@@ -109,12 +141,13 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
     let mut si = StrategyInput { pool: pool.clone(), metrics: input.metrics, now: input.now, recent_actions: input.recent, settings: String::new(), state: None };
     for spec in &plan.strategies {
         si.state = memory.states.get(&spec.policy).cloned();
-        let mut vote = ExpertVote { expert: spec.policy.clone(), weight: spec.weight, version: None, proposal: None, abstained: None, fallback: None };
+        let mut vote = ExpertVote { expert: spec.policy.clone(), weight: spec.weight, version: None, proposal: None, abstained: None, fallback: None, gauges: Vec::new() };
         match experts.strategy(plan.instance(&spec.policy), &si) {
             Ok(a) => {
                 store_state(memory, &spec.policy, a.output.state);
                 vote.version = Some(a.version);
                 vote.fallback = a.fallback;
+                vote.gauges = a.output.gauges;
                 ballots.push(Vote { expert: spec.policy.clone(), weight: spec.weight, ballot: Ballot::Proposed(a.output.proposal.clone()) });
                 vote.proposal = Some(a.output.proposal);
             }
@@ -129,15 +162,35 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
     // Consensus.
     let consensus = combine(experts, plan, &pool, input.now, ballots, memory);
 
-    // Cost rules, each seeing the previous one's answer.
+    // Cost rules, each seeing the previous one's answer and placement.
     let mut proposed = consensus.desired.map_or(current, guardrails::round_desired);
     let mut cost = Vec::with_capacity(plan.cost_rules.len());
+    let mut placement: Option<Placement> = None;
     if consensus.desired.is_some() {
+        let mut ci = CostInput { pool: pool.clone(), kind: plan.cost.kind.clone(), catalog: plan.cost.catalog.clone(), budget: budget(plan, memory, input.now), metrics: std::mem::take(&mut si.metrics), now: input.now, ..Default::default() };
         for id in &plan.cost_rules {
-            let (result, next) = run_cost_rule(experts, id, plan, &pool, proposed, input.now, memory);
+            ci.proposed = proposed;
+            ci.placement = placement.clone();
+            ci.state = memory.states.get(id).cloned();
+            let (result, next) = run_cost_rule(experts, id, plan, &ci, memory);
+            if next != proposed {
+                // A clamp or a denial leaves the earlier placement for another number.
+                placement = placement.map(|p| Placement::on_demand(p.kind, next));
+            }
+            if let Some(p) = &result.placement {
+                placement = Some(p.clone());
+            }
             proposed = next;
             cost.push(result);
         }
+        si.metrics = ci.metrics;
+    }
+
+    // Feasibility: a scale-up only as far as the target can hold it.
+    let limited = super::feasibility::limit(input.headroom, &plan.limits, &si.metrics, current, input.booting, proposed);
+    if let Some(l) = &limited {
+        proposed = l.to;
+        placement = placement.map(|p| shrink(p, l.to));
     }
 
     memory.seq += 1;
@@ -154,9 +207,12 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
         votes,
         consensus,
         cost,
+        placement,
+        limited,
         proposed,
         clamps: guarded.clamps,
         desired: guarded.desired,
+        alerts: Vec::new(),
         action: None,
     }
 }
@@ -195,25 +251,29 @@ fn combine(experts: &dyn Experts, plan: &PoolPlan, pool: &Pool, now: i64, ballot
     }
 }
 
-fn run_cost_rule(experts: &dyn Experts, id: &str, plan: &PoolPlan, pool: &Pool, proposed: u32, now: i64, memory: &mut PoolMemory) -> (CostResult, u32) {
-    let current = pool.capacity();
-    let budget = plan.cost.budget_limit.map(|limit| Budget {
+/// Cut a placement to `to` members, spot first (the cheaper part is also
+/// the part the provider can lose anyway).
+fn shrink(p: Placement, to: u32) -> Placement {
+    let spot = p.spot.min(to.saturating_sub(p.on_demand.min(to)));
+    Placement { kind: p.kind, on_demand: to - spot, spot }
+}
+
+/// The budget as a cost rule sees it: the limit, the period's length, and
+/// what was spent in it so far.
+fn budget(plan: &PoolPlan, memory: &PoolMemory, now: i64) -> Option<Budget> {
+    let limit = plan.cost.budget_limit?;
+    let (start, end) = super::budget::period_bounds(plan.cost.budget_period, memory.period_start, now);
+    Some(Budget {
         limit,
-        period_hours: plan.cost.budget_period_hours,
+        period_hours: (end - start) as f64 / 3_600_000.0,
         spent: memory.spent,
-        elapsed_hours: ((now - memory.period_start).max(0) as f64) / 3_600_000.0,
-    });
-    let input = CostInput {
-        pool: pool.clone(),
-        proposed,
-        kind: plan.cost.kind.clone(),
-        catalog: plan.cost.catalog.clone(),
-        budget,
-        now,
-        settings: String::new(),
-        state: memory.states.get(id).cloned(),
-    };
-    match experts.cost_rule(plan.instance(id), &input) {
+        elapsed_hours: (now - start).max(0) as f64 / 3_600_000.0,
+    })
+}
+
+fn run_cost_rule(experts: &dyn Experts, id: &str, plan: &PoolPlan, input: &CostInput, memory: &mut PoolMemory) -> (CostResult, u32) {
+    let (current, proposed) = (input.pool.capacity(), input.proposed);
+    match experts.cost_rule(plan.instance(id), input) {
         Ok(a) => {
             store_state(memory, id, a.output.state);
             let (verdict, clamp_to, next) = match a.output.verdict {
@@ -221,12 +281,13 @@ fn run_cost_rule(experts: &dyn Experts, id: &str, plan: &PoolPlan, pool: &Pool, 
                 Verdict::Clamp(n) => ("clamp", Some(n), n),
                 Verdict::Deny => ("deny", None, current),
             };
-            (CostResult { policy: id.into(), verdict: verdict.into(), clamp_to, cost_per_hour: Some(a.output.cost_per_hour), reason: a.output.reason }, next)
+            let result = CostResult { policy: id.into(), verdict: verdict.into(), clamp_to, cost_per_hour: Some(a.output.cost_per_hour), reason: a.output.reason, placement: a.output.placement };
+            (result, next)
         }
         Err(e) => {
             let next = proposed.min(current);
             let reason = format!("{e}; a failing cost rule allows no scale-up");
-            (CostResult { policy: id.into(), verdict: "error".into(), clamp_to: None, cost_per_hour: None, reason }, next)
+            (CostResult { policy: id.into(), verdict: "error".into(), clamp_to: None, cost_per_hour: None, reason, placement: None }, next)
         }
     }
 }

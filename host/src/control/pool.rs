@@ -81,6 +81,8 @@ pub struct PoolSnapshot {
     pub journal_error: Option<String>,
     pub decisions: u64,
     pub actions: u64,
+    /// The budget's standing, if the pool has one.
+    pub budget: Option<super::budget::BudgetStatus>,
 }
 
 pub struct PoolHandle {
@@ -251,12 +253,13 @@ impl PoolLoop {
         }
         let (metrics, readings) = self.collect(now).await;
         let recent: Vec<Action> = self.memory.guard.actions.iter().map(|a| Action { at: a.at, from: a.from, to: a.to, reason: String::new() }).collect();
-        let input = TickInput { plan: &self.s.plan, now, running: state.running(), booting: state.booting(), metrics, readings, recent };
+        let headroom = self.s.target.headroom(&state).await;
+        let input = TickInput { plan: &self.s.plan, now, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
         if self.s.dry_run {
             record.mode = Mode::DryRun;
         }
-        self.accrue_spend(&state, now);
+        self.accrue_spend(&mut record, &state, now);
         let current = state.capacity();
         if record.desired != current {
             let (from, to) = (current, record.desired);
@@ -288,7 +291,11 @@ impl PoolLoop {
             tracing::warn!(pool = %self.s.plan.id, ?delay, "failpoint: holding between intent and action");
             tokio::time::sleep(delay).await;
         }
-        let outcome = self.scale_target(to).await;
+        let placement = record.placement.clone().filter(|p| p.total() == to);
+        let outcome = self.scale_target(to, placement.as_ref()).await;
+        if outcome == Outcome::Done && placement.is_some() {
+            self.memory.placement = placement;
+        }
         tracing::info!(pool = %self.s.plan.id, from, to, cause, ?outcome, "scaled");
         self.actions += 1;
         if let Some(a) = record.action.as_mut() {
@@ -298,8 +305,8 @@ impl PoolLoop {
     }
 
     /// Ask the target for `to` members; a failure is the pool's last error.
-    async fn scale_target(&mut self, to: u32) -> Outcome {
-        match self.s.target.scale_to(to).await {
+    async fn scale_target(&mut self, to: u32, placement: Option<&scalewise_sdk::Placement>) -> Outcome {
+        match self.s.target.scale_placed(to, placement).await {
             Ok(_) => Outcome::Done,
             Err(e) => {
                 self.last_error = Some(e.to_string());
@@ -319,7 +326,8 @@ impl PoolLoop {
             // the outcome. scale_to is absolute, so asking again completes
             // the same action instead of taking a second one.
             tracing::warn!(pool = %self.s.plan.id, from = f.from, to = f.to, "completing an action interrupted by a restart");
-            let outcome = self.scale_target(f.to).await;
+            let placement = self.memory.placement.clone().filter(|p| p.total() == f.to);
+            let outcome = self.scale_target(f.to, placement.as_ref()).await;
             let last = self.handle.recent.lock().unwrap().back().cloned();
             if let Some(mut rec) = last {
                 if let Some(a) = rec.action.as_mut() {
@@ -337,16 +345,16 @@ impl PoolLoop {
         false
     }
 
-    fn accrue_spend(&mut self, state: &PoolState, now: i64) {
-        let hourly = self.s.plan.cost.kind.as_ref().and_then(|k| self.s.plan.cost.catalog.iter().find(|c| &c.name == k)).map(|k| k.on_demand_hourly);
-        let period_ms = (self.s.plan.cost.budget_period_hours * 3_600_000.0) as i64;
-        if self.memory.period_start == 0 || (period_ms > 0 && now - self.memory.period_start >= period_ms) {
-            self.memory.period_start = now;
-            self.memory.spent = 0.0;
-        }
-        if let Some(h) = hourly {
-            let dt_hours = self.s.interval.as_secs_f64() / 3600.0;
-            self.memory.spent += h * state.capacity() as f64 * dt_hours;
+    /// Book the interval's spend; a budget alert crossed now is logged and
+    /// noted in the decision.
+    fn accrue_spend(&mut self, record: &mut DecisionRecord, state: &PoolState, now: i64) {
+        let hours = self.s.interval.as_secs_f64() / 3600.0;
+        let cost = &self.s.plan.cost;
+        for threshold in super::budget::accrue(cost, &mut self.memory, state.capacity(), hours, now) {
+            let limit = cost.budget_limit.unwrap_or_default();
+            let alert = format!("budget alert: {:.2} spent of {limit:.2} this period, past {threshold}%", self.memory.spent);
+            tracing::warn!(pool = %self.s.plan.id, threshold, spent = self.memory.spent, limit, "{alert}");
+            record.alerts.push(alert);
         }
     }
 
@@ -410,7 +418,9 @@ impl PoolLoop {
             journal_error: self.journal_error.clone(),
             decisions: self.decisions,
             actions: self.actions,
+            budget: None,
         };
+        s.budget = super::budget::status(&p.cost, &self.memory, s.members.capacity(), self.clock.now_ms());
     }
 
     async fn on_command(&mut self, c: PoolCommand) {
@@ -462,9 +472,12 @@ impl PoolLoop {
             votes: vec![],
             consensus: ConsensusResult { policy: cause.into(), desired: Some(to as f64), confidence: 1.0, explanation: reason.clone() },
             cost: vec![],
+            placement: None,
+            limited: None,
             proposed: to,
             clamps: vec![],
             desired: to,
+            alerts: vec![],
             action: None,
         };
         self.act(&mut record, from, to, cause, reason, now).await;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::guardrails::Clamp;
-use scalewise_sdk::Proposal;
+use scalewise_sdk::{Gauge, Placement, Proposal};
 
 /// One metric as the strategies saw it this tick.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ pub struct ExpertVote {
     pub abstained: Option<String>,
     /// Set when the serving version faulted and the previous one answered.
     pub fallback: Option<String>,
+    /// What the expert reported about itself (its forecast error, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gauges: Vec<Gauge>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +51,20 @@ pub struct CostResult {
     pub clamp_to: Option<u32>,
     pub cost_per_hour: Option<f64>,
     pub reason: String,
+    /// How this rule would buy the capacity, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// A scale-up cut to what the target can hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limited {
+    /// What the cost rules let through.
+    pub wanted: u32,
+    /// What fits.
+    pub to: u32,
+    /// The tightest limit, in words ("host memory: ...").
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,10 +117,21 @@ pub struct DecisionRecord {
     pub votes: Vec<ExpertVote>,
     pub consensus: ConsensusResult,
     pub cost: Vec<CostResult>,
-    /// The consensus after the cost rules, rounded: what the guardrails got.
+    /// How the cost rules would buy the capacity (kind, on demand, spot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// Set when a scale-up did not fit the target (memory, CPU, GPU
+    /// memory, quota) and was cut to what fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limited: Option<Limited>,
+    /// The consensus after the cost rules and feasibility, rounded: what
+    /// the guardrails got.
     pub proposed: u32,
     pub clamps: Vec<Clamp>,
     /// What the pool should hold after this decision.
     pub desired: u32,
+    /// Budget alerts crossed at this tick.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
     pub action: Option<ActionRecord>,
 }

@@ -15,9 +15,12 @@ fn record(pool: &str, seq: u64) -> DecisionRecord {
         votes: vec![],
         consensus: ConsensusResult { policy: "single".into(), desired: Some(2.0), confidence: 1.0, explanation: String::new() },
         cost: vec![],
+        placement: None,
+        limited: None,
         proposed: 2,
         clamps: vec![],
         desired: 2,
+        alerts: vec![],
         action: None,
     }
 }

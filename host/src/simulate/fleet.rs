@@ -19,18 +19,37 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use scalewise_providers::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target};
+use scalewise_providers::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target};
+use scalewise_sdk::Placement;
 
 use super::oracle::Billing;
 use crate::control::clock::Clock;
 
 /// Spot instances: what share of the fleet, their price and how often they go.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Spot {
     pub share: f64,
     pub hourly: f64,
     pub interruptions_per_hour: f64,
     pub seed: u64,
+    /// Periods when the market takes spot capacity back faster.
+    pub storms: Vec<Storm>,
+}
+
+/// A period of steps `[from, to)` with its own interruption rate.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storm {
+    pub from: u64,
+    pub to: u64,
+    pub interruptions_per_hour: f64,
+}
+
+impl Spot {
+    /// The market's interruption rate per spot instance-hour at step `t`.
+    pub fn rate_at(&self, t: u64) -> f64 {
+        self.storms.iter().find(|s| (s.from..s.to).contains(&t)).map_or(self.interruptions_per_hour, |s| s.interruptions_per_hour)
+    }
 }
 
 /// Steps of (running, booting) history kept for metric windows.
@@ -164,6 +183,8 @@ pub struct SimFleet {
     step_ms: i64,
     billing: Billing,
     spot: Spot,
+    /// The most instances the account may run (launched, not yet gone).
+    quota: Option<u32>,
 }
 
 impl SimFleet {
@@ -186,7 +207,18 @@ impl SimFleet {
             fleet.launch(Instance { id, billed_from: 0, ready: 0, drain_from: None, stop: None, spot: false, interrupt_at: None, counted: (false, false) }, 0);
         }
         fleet.history.push_back((fleet.running, fleet.booting));
-        Self { fleet: Mutex::new(fleet), clock, origin_ms, step_ms: billing.step_secs as i64 * 1000, billing, spot }
+        Self { fleet: Mutex::new(fleet), clock, origin_ms, step_ms: billing.step_secs as i64 * 1000, billing, spot, quota: None }
+    }
+
+    /// Limit the fleet to `quota` instances, as a cloud account's quota does.
+    pub fn with_quota(mut self, quota: Option<u32>) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// The market's spot interruption rate at step `t`.
+    pub fn spot_rate_at(&self, t: u64) -> f64 {
+        self.spot.rate_at(t)
     }
 
     /// Move to step `t`: finish boots and drains, interrupt spot instances.
@@ -214,6 +246,7 @@ impl SimFleet {
         while f.step < t {
             let s = f.step + 1;
             f.step = s;
+            self.storm(f, s);
             while let Some(&std::cmp::Reverse((at, id))) = f.events.peek() {
                 if at > s {
                     break;
@@ -258,6 +291,22 @@ impl SimFleet {
 
     fn step_ms(&self, step: u64) -> i64 {
         self.origin_ms + step as i64 * self.step_ms
+    }
+
+    /// In a storm, each spot instance alive at step `s` is also taken with
+    /// the storm's extra hazard for one step (on top of the time drawn at
+    /// launch from the base rate).
+    fn storm(&self, f: &mut Fleet, s: u64) {
+        let extra = (self.spot.rate_at(s) - self.spot.interruptions_per_hour) * self.billing.step_secs as f64 / 3600.0;
+        if extra <= 0.0 {
+            return;
+        }
+        let alive: Vec<u64> = f.instances.values().filter(|i| i.spot && i.drain_from.is_none() && i.billed_from <= s).map(|i| i.id).collect();
+        for id in alive {
+            if next_unit(&mut f.rng) < extra {
+                f.update(id, s, &self.billing, |i| i.interrupt_at = Some(s));
+            }
+        }
     }
 
     /// When a spot instance billed from `from` will be interrupted.
@@ -324,6 +373,31 @@ impl Target for SimFleet {
     }
 
     async fn scale_to(&self, n: u32) -> Result<ScaleOutcome, ProviderError> {
+        self.scale(n, None)
+    }
+
+    /// With a placement, launches are spot while the spot instances alive
+    /// are fewer than it asks for (instances already running stay as they
+    /// are, as in a cloud group that does not rebalance).
+    async fn scale_placed(&self, n: u32, placement: Option<&Placement>) -> Result<ScaleOutcome, ProviderError> {
+        self.scale(n, placement.map(|p| p.spot))
+    }
+
+    async fn headroom(&self, _: &PoolState) -> Option<Headroom> {
+        let quota = self.quota?;
+        let f = self.fleet.lock().unwrap();
+        // Draining instances still count against a quota until they are gone.
+        let held = f.instances.values().filter(|i| i.stop.is_none_or(|s| s > f.step)).count() as u32;
+        let alive = f.instances.values().filter(|i| i.drain_from.is_none()).count() as u32;
+        let more = quota.saturating_sub(held);
+        Some(Headroom { at_most: alive + more, why: format!("provider quota: {held} of {quota} instances in use: {more} more fit") })
+    }
+
+    async fn shutdown(&self) {}
+}
+
+impl SimFleet {
+    fn scale(&self, n: u32, spot_target: Option<u32>) -> Result<ScaleOutcome, ProviderError> {
         let mut f = self.fleet.lock().unwrap();
         let t = self.now_step().max(f.step);
         self.advance_locked(&mut f, t);
@@ -332,10 +406,13 @@ impl Target for SimFleet {
         let (mut launched, mut removed) = (Vec::new(), Vec::new());
         let billing = self.billing;
         if n > current {
-            let mut spot_now = if self.spot.share > 0.0 { f.instances.values().filter(|i| i.spot && i.drain_from.is_none()).count() } else { 0 };
+            let mut spot_now = f.instances.values().filter(|i| i.spot && i.drain_from.is_none()).count();
             for alive in current + 1..=n {
                 // Spot while the spot share of what will be alive is below the target.
-                let spot = self.spot.share > 0.0 && (spot_now as f64) < (self.spot.share * alive as f64).round();
+                let spot = match spot_target {
+                    Some(target) => spot_now < target as usize,
+                    None => self.spot.share > 0.0 && (spot_now as f64) < (self.spot.share * alive as f64).round(),
+                };
                 spot_now += spot as usize;
                 let id = f.next_id;
                 f.next_id += 1;
@@ -360,8 +437,6 @@ impl Target for SimFleet {
         }
         Ok(ScaleOutcome { launched, removed, capacity: n })
     }
-
-    async fn shutdown(&self) {}
 }
 
 #[cfg(test)]
@@ -392,7 +467,7 @@ mod tests {
 
     #[tokio::test]
     async fn cancelled_launches_stop_at_once_and_spot_follows_the_share() {
-        let f = fleet(0, Spot { share: 0.5, hourly: 0.01, interruptions_per_hour: 0.0, seed: 1 });
+        let f = fleet(0, Spot { share: 0.5, hourly: 0.01, interruptions_per_hour: 0.0, seed: 1, storms: vec![] });
         f.advance(0);
         f.scale_to(4).await.unwrap();
         f.advance(1);
@@ -401,7 +476,7 @@ mod tests {
         let bill = f.finish(3);
         // Launched at 0 (billed from 1), cancelled at 1 (gone at 2): one step each.
         assert_eq!((bill.on_demand_units, bill.spot_units, bill.launches), (2, 2, 4), "{bill:?}");
-        let g = fleet(0, Spot { share: 0.5, hourly: 0.01, interruptions_per_hour: 0.0, seed: 1 });
+        let g = fleet(0, Spot { share: 0.5, hourly: 0.01, interruptions_per_hour: 0.0, seed: 1, storms: vec![] });
         g.advance(0);
         g.scale_to(4).await.unwrap();
         let spot = g.fleet.lock().unwrap().instances.values().filter(|i| i.spot).count();
@@ -409,8 +484,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_placement_sets_the_spot_count_and_a_quota_the_headroom() {
+        let f = fleet(0, Spot { hourly: 0.01, seed: 1, ..Spot::default() }).with_quota(Some(6));
+        f.advance(0);
+        let state = f.state().await.unwrap();
+        assert_eq!(f.headroom(&state).await.unwrap().at_most, 6);
+        f.scale_placed(5, Some(&Placement { kind: None, on_demand: 2, spot: 3 })).await.unwrap();
+        let spot = f.fleet.lock().unwrap().instances.values().filter(|i| i.spot).count();
+        assert_eq!(spot, 3);
+        f.advance(3);
+        f.scale_to(2).await.unwrap();
+        // Three draining still hold quota for the drain step.
+        let h = f.headroom(&f.state().await.unwrap()).await.unwrap();
+        assert_eq!(h.at_most, 2 + 1, "{}", h.why);
+        assert!(h.why.starts_with("provider quota: 5 of 6"), "{}", h.why);
+    }
+
+    #[tokio::test]
+    async fn a_storm_takes_spot_instances_only_while_it_lasts() {
+        let storm = Storm { from: 5, to: 15, interruptions_per_hour: 30.0 };
+        let f = fleet(0, Spot { share: 0.5, hourly: 0.01, seed: 3, storms: vec![storm], ..Spot::default() });
+        f.advance(0);
+        f.scale_to(20).await.unwrap();
+        f.advance(4);
+        assert_eq!(f.fleet.lock().unwrap().bill.interruptions, 0, "calm before the storm");
+        assert_eq!((f.spot_rate_at(4), f.spot_rate_at(5), f.spot_rate_at(15)), (0.0, 30.0, 0.0));
+        f.advance(15);
+        let taken = f.fleet.lock().unwrap().bill.interruptions;
+        assert!((8..=10).contains(&taken), "half of those left each minute for 10 minutes takes nearly all 10 spot: {taken}");
+        let left: Vec<bool> = f.fleet.lock().unwrap().instances.values().filter(|i| i.drain_from.is_none()).map(|i| i.spot).collect();
+        assert!(left.iter().filter(|s| !**s).count() == 10, "on-demand instances untouched");
+    }
+
+    #[tokio::test]
     async fn spot_interruptions_take_instances_away() {
-        let f = fleet(0, Spot { share: 1.0, hourly: 0.01, interruptions_per_hour: 60.0, seed: 7 });
+        let f = fleet(0, Spot { share: 1.0, hourly: 0.01, interruptions_per_hour: 60.0, seed: 7, storms: vec![] });
         f.advance(0);
         f.scale_to(10).await.unwrap();
         for t in 1..20 {

@@ -380,7 +380,11 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
 /// ratio stays a bound no mix of instances can beat).
 fn price_floor(env: &Environment, set: &Prepared) -> f64 {
     match (env.spot_hourly, set) {
-        (Some(spot), Prepared::Pool { pool, .. }) if matches!(pool.provider, ProviderConfig::Simulated { spot_share } if spot_share > 0.0) => spot.min(env.hourly),
+        (Some(spot), Prepared::Pool { pool, .. })
+            if matches!(pool.provider, ProviderConfig::Simulated { spot_share } if spot_share > 0.0) || pool.cost_rules.iter().any(|r| r == "spot-mix") =>
+        {
+            spot.min(env.hourly)
+        }
         _ => env.hourly,
     }
 }
@@ -465,12 +469,13 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
             Some(ProviderConfig::Simulated { spot_share }) => *spot_share,
             _ => 0.0,
         };
-        let spot = Spot { share: spot_share, hourly: env.spot_hourly.unwrap_or(env.hourly), interruptions_per_hour: env.spot_interruptions_per_hour, seed: env.seed };
+        let spot = Spot { share: spot_share, hourly: env.spot_hourly.unwrap_or(env.hourly), interruptions_per_hour: env.spot_interruptions_per_hour, seed: env.seed, storms: env.spot_storms.clone() };
+        let spot_hourly = spot.hourly;
         let mut chunks = rx.into_iter();
         let Some(first_chunk) = chunks.next() else { return SetResult::failed(set, "the trace has no rows".into()) };
         let (min, max) = pool.as_ref().map_or((0, u32::MAX), |p| (p.0.min, p.0.max));
         let initial = fixed.or(env.initial).unwrap_or_else(|| demand(first_chunk[0], ctx.capacity)).clamp(min, max);
-        let fleet = Arc::new(SimFleet::new(clock.clone(), ORIGIN_MS, ctx.billing, spot, initial));
+        let fleet = Arc::new(SimFleet::new(clock.clone(), ORIGIN_MS, ctx.billing, spot, initial).with_quota(env.quota));
         let source = Arc::new(SimSource::new(fleet.clone(), ORIGIN_MS, step_ms, ctx.capacity, env.target_utilization));
         let mut pool_loop = match pool {
             Some((p, experts)) => match build_loop(ctx, set, p, experts, &fleet, &source, &clock).await {
@@ -520,7 +525,7 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
             metrics: elasticity.finish(),
             bill,
             instance_hours: hours_od + hours_spot,
-            cost: hours_od * env.hourly + hours_spot * spot.hourly,
+            cost: hours_od * env.hourly + hours_spot * spot_hourly,
             cost_ratio: None,
             decisions,
             actions,

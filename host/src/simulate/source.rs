@@ -13,6 +13,8 @@
 //!   strategy's `target_per_worker = 1` means "one step's worth per
 //!   instance" on any trace;
 //! - `running`, `booting`: the fleet's members.
+//! - `spot_interruption_rate`: the spot market's interruptions per spot
+//!   instance-hour (the environment's rate, or a storm's).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -23,7 +25,7 @@ use scalewise_providers::{MetricError, MetricSource, Sample, Window};
 use super::fleet::SimFleet;
 
 /// Series names a simulated pool's metrics may use.
-pub const SERIES: &[&str] = &["load", "utilization", "cpu", "busy_ratio", "queue_depth", "running", "booting"];
+pub const SERIES: &[&str] = &["load", "utilization", "cpu", "busy_ratio", "queue_depth", "running", "booting", "spot_interruption_rate"];
 /// Steps of load kept for metric windows.
 const KEPT: usize = 4096;
 
@@ -34,6 +36,7 @@ enum Series {
     Utilization,
     Running,
     Booting,
+    SpotRate,
 }
 
 fn series(name: &str) -> Option<Series> {
@@ -43,6 +46,7 @@ fn series(name: &str) -> Option<Series> {
         "utilization" | "cpu" | "busy_ratio" => Series::Utilization,
         "running" => Series::Running,
         "booting" => Series::Booting,
+        "spot_interruption_rate" => Series::SpotRate,
         _ => return None,
     })
 }
@@ -118,6 +122,7 @@ impl MetricSource for SimSource {
                 Series::Utilization => self.utilization(load, running),
                 Series::Running => running as f64,
                 Series::Booting => booting as f64,
+                Series::SpotRate => self.fleet.spot_rate_at(step as u64),
             };
             out.push(Sample { at: self.origin_ms + step * self.step_ms, value });
         }

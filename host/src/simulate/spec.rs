@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::fleet::Storm;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimSpec {
@@ -58,6 +60,14 @@ pub struct Environment {
     pub spot_hourly: Option<f64>,
     #[serde(default)]
     pub spot_interruptions_per_hour: f64,
+    /// Periods (steps `[from, to)`) when spot interruptions run at another
+    /// rate; the pool's `spot_interruption_rate` metric shows the rate.
+    #[serde(default)]
+    pub spot_storms: Vec<Storm>,
+    /// The most instances the provider account may run at once; scale-ups
+    /// beyond it are limited, and the decision says so.
+    #[serde(default)]
+    pub quota: Option<u32>,
     #[serde(default = "d_seed")]
     pub seed: u64,
     /// Instances running at step 0; default: what the first step needs.
@@ -206,6 +216,19 @@ impl SimSpec {
         }
         if !(e.spot_interruptions_per_hour.is_finite() && e.spot_interruptions_per_hour >= 0.0) {
             p.push("environment.spot_interruptions_per_hour: must be ≥ 0".into());
+        }
+        for (i, storm) in e.spot_storms.iter().enumerate() {
+            if storm.from >= storm.to || !(storm.interruptions_per_hour.is_finite() && storm.interruptions_per_hour >= 0.0) {
+                p.push(format!("environment.spot_storms[{i}]: needs from < to and interruptions_per_hour ≥ 0"));
+            }
+        }
+        if e.quota == Some(0) {
+            p.push("environment.quota: must be at least 1 instance".into());
+        }
+        if let (Some(q), Some(i)) = (e.quota, e.initial)
+            && i > q
+        {
+            p.push(format!("environment.initial: {i} instances at the start is above the quota of {q}"));
         }
         if e.peak_instances == Some(0) {
             p.push("environment.peak_instances: must be at least 1".into());

@@ -18,7 +18,10 @@
 //! time. At start, [`LocalPool::reconcile`] adopts members a previous host
 //! left running (after a crash or `kill -9`) instead of launching new ones.
 
+mod headroom;
 mod process;
+
+pub use headroom::Needs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::target::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+use crate::target::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 
 /// Longest back-off between restarts of a crashing member.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -48,6 +51,8 @@ pub struct LocalConfig {
     pub ready_after: Duration,
     /// Leave workers running when the host shuts down gracefully.
     pub keep_on_exit: bool,
+    /// What a worker needs of the machine, for the pool's headroom.
+    pub needs: Needs,
 }
 
 /// How the pool knows a member's process.
@@ -127,6 +132,8 @@ struct Inner {
 pub struct LocalPool {
     config: LocalConfig,
     inner: Arc<Mutex<Inner>>,
+    /// The last /proc/stat reading (busy, total jiffies), for idle CPU.
+    cpu_seen: Mutex<Option<(u64, u64)>>,
 }
 
 impl LocalPool {
@@ -138,7 +145,7 @@ impl LocalPool {
         }
         std::fs::create_dir_all(&config.run_dir)
             .map_err(|e| ProviderError::Other(format!("cannot create run directory {}: {e}", config.run_dir.display())))?;
-        Ok(Self { config, inner: Arc::default() })
+        Ok(Self { config, inner: Arc::default(), cpu_seen: Mutex::new(None) })
     }
 
     /// Run the supervision loop (reap, restart, ready, kill after grace,
@@ -288,6 +295,16 @@ impl LocalPool {
 impl Target for LocalPool {
     fn kind(&self) -> &'static str {
         "local"
+    }
+
+    async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
+        let available = std::fs::read_to_string("/proc/meminfo").ok().as_deref().and_then(headroom::available_memory);
+        let idle_cores = std::fs::read_to_string("/proc/stat").ok().as_deref().and_then(crate::host::parse_cpu).and_then(|now| {
+            let before = self.cpu_seen.lock().unwrap().replace(now)?;
+            let (busy, total) = (now.0.saturating_sub(before.0), now.1.saturating_sub(before.1));
+            (total > 0).then(|| crate::host::cores() * (1.0 - busy as f64 / total as f64))
+        });
+        headroom::fit(&self.config.needs, available, idle_cores, &state.members, state.capacity())
     }
 
     async fn reconcile(&self) -> Result<PoolState, ProviderError> {

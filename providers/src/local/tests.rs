@@ -11,6 +11,7 @@ fn pool(dir: &std::path::Path, script: &str, grace_ms: u64) -> Arc<LocalPool> {
             grace: Duration::from_millis(grace_ms),
             ready_after: Duration::from_millis(100),
             keep_on_exit: false,
+            needs: Needs::default(),
         })
         .unwrap(),
     )
@@ -112,6 +113,7 @@ async fn missing_command_is_a_clear_error() {
             grace: Duration::from_millis(100),
             ready_after: Duration::from_millis(100),
             keep_on_exit: false,
+            needs: Needs::default(),
         })
         .unwrap(),
     );
@@ -144,4 +146,31 @@ async fn a_new_pool_adopts_workers_left_running() {
     for pid in before {
         assert!(process::read_stat(pid).is_none_or(|s| s.state == 'Z'));
     }
+}
+
+#[tokio::test]
+async fn headroom_follows_free_memory_and_the_workers_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pool(dir.path(), "exec sleep 30", 200);
+    p.scale_to(2).await.unwrap();
+    // Until /proc has a resident size for a worker, no memory limit is known.
+    let mut state = p.state().await.unwrap();
+    for _ in 0..50 {
+        p.tick();
+        state = p.state().await.unwrap();
+        if state.members.iter().all(|m| m.memory_bytes.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let h = p.headroom(&state).await.expect("a memory headroom once workers have a size");
+    let rss = state.members.iter().filter_map(|m| m.memory_bytes).max().unwrap();
+    let free = headroom::available_memory(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap();
+    // The figure is this machine's: more workers of this size than a
+    // thousandth of free memory would not fit, and at least one does.
+    let expected_more = (free.saturating_sub(512 << 20) / rss) as f64;
+    let more = f64::from(h.at_most - 2);
+    assert!((more - expected_more).abs() <= expected_more * 0.05 + 2.0, "{more} vs {expected_more}: {}", h.why);
+    assert!(h.why.starts_with("host memory:"), "{}", h.why);
+    p.shutdown().await;
 }

@@ -17,7 +17,7 @@ impl Experts for Scripted {
         let d = r.map_err(String::from)?;
         // State counts the calls, to show it is carried over.
         let n = input.state.as_ref().map_or(0, |s| s[0]) + 1;
-        Ok(Answer { output: StrategyOutput { proposal: Proposal::new(d, 0.9, format!("{id} says {d}")), state: Some(vec![n]) }, version: 7, fallback: None })
+        Ok(Answer { output: StrategyOutput { proposal: Proposal::new(d, 0.9, format!("{id} says {d}")), gauges: vec![], state: Some(vec![n]) }, version: 7, fallback: None })
     }
     fn consensus(&self, _: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String> {
         if self.consensus_fails {
@@ -32,7 +32,12 @@ impl Experts for Scripted {
             Some(n) if input.proposed > n => Verdict::Clamp(n),
             Some(_) | None => Verdict::Allow,
         };
-        Ok(Answer { output: CostOutput { verdict, cost_per_hour: 1.0, reason: "cap".into(), state: None }, version: 1, fallback: None })
+        // Each rule puts half of what it lets through on spot, and says
+        // which placement it was handed.
+        let to = match verdict { Verdict::Clamp(n) => n, _ => input.proposed };
+        let placement = Some(Placement { kind: Some("m".into()), on_demand: to - to / 2, spot: to / 2 });
+        let reason = format!("cap; was handed {:?}", input.placement.as_ref().map(|p| (p.on_demand, p.spot)));
+        Ok(Answer { output: CostOutput { verdict, cost_per_hour: 1.0, reason, placement, state: None }, version: 1, fallback: None })
     }
 }
 
@@ -46,12 +51,13 @@ fn plan(strategies: &[&str], consensus: Option<&str>, cost: &[&str]) -> PoolPlan
         cost_rules: cost.iter().map(|s| s.to_string()).collect(),
         cost: CostSpec::default(),
         guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![] },
+        limits: vec![],
         instances: Default::default(),
     }
 }
 
 fn tick<'a>(plan: &'a PoolPlan, running: u32) -> TickInput<'a> {
-    TickInput { plan, now: 1000, running, booting: 0, metrics: vec![], readings: vec![], recent: vec![] }
+    TickInput { plan, now: 1000, running, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None }
 }
 
 #[test]
@@ -89,6 +95,23 @@ fn cost_rules_clamp_and_their_failure_blocks_scale_up() {
     assert_eq!((r.desired, r.cost[0].verdict.as_str()), (4, "error"));
     let e = Scripted { strategies: vec![("a", Ok(2.0))], consensus_fails: false, cost: Err("trap") };
     assert_eq!(decide(&e, tick(&plan(&["a"], None, &["cap"]), 4), &mut PoolMemory::default()).desired, 2, "scale-down still allowed");
+}
+
+#[test]
+fn placements_chain_through_the_rules_and_feasibility_cuts_them() {
+    let e = Scripted { strategies: vec![("a", Ok(20.0))], consensus_fails: false, cost: Ok(Some(12)) };
+    let p = plan(&["a"], None, &["first", "second"]);
+    let r = decide(&e, tick(&p, 4), &mut PoolMemory::default());
+    assert!(r.cost[0].reason.ends_with("handed None"), "{}", r.cost[0].reason);
+    assert!(r.cost[1].reason.ends_with("handed Some((6, 6))"), "{}", r.cost[1].reason);
+    assert_eq!(r.placement.as_ref().map(|p| (p.on_demand, p.spot)), Some((6, 6)));
+    // The target holds only 9: cut, spot first, and said why.
+    let headroom = Some(Headroom { at_most: 9, why: "host memory: 3 more fit".into() });
+    let r = decide(&e, TickInput { headroom, ..tick(&p, 4) }, &mut PoolMemory::default());
+    let l = r.limited.as_ref().unwrap();
+    assert_eq!((l.wanted, l.to, r.proposed, r.desired), (12, 9, 9, 9));
+    assert_eq!(l.why, "host memory: 3 more fit");
+    assert_eq!(r.placement.as_ref().map(|p| (p.on_demand, p.spot)), Some((6, 3)));
 }
 
 #[test]
