@@ -12,6 +12,7 @@ const svgEl = (tag, attrs) => {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   return e;
 };
+const esc = (x) => String(x).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const fmt = (x) => (x === null || x === undefined ? "–" : Number.isInteger(x) ? String(x) : x.toFixed(2));
 
 async function json(path) {
@@ -99,18 +100,18 @@ function poolSection(p, decisions) {
   const s = el("section", { class: "pool-card", "data-pool": p.id });
   s.append(el("h2", {}, `Pool ${p.id}`));
   const facts = el("div", { class: "facts" });
-  facts.innerHTML = `<b>${p.running}</b> running · <b>${p.booting}</b> booting · desired <b>${p.desired}</b> · bounds ${p.min}–${p.max} · ${p.target}` +
+  facts.innerHTML = `<b>${p.running}</b> running · <b>${p.booting}</b> booting · desired <b>${p.desired}</b> · bounds ${p.min}–${p.max} · ${esc(p.target)}` +
     (p.paused ? " · <b>paused</b>" : "") + (p.dry_run ? " · dry run" : "") +
     (p.pending_approval ? ` · awaiting approval: ${p.pending_approval.from} → ${p.pending_approval.to}` : "") +
     (p.budget ? ` · budget ${fmt(p.budget.spent)} of ${fmt(p.budget.limit)} (${fmt(p.budget.percent)}%), ${fmt(p.budget.hourly)}/h` +
       (p.budget.fired.length ? ` · <span class="err">alert: past ${Math.max(...p.budget.fired)}%</span>` : "") : "") +
-    (p.last_error ? ` · <span class="err">${p.last_error}</span>` : "") +
-    (p.journal_error ? ` · <span class="err">${p.journal_error}</span>` : "");
+    (p.last_error ? ` · <span class="err">${esc(p.last_error)}</span>` : "") +
+    (p.journal_error ? ` · <span class="err">${esc(p.journal_error)}</span>` : "");
   s.append(facts);
   const chronological = decisions.slice().reverse();
   const load = chronological.length ? loadOf(chronological[chronological.length - 1]) : null;
   const legend = el("div", { class: "legend" });
-  legend.innerHTML = `<span><i style="background:var(--load)"></i>load${load ? ` (${load.name})` : ""}</span><span><i style="background:var(--cap)"></i>capacity</span><span><i style="background:var(--want)"></i>desired</span>`;
+  legend.innerHTML = `<span><i style="background:var(--load)"></i>load${load ? ` (${esc(load.name)})` : ""}</span><span><i style="background:var(--cap)"></i>capacity</span><span><i style="background:var(--want)"></i>desired</span>`;
   const grid = el("div", { class: "pool" });
   grid.append(el("div", {}, chart(chronological), legend));
   const feed = el("ol", { class: "feed" });
