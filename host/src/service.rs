@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use scalewise_providers::host::HostSource;
 use scalewise_providers::local::{LocalConfig, LocalPool, Needs};
+use scalewise_providers::nvml::NvmlSource;
 use scalewise_providers::pool::PoolSource;
 use scalewise_providers::prometheus::PrometheusSource;
 use scalewise_providers::push::PushSource;
@@ -39,6 +40,8 @@ pub struct PoolEntry {
 pub struct Service {
     pub journal: Option<Journal>,
     pub pools: BTreeMap<String, Arc<PoolEntry>>,
+    /// The named metric sources, for their status in the API.
+    pub sources: BTreeMap<String, Arc<dyn MetricSource>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     supervisors: Vec<tokio::task::JoinHandle<()>>,
@@ -102,6 +105,15 @@ impl Service {
                 SourceConfig::Replay { path, step_ms } => Arc::new(
                     ReplaySource::open(path, clock.now_ms(), *step_ms as i64).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?,
                 ),
+                SourceConfig::Nvml {} => {
+                    let nvml = NvmlSource::new();
+                    // Look once now, so the log and the API say at start whether GPUs are there.
+                    match nvml.sample(clock.now_ms()) {
+                        Ok(()) => tracing::info!(source = %name, gpus = nvml.latest().map_or(0, |g| g.len()), "NVML source up"),
+                        Err(e) => tracing::warn!(source = %name, "{e}; pools that read it decide without it"),
+                    }
+                    Arc::new(nvml)
+                }
             };
             named.insert(name.clone(), source);
         }
@@ -150,7 +162,7 @@ impl Service {
             tasks.push(task);
             pools.insert(p.id.clone(), Arc::new(PoolEntry { handle, push }));
         }
-        Ok(Self { journal, pools, shutdown, tasks, supervisors })
+        Ok(Self { journal, pools, sources: named, shutdown, tasks, supervisors })
     }
 
     /// Stop every pool after the decision in hand, then its workers.

@@ -8,19 +8,20 @@
 //!
 //! Adapters: [`local`] (a pool of worker processes on this machine, the
 //! embedded default) and the metric sources [`host`] (/proc), [`prometheus`]
-//! (PromQL over HTTP), [`push`] (samples posted to the host) and [`replay`]
-//! (a CSV trace).
+//! (PromQL over HTTP), [`push`] (samples posted to the host), [`replay`]
+//! (a CSV trace) and [`nvml`] (NVIDIA GPUs).
 
 pub mod host;
 pub mod local;
 pub mod metrics;
+pub mod nvml;
 pub mod pool;
 pub mod prometheus;
 pub mod push;
 pub mod replay;
 pub mod target;
 
-pub use metrics::{MetricError, MetricSource, Window};
+pub use metrics::{MetricError, MetricSource, SourceStatus, Window};
 pub use scalewise_sdk::{MetricWindow, Sample};
 pub use target::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 

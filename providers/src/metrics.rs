@@ -37,6 +37,18 @@ pub enum MetricError {
     Unknown { source_kind: &'static str, query: String, hint: String },
 }
 
+/// Whether a source can answer, as far as it knows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// The source does not track it, or has not been asked yet.
+    Unknown,
+    /// Answering; the detail says what it sees.
+    Up(String),
+    /// Cannot answer, and why ("NVML not available: ...").
+    Unavailable(String),
+}
+
 /// A source of named series.
 #[async_trait]
 pub trait MetricSource: Send + Sync {
@@ -45,6 +57,11 @@ pub trait MetricSource: Send + Sync {
     /// The samples of `query` inside `window`, oldest first. Non-finite
     /// values are dropped by the source, never passed on.
     async fn query(&self, query: &str, window: Window) -> Result<Vec<Sample>, MetricError>;
+
+    /// Whether the source answers, for the API and `/metrics`.
+    fn status(&self) -> SourceStatus {
+        SourceStatus::Unknown
+    }
 }
 
 /// Keep finite samples inside the window, oldest first.

@@ -333,3 +333,60 @@ guardrails = {{ tolerance = 0.0, scale_down_stabilization_secs = 0 }}
     }
     assert!(metrics.contains("scalewise_budget_spent{pool=\"g\"}"), "{metrics}");
 }
+
+#[test]
+fn without_a_gpu_an_nvml_pool_starts_reports_the_source_unavailable_and_still_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    install_builtins(&dir.path().join("policies.d"), &["gpu-memory", "safest"]);
+    let port = free_port();
+    // gpu-memory reads free GPU memory from NVML; queue-depth the pushed
+    // queue. With no NVIDIA driver the first abstains and the second decides.
+    let config = queue_depth_config(
+        dir.path(),
+        "t0ken",
+        &format!(
+            r#"
+[policies.settings.gpu-memory]
+free_metric = "gpu_free_mib"
+model = "small"
+models = {{ small = 6144 }}
+
+[sources.gpu]
+kind = "nvml"
+
+[[pools]]
+id = "n"
+min = 0
+max = 6
+interval_ms = 300
+strategies = [{{ policy = "gpu-memory" }}, {{ policy = "queue-depth" }}]
+consensus = "safest"
+provider = {{ kind = "local", command = {SLEEPER}, grace_secs = 2, ready_after_ms = 200 }}
+metrics = [{{ name = "queue_depth", source = "push", window_secs = 30 }}, {{ name = "gpu_free_mib", source = "gpu", query = "memory_free_mib" }}]
+guardrails = {{ tolerance = 0.0, scale_down_stabilization_secs = 0 }}
+"#
+        ),
+    );
+    let host = Host::start(&config, port);
+    let sources = host.get("/sources");
+    let gpu = &sources[0];
+    assert_eq!((gpu["name"].as_str(), gpu["kind"].as_str()), (Some("gpu"), Some("nvml")), "{sources}");
+    if gpu["status"]["state"] == "up" {
+        eprintln!("an NVIDIA driver answers on this machine; the no-GPU path is not exercised: {sources}");
+        return;
+    }
+    assert_eq!(gpu["status"]["state"], "unavailable", "{sources}");
+    assert!(gpu["status"]["detail"].as_str().unwrap().contains("NVML not available"), "{sources}");
+    let metrics = reqwest::blocking::get(format!("http://127.0.0.1:{port}/metrics")).unwrap().text().unwrap();
+    assert!(metrics.contains("scalewise_source_up{source=\"gpu\",kind=\"nvml\"} 0"), "{metrics}");
+
+    let (status, body) = host.post("/pools/n/metrics", Some("t0ken"), r#"{"name":"queue_depth","value":30}"#);
+    assert_eq!(status, 200, "{body}");
+    host.wait_for("queue-depth to scale the pool alone", Duration::from_secs(20), |h| (capacity(h, "n") == 3).then_some(()));
+    let d: Value = host.get("/pools/n/decisions?limit=1");
+    let d = &d[0];
+    let reading = d["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "gpu_free_mib").unwrap();
+    assert!(reading["error"].as_str().unwrap().contains("NVML not available"), "{reading}");
+    let gpu_vote = d["votes"].as_array().unwrap().iter().find(|v| v["expert"] == "gpu-memory").unwrap();
+    assert!(gpu_vote["abstained"].is_string(), "{gpu_vote}");
+}

@@ -92,6 +92,16 @@ pub fn render(state: &AppState) -> String {
         }
     }
 
+    family(&mut o, "scalewise_source_up", "gauge", "1 if the named metric source answered its last query, 0 if it could not (the reason is in GET /sources); absent while unknown.");
+    for (name, s) in state.sources.iter() {
+        let up = match s.status() {
+            scalewise_providers::SourceStatus::Up(_) => 1,
+            scalewise_providers::SourceStatus::Unavailable(_) => 0,
+            scalewise_providers::SourceStatus::Unknown => continue,
+        };
+        let _ = writeln!(o, "scalewise_source_up{{source=\"{}\",kind=\"{}\"}} {up}", label(name), s.kind());
+    }
+
     family(&mut o, "scalewise_pool_tick_lag_seconds", "histogram", "From a tick's due time to its decision being recorded.");
     for p in state.pools.values() {
         let id = label(&p.handle.id);

@@ -30,6 +30,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub token: Option<String>,
     pub pools: Arc<BTreeMap<String, Arc<PoolEntry>>>,
+    /// The named metric sources (Prometheus, replay, nvml).
+    pub sources: Arc<BTreeMap<String, Arc<dyn scalewise_providers::MetricSource>>>,
     pub journal: Option<Journal>,
     pub demo: Option<Arc<crate::demo::Queue>>,
 }
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pools/{id}/approve/{seq}", post(pools::approve))
         .route("/pools/{id}/metrics", post(pools::push_metrics))
         .route("/demo/take", post(pools::demo_take))
+        .route("/sources", get(list_sources))
         .route("/policies", get(list_policies))
         .route("/policies/reload", post(reload))
         .route("/policies/{id}", get(get_policy))
@@ -73,6 +76,12 @@ pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Res
         Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
         None => Err(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")),
     }
+}
+
+/// Every named metric source, its kind and whether it answers.
+async fn list_sources(State(state): State<AppState>) -> Response {
+    let list: Vec<Value> = state.sources.iter().map(|(name, s)| json!({ "name": name, "kind": s.kind(), "status": s.status() })).collect();
+    Json(list).into_response()
 }
 
 async fn list_policies(State(state): State<AppState>) -> Response {

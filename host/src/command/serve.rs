@@ -48,6 +48,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let journal = if config.pools.is_empty() { None } else { Some(Journal::open(&config.journal.path)?) };
         let service = Service::start(&config, registry.clone(), journal.clone()).await?;
         let pools = Arc::new(service.pools.clone());
+        let sources = Arc::new(service.sources.clone());
         let demo = match &config.demo {
             Some(d) => {
                 let queue = Arc::new(crate::demo::Queue::default());
@@ -58,7 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         tracing::info!(addr = %listener.local_addr()?, "scalewise API listening; dashboard at http://{}/", listener.local_addr()?);
-        let app = api::router(api::AppState { registry, token: config.server.token.clone(), pools, journal, demo });
+        let app = api::router(api::AppState { registry, token: config.server.token.clone(), pools, sources, journal, demo });
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         tracing::info!("shutting down: finishing in-flight decisions");
         service.stop().await;

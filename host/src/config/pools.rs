@@ -44,6 +44,9 @@ pub enum SourceConfig {
         #[serde(default = "default_step_ms")]
         step_ms: u64,
     },
+    /// NVIDIA GPUs through NVML (needs the driver; without one the
+    /// source reports itself unavailable and the host keeps running).
+    Nvml {},
 }
 
 fn default_timeout_ms() -> u64 {
@@ -251,6 +254,7 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
                     problems.push(format!("{at}.step_ms: must be at least 1"));
                 }
             }
+            SourceConfig::Nvml {} => {}
         }
     }
     for (i, p) in pools.iter().enumerate() {
