@@ -7,12 +7,16 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::control::budget::BudgetStatus;
 
 /// Histogram bounds for policy evaluation latency, in seconds.
 const BOUNDS: [f64; 12] = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2];
 
 /// Histogram bounds for tick lag, in seconds.
 const LAG_BOUNDS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// A per-pool gauge read off the budget: name, help, value.
+type BudgetGauge = (&'static str, &'static str, fn(&BudgetStatus) -> f64);
 
 /// Escape a label value.
 fn label(v: &str) -> String {
@@ -52,22 +56,17 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(o, "scalewise_journal_healthy{{pool=\"{}\"}} {}", label(&p.id), p.journal_error.is_none() as u8);
     }
 
-    family(&mut o, "scalewise_pool_cost_per_hour", "gauge", "What the pool's capacity costs per hour, priced by its catalog and the spot share it bought.");
-    for p in &pools {
-        if let Some(b) = &p.budget {
-            let _ = writeln!(o, "scalewise_pool_cost_per_hour{{pool=\"{}\"}} {}", label(&p.id), b.hourly);
-        }
-    }
-    family(&mut o, "scalewise_budget_limit", "gauge", "The pool's budget for the current period.");
-    for p in &pools {
-        if let Some(b) = &p.budget {
-            let _ = writeln!(o, "scalewise_budget_limit{{pool=\"{}\"}} {}", label(&p.id), b.limit);
-        }
-    }
-    family(&mut o, "scalewise_budget_spent", "gauge", "Money spent in the current budget period.");
-    for p in &pools {
-        if let Some(b) = &p.budget {
-            let _ = writeln!(o, "scalewise_budget_spent{{pool=\"{}\"}} {}", label(&p.id), b.spent);
+    let budget_gauges: [BudgetGauge; 3] = [
+        ("scalewise_pool_cost_per_hour", "What the pool's capacity costs per hour, priced by its catalog and the spot share it bought.", |b| b.hourly),
+        ("scalewise_budget_limit", "The pool's budget for the current period.", |b| b.limit),
+        ("scalewise_budget_spent", "Money spent in the current budget period.", |b| b.spent),
+    ];
+    for (name, help, value) in budget_gauges {
+        family(&mut o, name, "gauge", help);
+        for p in &pools {
+            if let Some(b) = &p.budget {
+                let _ = writeln!(o, "{name}{{pool=\"{}\"}} {}", label(&p.id), value(b));
+            }
         }
     }
     family(&mut o, "scalewise_budget_alert", "gauge", "1 once spend has crossed the threshold (percent of the budget) this period.");
