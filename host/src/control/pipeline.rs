@@ -174,8 +174,9 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
             ci.state = memory.states.get(id).cloned();
             let (result, next) = run_cost_rule(experts, id, plan, &ci, memory);
             if next != proposed {
-                // A clamp or a denial leaves the earlier placement for another number.
-                placement = placement.map(|p| Placement::on_demand(p.kind, next));
+                // A clamp or a denial leaves the earlier placement for another
+                // number: keep its spot share, which is what the rule priced.
+                placement = placement.map(|p| rescale(p, next));
             }
             if let Some(p) = &result.placement {
                 placement = Some(p.clone());
@@ -249,6 +250,12 @@ fn combine(experts: &dyn Experts, plan: &PoolPlan, pool: &Pool, now: i64, ballot
         }
         Err(e) => ConsensusResult { policy: id.clone(), desired: None, confidence: 0.0, explanation: format!("consensus failed, holding: {e}") },
     }
+}
+
+/// A placement for `to` members with the same spot share.
+fn rescale(p: Placement, to: u32) -> Placement {
+    let spot = if p.total() == 0 { 0 } else { ((f64::from(p.spot) * f64::from(to) / f64::from(p.total())).round() as u32).min(to) };
+    Placement { kind: p.kind, on_demand: to - spot, spot }
 }
 
 /// Cut a placement to `to` members, spot first (the cheaper part is also

@@ -121,3 +121,11 @@ fn guardrails_are_recorded() {
     assert_eq!(r.desired, 50);
     assert_eq!(r.clamps[0].guardrail, "bounds");
 }
+
+#[test]
+fn a_rescaled_placement_keeps_its_spot_share() {
+    let p = Placement { kind: Some("m".into()), on_demand: 3, spot: 7 };
+    assert_eq!((rescale(p.clone(), 20).on_demand, rescale(p.clone(), 20).spot), (6, 14));
+    assert_eq!((rescale(p.clone(), 4).on_demand, rescale(p, 4).spot), (1, 3));
+    assert_eq!(rescale(Placement::default(), 5).on_demand, 5);
+}
