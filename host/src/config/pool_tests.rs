@@ -64,3 +64,24 @@ fn duplicate_pool_ids_are_refused() {
     let err = Config::parse(&format!("{GOOD}\n[[pools]]{pool}")).unwrap_err();
     assert!(err.contains("pools[1].id: `web` is used by another pool"), "{err}");
 }
+
+#[test]
+fn budget_and_limit_problems_name_their_fields() {
+    let bad = GOOD.replace(
+        "guardrails = {",
+        "limits = [{ metric = \"gpu_free\", per_member = 0 }]\ncost = { budget = 10, budget_period = \"week\", budget_alerts = [50, -1] }\nguardrails = {",
+    )
+    .replace("command = [\"sleep\", \"100\"]", "command = [\"sleep\", \"100\"], member_memory_mib = 0");
+    let err = Config::parse(&bad).unwrap_err();
+    for needle in [
+        "pools[0].provider.member_memory_mib: must be at least 1",
+        "pools[0].cost.budget_period: `week` is not a period",
+        "pools[0].cost.budget_alerts: each alert is a percentage",
+        "pools[0].limits[0].per_member: must be a number > 0",
+        "pools[0].limits[0].metric: the pool collects no metric `gpu_free`",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from:\n{err}");
+    }
+    let both = GOOD.replace("guardrails = {", "cost = { budget = 10, budget_period = \"month\", budget_period_hours = 24 }\nguardrails = {");
+    assert!(Config::parse(&both).unwrap_err().contains("a monthly budget has no length in hours"));
+}
