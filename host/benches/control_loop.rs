@@ -114,6 +114,7 @@ fn settings(i: usize, now: i64) -> PoolSettings {
         approval_ttl: Duration::from_secs(60),
         metrics: fed_source(now),
         target: Arc::new(MemoryTarget { n: AtomicU32::new(4) }),
+        leader: None,
     }
 }
 

@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use scalewise_providers::aws::retry::Backoff;
+use scalewise_providers::aws::{Ec2Config, Ec2Target, InstanceSpec};
 use scalewise_providers::host::HostSource;
+use scalewise_providers::kubernetes::{self, LeaseConfig, LeaseElector, WorkloadRef, WorkloadTarget};
+use scalewise_providers::leader::{LeaseCheck, Leadership};
 use scalewise_providers::local::{LocalConfig, LocalPool, Needs};
 use scalewise_providers::nvml::NvmlSource;
 use scalewise_providers::pool::PoolSource;
@@ -42,9 +46,13 @@ pub struct Service {
     pub pools: BTreeMap<String, Arc<PoolEntry>>,
     /// The named metric sources, for their status in the API.
     pub sources: BTreeMap<String, Arc<dyn MetricSource>>,
+    /// This replica's part in leader election, if several run.
+    pub leadership: Option<Leadership>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     supervisors: Vec<tokio::task::JoinHandle<()>>,
+    /// Told to release the lease once every pool has stopped.
+    elector: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 /// How a pool's decisions are made, from its config.
@@ -69,9 +77,78 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
     }
 }
 
-fn target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
+/// A pool's target, and the local pool's supervisor where it has one.
+async fn target(p: &PoolConfig) -> anyhow::Result<(Arc<dyn Target>, Option<tokio::task::JoinHandle<()>>)> {
+    match &p.provider {
+        ProviderConfig::Local { .. } => {
+            let local = local_target(p)?;
+            let supervisor = local.supervise(Duration::from_millis(250));
+            Ok((local, Some(supervisor)))
+        }
+        ProviderConfig::AwsEc2(c) => {
+            let config = Ec2Config {
+                pool: p.id.clone(),
+                region: c.region.clone(),
+                endpoint_url: c.endpoint_url.clone(),
+                spec: InstanceSpec {
+                    launch_template_id: c.launch_template_id.clone(),
+                    launch_template_name: c.launch_template_name.clone(),
+                    launch_template_version: c.launch_template_version.clone(),
+                    image_id: c.image_id.clone(),
+                    instance_type: c.instance_type.clone(),
+                    subnet_id: c.subnet_id.clone(),
+                    security_group_ids: c.security_group_ids.clone(),
+                    key_name: c.key_name.clone(),
+                },
+                backoff: Backoff { attempts: c.max_attempts, ..Backoff::default() },
+                quota_cooldown: Duration::from_secs(c.quota_cooldown_secs),
+            };
+            Ok((Arc::new(Ec2Target::connect(config).await.map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?), None))
+        }
+        ProviderConfig::Kubernetes(k) => {
+            let client = kubernetes::client(k.cluster_url.as_deref()).await.map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?;
+            let workload = WorkloadRef {
+                api_version: k.api_version.clone(),
+                kind: k.workload.clone(),
+                plural: k.plural.clone(),
+                namespace: k.namespace.clone(),
+                name: k.name.clone(),
+            };
+            Ok((Arc::new(WorkloadTarget::new(client, workload)), None))
+        }
+        ProviderConfig::Simulated { .. } => anyhow::bail!(
+            "pool `{}`: the simulated provider runs only under `scalewise simulate`; give the pool a real provider (local, aws-ec2, kubernetes) to serve it",
+            p.id
+        ),
+    }
+}
+
+/// Join the leader election, if the config asks for it.
+async fn elect(config: &Config) -> anyhow::Result<Option<(Leadership, Arc<LeaseElector>)>> {
+    let Some(le) = &config.leader_election else { return Ok(None) };
+    let client = kubernetes::client(le.cluster_url.as_deref()).await.map_err(|e| anyhow::anyhow!("leader_election: {e}"))?;
+    let identity = le.identity();
+    let leadership = Leadership::new(identity.clone());
+    let elector = Arc::new(LeaseElector::new(
+        client,
+        LeaseConfig {
+            namespace: le.namespace.clone(),
+            name: le.lease_name.clone(),
+            identity,
+            lease_duration: Duration::from_secs_f64(le.lease_duration_secs),
+            renew_deadline: Duration::from_secs_f64(le.renew_deadline_secs),
+            retry_period: Duration::from_secs_f64(le.retry_period_secs),
+        },
+        leadership.clone(),
+    ));
+    let check: Arc<dyn LeaseCheck> = elector.clone();
+    leadership.confirm_with(Arc::downgrade(&check));
+    Ok(Some((leadership, elector)))
+}
+
+fn local_target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
     let ProviderConfig::Local { command, env, run_dir, grace_secs, ready_after_ms, keep_on_exit, member_memory_mib, reserve_memory_mib, member_cpus } = &p.provider else {
-        anyhow::bail!("pool `{}`: the simulated provider runs only under `scalewise simulate`; give the pool a real provider (kind = \"local\") to serve it", p.id);
+        anyhow::bail!("pool `{}` is not a local pool", p.id);
     };
     let exe = std::env::current_exe().context("locating the scalewise binary")?;
     let command = command
@@ -121,10 +198,15 @@ impl Service {
         let mut pools = BTreeMap::new();
         let mut tasks = Vec::new();
         let mut supervisors = Vec::new();
+        let election = elect(config).await?;
+        let leadership = election.as_ref().map(|(l, _)| l.clone());
+        let elector = election.map(|(_, elector)| {
+            let (stop, stopped) = watch::channel(false);
+            (stop, tokio::spawn(elector.run(stopped)))
+        });
         for p in &config.pools {
-            let local = target(p)?;
-            supervisors.push(local.supervise(Duration::from_millis(250)));
-            let target: Arc<dyn Target> = local;
+            let (target, supervisor) = target(p).await?;
+            supervisors.extend(supervisor);
             let push = Arc::new(PushSource::new());
             let pool_source: Arc<dyn MetricSource> = Arc::new(PoolSource::new(target.clone()));
             let metrics = p
@@ -154,6 +236,7 @@ impl Service {
                 approval_ttl: Duration::from_secs(p.approval_ttl_secs),
                 metrics,
                 target,
+                leader: leadership.clone(),
             };
             let (handle, task) = pool::start(settings, experts.clone(), journal.clone(), clock.clone(), rx.clone())
                 .await
@@ -162,10 +245,11 @@ impl Service {
             tasks.push(task);
             pools.insert(p.id.clone(), Arc::new(PoolEntry { handle, push }));
         }
-        Ok(Self { journal, pools, sources: named, shutdown, tasks, supervisors })
+        Ok(Self { journal, pools, sources: named, leadership, shutdown, tasks, supervisors, elector })
     }
 
-    /// Stop every pool after the decision in hand, then its workers.
+    /// Stop every pool after the decision in hand, then its workers, then
+    /// release the leader lease.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
@@ -175,6 +259,11 @@ impl Service {
         }
         for s in self.supervisors {
             s.abort();
+        }
+        // Only now, with no decision in hand, hand the lease on.
+        if let Some((stop, task)) = self.elector {
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
     }
 }

@@ -9,9 +9,14 @@
 //! Adapters: [`local`] (a pool of worker processes on this machine, the
 //! embedded default) and the metric sources [`host`] (/proc), [`prometheus`]
 //! (PromQL over HTTP), [`push`] (samples posted to the host), [`replay`]
-//! (a CSV trace) and [`nvml`] (NVIDIA GPUs).
+//! (a CSV trace) and [`nvml`] (NVIDIA GPUs); the targets [`kubernetes`]
+//! (a workload's scale subresource) and [`aws`] (EC2 instances). [`leader`]
+//! is the gate that lets only one host replica act.
 
+pub mod aws;
 pub mod host;
+pub mod kubernetes;
+pub mod leader;
 pub mod local;
 pub mod metrics;
 pub mod nvml;

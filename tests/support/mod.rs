@@ -2,6 +2,7 @@
 //! the binary once per test process, and starting a host.
 
 pub mod host;
+pub mod kube_standin;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

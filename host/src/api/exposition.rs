@@ -101,6 +101,11 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(o, "scalewise_source_up{{source=\"{}\",kind=\"{}\"}} {up}", label(name), s.kind());
     }
 
+    if let Some(l) = &state.leadership {
+        family(&mut o, "scalewise_leader", "gauge", "1 while this replica holds the leader lease and may act, 0 on standby.");
+        let _ = writeln!(o, "scalewise_leader{{identity=\"{}\"}} {}", label(l.identity()), u8::from(l.is_leader()));
+    }
+
     family(&mut o, "scalewise_pool_tick_lag_seconds", "histogram", "From a tick's due time to its decision being recorded.");
     for p in state.pools.values() {
         let id = label(&p.handle.id);

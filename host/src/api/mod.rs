@@ -34,6 +34,8 @@ pub struct AppState {
     pub sources: Arc<BTreeMap<String, Arc<dyn scalewise_providers::MetricSource>>>,
     pub journal: Option<Journal>,
     pub demo: Option<Arc<crate::demo::Queue>>,
+    /// This replica's part in leader election, if several run.
+    pub leadership: Option<scalewise_providers::leader::Leadership>,
 }
 
 use crate::journal::Journal;
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pools/{id}/metrics", post(pools::push_metrics))
         .route("/demo/take", post(pools::demo_take))
         .route("/sources", get(list_sources))
+        .route("/leader", get(leader))
         .route("/policies", get(list_policies))
         .route("/policies/reload", post(reload))
         .route("/policies/{id}", get(get_policy))
@@ -79,6 +82,11 @@ pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Res
 }
 
 /// Every named metric source, its kind and whether it answers.
+/// Who acts: this replica's view of the leader lease (null without election).
+async fn leader(State(state): State<AppState>) -> Response {
+    Json(state.leadership.as_ref().map(|l| l.view())).into_response()
+}
+
 async fn list_sources(State(state): State<AppState>) -> Response {
     let list: Vec<Value> = state.sources.iter().map(|(name, s)| json!({ "name": name, "kind": s.kind(), "status": s.status() })).collect();
     Json(list).into_response()

@@ -59,7 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         tracing::info!(addr = %listener.local_addr()?, "scalewise API listening; dashboard at http://{}/", listener.local_addr()?);
-        let app = api::router(api::AppState { registry, token: config.server.token.clone(), pools, sources, journal, demo });
+        let app = api::router(api::AppState { registry, token: config.server.token.clone(), pools, sources, journal, demo, leadership: service.leadership.clone() });
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         tracing::info!("shutting down: finishing in-flight decisions");
         service.stop().await;

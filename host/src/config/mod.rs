@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::policy::{InstanceMode, SandboxOptions};
 
+pub mod cloud;
 pub mod pools;
 pub mod presets;
 pub use pools::{JournalConfig, MetricConfig, PoolConfig, ProviderConfig, SourceConfig};
@@ -40,6 +41,9 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     #[serde(default)]
     pub pools: Vec<PoolConfig>,
+    /// Several replicas of the host, one acting (on a Kubernetes Lease).
+    #[serde(default)]
+    pub leader_election: Option<cloud::LeaderElectionConfig>,
     /// The built-in demo's load generator, if wanted.
     #[serde(default)]
     pub demo: Option<crate::demo::DemoConfig>,
@@ -251,6 +255,9 @@ impl Config {
         }
         if p.warm_max_calls == 0 {
             problems.push("policies.warm_max_calls: must be at least 1".into());
+        }
+        if let Some(le) = &self.leader_election {
+            problems.extend(le.problems());
         }
         for (id, value) in &p.settings {
             if !value.is_table() {

@@ -93,6 +93,10 @@ pub enum ProviderConfig {
         #[serde(default)]
         spot_share: f64,
     },
+    /// EC2 instances tagged with the pool's id.
+    AwsEc2(super::cloud::Ec2Provider),
+    /// A Kubernetes workload's scale subresource.
+    Kubernetes(super::cloud::KubernetesProvider),
 }
 
 fn default_grace() -> u64 {
@@ -302,6 +306,8 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
                     problems.push(format!("{at}.provider.spot_share: must be in [0, 1], got {spot_share}"));
                 }
             }
+            ProviderConfig::AwsEc2(ec2) => problems.extend(ec2.problems(&format!("{at}.provider"))),
+            ProviderConfig::Kubernetes(k) => problems.extend(k.problems(&format!("{at}.provider"))),
         }
         for (j, m) in p.metrics.iter().enumerate() {
             let mat = format!("{at}.metrics[{j}]");

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use scalewise_providers::leader::Leadership;
 use scalewise_providers::{MetricSource, PoolState, Sample, Target, Window};
 use scalewise_sdk::{Action, MetricWindow};
 use serde::Serialize;
@@ -44,6 +45,8 @@ pub struct PoolSettings {
     pub approval_ttl: Duration,
     pub metrics: Vec<MetricSpec>,
     pub target: Arc<dyn Target>,
+    /// Set when several replicas run: only the lease holder acts.
+    pub leader: Option<Leadership>,
 }
 
 /// What the API may ask of a running pool.
@@ -240,6 +243,8 @@ impl PoolLoop {
             Err(e) => {
                 self.last_error = Some(e.to_string());
                 tracing::warn!(pool = %self.s.plan.id, "cannot read the pool, skipping this tick: {e}");
+                // Show the error now; the members stay as last read.
+                self.handle.snapshot.lock().unwrap().last_error = self.last_error.clone();
                 return;
             }
         };
@@ -258,6 +263,8 @@ impl PoolLoop {
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
         if self.s.dry_run {
             record.mode = Mode::DryRun;
+        } else if record.mode == Mode::Live && self.s.leader.as_ref().is_some_and(|l| !l.is_leader()) {
+            record.mode = Mode::Standby;
         }
         self.accrue_spend(&mut record, &state, now);
         let current = state.capacity();
@@ -292,7 +299,10 @@ impl PoolLoop {
             tokio::time::sleep(delay).await;
         }
         let placement = record.placement.clone().filter(|p| p.total() == to);
-        let outcome = self.scale_target(to, placement.as_ref()).await;
+        let outcome = match self.confirm_leading().await {
+            Ok(()) => self.scale_target(to, placement.as_ref()).await,
+            Err(why) => Outcome::Failed(why),
+        };
         if outcome == Outcome::Done && placement.is_some() {
             self.memory.placement = placement;
         }
@@ -302,6 +312,15 @@ impl PoolLoop {
             a.outcome = outcome;
         }
         self.persist(record).await;
+    }
+
+    /// Right before calling the target: this replica must still hold the
+    /// lease (re-read, so a lease stolen since the last renewal stops it).
+    async fn confirm_leading(&self) -> Result<(), String> {
+        match &self.s.leader {
+            Some(l) => l.confirm().await.inspect_err(|why| tracing::warn!(pool = %self.s.plan.id, "not acting: {why}")),
+            None => Ok(()),
+        }
     }
 
     /// Ask the target for `to` members; a failure is the pool's last error.
@@ -321,7 +340,7 @@ impl PoolLoop {
     async fn settle_in_flight(&mut self, state: &PoolState, now: i64) -> bool {
         let Some(f) = self.memory.guard.in_flight else { return false };
         let interrupted = self.handle.recent.lock().unwrap().back().and_then(|r| r.action.clone()).is_some_and(|a| a.outcome == Outcome::Pending);
-        if interrupted {
+        if interrupted && self.confirm_leading().await.is_ok() {
             // The host stopped between journalling the intent and hearing
             // the outcome. scale_to is absolute, so asking again completes
             // the same action instead of taking a second one.
@@ -440,6 +459,10 @@ impl PoolLoop {
                     let _ = reply.send(Err(format!("{to} is outside this pool's bounds {min}..={max}")));
                     return;
                 }
+                if let Err(why) = self.confirm_leading().await {
+                    let _ = reply.send(Err(why));
+                    return;
+                }
                 let r = self.manual(to, "manual", reason).await;
                 let _ = reply.send(r);
             }
@@ -448,6 +471,11 @@ impl PoolLoop {
                     let _ = reply.send(Err(format!("no pending approval with seq {seq}; see GET /pools/{{id}}")));
                     return;
                 };
+                if let Err(why) = self.confirm_leading().await {
+                    self.pending = Some(p);
+                    let _ = reply.send(Err(why));
+                    return;
+                }
                 let r = self.manual(p.to, "approval", format!("approved change of decision {seq}")).await;
                 let _ = reply.send(r);
             }

@@ -76,6 +76,8 @@ pub enum Mode {
     DryRun,
     /// Paused by an operator: records, never acts.
     Paused,
+    /// Another replica holds the leader lease: decides, never acts.
+    Standby,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

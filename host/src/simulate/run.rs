@@ -561,6 +561,7 @@ pub fn pool_settings(p: &PoolConfig, step: Duration, fleet: &Arc<SimFleet>, sour
         approval_ttl: Duration::from_secs(300),
         metrics,
         target: fleet.clone(),
+        leader: None,
     }
 }
 

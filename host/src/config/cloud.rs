@@ -1,0 +1,181 @@
+//! Config of the providers that drive infrastructure outside this machine
+//! (`aws-ec2`, `kubernetes`) and of leader election between host replicas.
+//!
+//! Kept apart from the pool config because these sections are longer, and
+//! each maps one to one onto its adapter's own config in
+//! `scalewise-providers`; the checks here only catch what the adapter
+//! could not report as clearly.
+
+use serde::Deserialize;
+
+/// `provider = { kind = "aws-ec2", ... }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Provider {
+    /// Default: the standard AWS chain (AWS_REGION, the profile, IMDS).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An EC2-compatible endpoint instead of AWS's own.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub launch_template_id: Option<String>,
+    #[serde(default)]
+    pub launch_template_name: Option<String>,
+    #[serde(default)]
+    pub launch_template_version: Option<String>,
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// Used when the cost rules name no instance kind.
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    #[serde(default)]
+    pub subnet_id: Option<String>,
+    #[serde(default)]
+    pub security_group_ids: Vec<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// Tries per API call (throttling, 5xx, lost connections).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// How long a quota error holds the pool at its size.
+    #[serde(default = "default_cooldown")]
+    pub quota_cooldown_secs: u64,
+}
+
+fn default_attempts() -> u32 {
+    6
+}
+fn default_cooldown() -> u64 {
+    300
+}
+
+impl Ec2Provider {
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        let template = self.launch_template_id.is_some() || self.launch_template_name.is_some();
+        if !template && self.image_id.is_none() {
+            p.push(format!("{at}: give a launch template (launch_template_id or launch_template_name) or an image_id"));
+        }
+        if !template && self.instance_type.is_none() {
+            p.push(format!("{at}.instance_type: needed without a launch template (cost rules may still choose another kind)"));
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            p.push(format!("{at}.max_attempts: must be between 1 and 20, got {}", self.max_attempts));
+        }
+        if let Some(url) = &self.endpoint_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            p.push(format!("{at}.endpoint_url: must start with http:// or https://, got `{url}`"));
+        }
+        p
+    }
+}
+
+/// `provider = { kind = "kubernetes", ... }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesProvider {
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// `Deployment`, `StatefulSet`, or a custom kind with a scale subresource.
+    #[serde(default = "default_workload_kind")]
+    pub workload: String,
+    /// The resource's plural, if not the lower-cased kind plus `s`.
+    #[serde(default)]
+    pub plural: Option<String>,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub name: String,
+    /// The API server's URL; default: in-cluster, then KUBECONFIG.
+    #[serde(default)]
+    pub cluster_url: Option<String>,
+}
+
+fn default_api_version() -> String {
+    "apps/v1".into()
+}
+fn default_workload_kind() -> String {
+    "Deployment".into()
+}
+fn default_namespace() -> String {
+    "default".into()
+}
+
+impl KubernetesProvider {
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.name.is_empty() {
+            p.push(format!("{at}.name: the workload's name is empty"));
+        }
+        if self.api_version.is_empty() || self.api_version.matches('/').count() > 1 {
+            p.push(format!("{at}.api_version: must be `version` or `group/version`, got `{}`", self.api_version));
+        }
+        p
+    }
+}
+
+/// `[leader_election]`: several replicas, one acting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_lease")]
+    pub lease_name: String,
+    /// This replica's identity; default: $POD_NAME, else $HOSTNAME.
+    #[serde(default)]
+    pub identity: Option<String>,
+    #[serde(default = "default_duration")]
+    pub lease_duration_secs: f64,
+    #[serde(default = "default_deadline")]
+    pub renew_deadline_secs: f64,
+    #[serde(default = "default_retry")]
+    pub retry_period_secs: f64,
+    #[serde(default)]
+    pub cluster_url: Option<String>,
+}
+
+fn default_lease() -> String {
+    "scalewise".into()
+}
+fn default_duration() -> f64 {
+    15.0
+}
+fn default_deadline() -> f64 {
+    10.0
+}
+fn default_retry() -> f64 {
+    2.0
+}
+
+impl LeaderElectionConfig {
+    pub fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("scalewise-{}", std::process::id()))
+    }
+
+    pub fn problems(&self) -> Vec<String> {
+        let (d, r, t) = (self.lease_duration_secs, self.renew_deadline_secs, self.retry_period_secs);
+        let mut p = Vec::new();
+        if !(d.is_finite() && d >= 1.0 && d.fract() == 0.0) {
+            p.push(format!("leader_election.lease_duration_secs: must be a whole number of seconds ≥ 1 (the Lease stores seconds), got {d}"));
+        }
+        if !(r.is_finite() && r > 0.0 && r < d) {
+            p.push(format!("leader_election.renew_deadline_secs: must be > 0 and below lease_duration_secs ({d}), got {r}"));
+        }
+        if !(t.is_finite() && t > 0.0 && t <= d - r) {
+            // A follower may count the lease from its previous look, up to
+            // one retry period early; the leader must have stopped by then.
+            p.push(format!(
+                "leader_election.retry_period_secs: must be > 0 and at most lease_duration_secs - renew_deadline_secs ({}), got {t}",
+                d - r
+            ));
+        }
+        p
+    }
+}
