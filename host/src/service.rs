@@ -102,6 +102,7 @@ async fn target(p: &PoolConfig) -> anyhow::Result<(Arc<dyn Target>, Option<tokio
                 },
                 backoff: Backoff { attempts: c.max_attempts, ..Backoff::default() },
                 quota_cooldown: Duration::from_secs(c.quota_cooldown_secs),
+                page_size: c.page_size,
             };
             Ok((Arc::new(Ec2Target::connect(config).await.map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?), None))
         }

@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: building guest components and
 //! the binary once per test process, and starting a host.
 
+pub mod aws;
 pub mod host;
 pub mod kube_standin;
 pub mod tools;

@@ -41,6 +41,13 @@ pub struct Ec2Provider {
     /// How long a quota error holds the pool at its size.
     #[serde(default = "default_cooldown")]
     pub quota_cooldown_secs: u64,
+    /// Instances per DescribeInstances page.
+    #[serde(default = "default_page_size")]
+    pub page_size: i32,
+}
+
+fn default_page_size() -> i32 {
+    100
 }
 
 fn default_attempts() -> u32 {
@@ -62,6 +69,9 @@ impl Ec2Provider {
         }
         if !(1..=20).contains(&self.max_attempts) {
             p.push(format!("{at}.max_attempts: must be between 1 and 20, got {}", self.max_attempts));
+        }
+        if !(5..=1000).contains(&self.page_size) {
+            p.push(format!("{at}.page_size: EC2 pages hold 5 to 1000 instances, got {}", self.page_size));
         }
         if let Some(url) = &self.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

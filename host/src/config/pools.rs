@@ -94,6 +94,7 @@ pub enum ProviderConfig {
         spot_share: f64,
     },
     /// EC2 instances tagged with the pool's id.
+    #[serde(rename = "aws-ec2")]
     AwsEc2(super::cloud::Ec2Provider),
     /// A Kubernetes workload's scale subresource.
     Kubernetes(super::cloud::KubernetesProvider),

@@ -154,7 +154,16 @@ pub async fn prepare(
     clock: Arc<dyn Clock>,
 ) -> Result<(Arc<PoolHandle>, PoolLoop), String> {
     let id = s.plan.id.clone();
-    let state = s.target.reconcile().await.map_err(|e| format!("pool `{id}`: {e}"))?;
+    // A target that cannot be read now (an endpoint down, credentials not
+    // yet mounted) must not keep the host from starting: the pool reports
+    // why and every tick tries to read it again.
+    let (state, first_error) = match s.target.reconcile().await {
+        Ok(state) => (state, None),
+        Err(e) => {
+            tracing::warn!(pool = %id, "cannot read the pool at start; it decides once the target answers: {e}");
+            (PoolState::default(), Some(e.to_string()))
+        }
+    };
     let memory = match &journal {
         Some(j) => j.memory(&id).map_err(|e| format!("pool `{id}`: {e}"))?.unwrap_or_default(),
         None => PoolMemory::default(),
@@ -168,7 +177,7 @@ pub async fn prepare(
     }
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default() });
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: None, journal_error: None, decisions: 0, actions: 0 };
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0 };
     runner.publish(state, None);
     Ok((handle, runner))
 }

@@ -58,6 +58,8 @@ pub struct Ec2Config {
     pub backoff: Backoff,
     /// How long a quota error holds the pool at its size.
     pub quota_cooldown: Duration,
+    /// Instances per DescribeInstances page (5..=1000).
+    pub page_size: i32,
 }
 
 /// One instance of the pool, as read.
@@ -141,7 +143,7 @@ impl Ec2Target {
                     ["pending", "running", "shutting-down", "stopping"].map(String::from).to_vec(),
                 )).build(),
             ];
-            let pages = self.client.describe_instances().set_filters(Some(filters)).into_paginator().page_size(100).send();
+            let pages = self.client.describe_instances().set_filters(Some(filters)).into_paginator().page_size(self.config.page_size).send();
             async move {
                 let pages: Vec<_> = pages.collect::<Result<Vec<_>, _>>().await?;
                 Ok(pages.into_iter().flat_map(|p| p.reservations.unwrap_or_default()).flat_map(|r| r.instances.unwrap_or_default()).collect())
