@@ -1,9 +1,12 @@
 //! The host driving infrastructure outside this machine: EC2 through the
 //! moto server (a real implementation of the EC2 API, run on loopback), and
 //! Kubernetes through a stand-in API server that speaks the real JSON (no
-//! real API server can run here; see `support/kube_standin.rs`).
+//! real API server can run here; see `support/kube_standin.rs`); and the
+//! shipped deployment manifests read into the Kubernetes API types.
 
 #[path = "providers/ec2.rs"]
 mod ec2;
 #[path = "providers/kubernetes.rs"]
 mod kubernetes;
+#[path = "providers/manifests.rs"]
+mod manifests;
