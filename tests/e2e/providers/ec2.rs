@@ -156,6 +156,27 @@ spot_percent = 100
 }
 
 #[test]
+fn an_instance_spec_the_api_rejects_is_reported_once_not_retried() {
+    let moto = Moto::start();
+    let proxy = FaultProxy::start(&moto.url, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &proxy.url, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("page_size = 5", "page_size = 5, subnet_id = \"subnet-nope\"");
+    std::fs::write(&cfg, text).unwrap();
+    let h = start(&cfg);
+    let e = h.wait_for("the rejection", Duration::from_secs(30), |h| {
+        let _ = h.post("/pools/api/metrics", Some("t"), r#"{"name":"queue_depth","value":30}"#);
+        h.get("/pools/api")["last_error"].as_str().map(str::to_owned)
+    });
+    assert!(e.contains("InvalidSubnetID.NotFound") && e.contains("fix the instance spec"), "{e}");
+    // One RunInstances per decision, none retried within it.
+    let stats = proxy.stats();
+    let decisions = h.get("/pools/api")["actions"].as_u64().unwrap();
+    assert!(stats["run_instances_forwarded"].as_u64().unwrap() <= decisions, "{stats} for {decisions} actions");
+    assert!(moto.live("api").is_empty());
+}
+
+#[test]
 fn missing_credentials_and_a_dead_endpoint_are_reported_and_the_host_keeps_running() {
     // No credentials anywhere: the first call fails and says what to set.
     let moto = Moto::start();
