@@ -145,7 +145,11 @@ async function refresh() {
         el("td", { class: err ? "err" : "" }, err));
     });
     document.querySelector("#policies tbody").replaceChildren(...rows);
-    document.getElementById("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    // With leader election: say whether this replica acts (textContent: no HTML).
+    const leader = await json("/leader");
+    const role = !leader ? "" : leader.leading ? ` · leading as ${leader.identity}`
+      : ` · standby (${leader.identity}): ${leader.holder ? leader.holder + " holds the lease" : leader.detail || "no leader"}`;
+    document.getElementById("status").textContent = `updated ${new Date().toLocaleTimeString()}${role}`;
   } catch (e) {
     document.getElementById("status").textContent = `cannot reach the host: ${e.message}`;
   }

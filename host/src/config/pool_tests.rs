@@ -85,3 +85,30 @@ fn budget_and_limit_problems_name_their_fields() {
     let both = GOOD.replace("guardrails = {", "cost = { budget = 10, budget_period = \"month\", budget_period_hours = 24 }\nguardrails = {");
     assert!(Config::parse(&both).unwrap_err().contains("a monthly budget has no length in hours"));
 }
+
+#[test]
+fn cloud_providers_and_leader_election_parse_and_are_checked() {
+    let ec2 = GOOD.replace(
+        r#"provider = { kind = "local", command = ["sleep", "100"] }"#,
+        r#"provider = { kind = "aws-ec2", region = "eu-west-1", image_id = "ami-1", instance_type = "m7i.large" }"#,
+    );
+    let c = Config::parse(&ec2).unwrap();
+    let ProviderConfig::AwsEc2(p) = &c.pools[0].provider else { panic!("{:?}", c.pools[0].provider) };
+    assert_eq!((p.max_attempts, p.quota_cooldown_secs, p.page_size), (6, 300, 100), "defaults");
+    let err = Config::parse(&ec2.replace(r#"image_id = "ami-1", "#, "").replace("instance_type", "instanc_type")).unwrap_err();
+    assert!(err.contains("instanc_type"), "an unknown field inside the provider: {err}");
+    let err = Config::parse(&ec2.replace(r#"image_id = "ami-1", instance_type = "m7i.large""#, r#"endpoint_url = "localhost:5000", page_size = 2"#)).unwrap_err();
+    for want in ["provider: give a launch template", "provider.instance_type", "provider.endpoint_url", "provider.page_size"] {
+        assert!(err.contains(&format!("pools[0].{want}")), "missing `{want}` in:\n{err}");
+    }
+
+    let kube = GOOD.replace(r#"provider = { kind = "local", command = ["sleep", "100"] }"#, r#"provider = { kind = "kubernetes", name = "web" }"#);
+    let c = Config::parse(&format!("[leader_election]\nidentity = \"a\"\n{kube}")).unwrap();
+    let ProviderConfig::Kubernetes(k) = &c.pools[0].provider else { panic!() };
+    assert_eq!((k.api_version.as_str(), k.workload.as_str(), k.namespace.as_str()), ("apps/v1", "Deployment", "default"));
+    assert_eq!(c.leader_election.unwrap().identity(), "a");
+    let err = Config::parse(&format!("[leader_election]\nlease_duration_secs = 10\nrenew_deadline_secs = 9\nretry_period_secs = 2\n{kube}")).unwrap_err();
+    assert!(err.contains("leader_election.retry_period_secs: must be > 0 and at most lease_duration_secs - renew_deadline_secs (1)"), "{err}");
+    let err = Config::parse(&format!("[leader_election]\nlease_duration_secs = 2.5\n{kube}")).unwrap_err();
+    assert!(err.contains("leader_election.lease_duration_secs: must be a whole number"), "{err}");
+}

@@ -37,7 +37,6 @@ impl Ec2Target {
     /// rules named one); the ids launched, or why not.
     pub(super) async fn launch(&self, count: u32, spot: bool, kind: Option<&str>) -> Result<Vec<String>, CallError> {
         let id = launch_id(&self.config.pool);
-        let b = self.config.backoff;
         let mut attempt = 0;
         loop {
             if attempt > 0 {
@@ -53,16 +52,7 @@ impl Ec2Target {
             }
             match self.run_instances(&id, count, spot, kind).await {
                 Ok(ids) => return Ok(ids),
-                Err(e) => {
-                    let c = classify(&e);
-                    attempt += 1;
-                    if !c.retryable || attempt >= b.attempts {
-                        return Err(c);
-                    }
-                    let wait = b.wait(attempt - 1);
-                    tracing::warn!(pool = %self.config.pool, launch = %id, attempt, ?wait, "RunInstances {c}; looking for the launch, then retrying");
-                    tokio::time::sleep(wait).await;
-                }
+                Err(e) => self.back_off(classify(&e), &mut attempt, &format!("RunInstances (launch {id})")).await?,
             }
         }
     }

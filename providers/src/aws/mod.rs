@@ -115,23 +115,27 @@ impl Ec2Target {
         Fut: std::future::Future<Output = Result<T, aws_sdk_ec2::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>>>,
         E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let b = self.config.backoff;
         let mut attempt = 0;
         loop {
             match call().await {
                 Ok(v) => return Ok(v),
-                Err(e) => {
-                    let c = classify(&e);
-                    attempt += 1;
-                    if !c.retryable || attempt >= b.attempts {
-                        return Err(c);
-                    }
-                    let wait = b.wait(attempt - 1);
-                    tracing::warn!(pool = %self.config.pool, call = what, attempt, ?wait, "EC2 {c}; retrying");
-                    tokio::time::sleep(wait).await;
-                }
+                Err(e) => self.back_off(classify(&e), &mut attempt, what).await?,
             }
         }
+    }
+
+    /// After a failed try: give up (`Err`) if the error is not worth
+    /// another or the tries are spent; else log, wait, and return.
+    async fn back_off(&self, error: CallError, attempt: &mut u32, what: &str) -> Result<(), CallError> {
+        let b = self.config.backoff;
+        *attempt += 1;
+        if !error.retryable || *attempt >= b.attempts {
+            return Err(error);
+        }
+        let wait = b.wait(*attempt - 1);
+        tracing::warn!(pool = %self.config.pool, call = what, attempt = *attempt, ?wait, "EC2 {error}; retrying");
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     /// Every instance with `tag`, not yet terminated, over all pages.

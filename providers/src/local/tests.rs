@@ -155,7 +155,8 @@ async fn headroom_follows_free_memory_and_the_workers_size() {
     p.scale_to(2).await.unwrap();
     // Until /proc has a resident size for a worker, no memory limit is known.
     let mut state = p.state().await.unwrap();
-    for _ in 0..50 {
+    // Up to 5 s: on a busy machine the first /proc reading can take a while.
+    for _ in 0..250 {
         p.tick();
         state = p.state().await.unwrap();
         if state.members.iter().all(|m| m.memory_bytes.is_some()) {
@@ -163,14 +164,18 @@ async fn headroom_follows_free_memory_and_the_workers_size() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let free_now = || headroom::available_memory(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap();
+    let before = free_now();
     let h = p.headroom(&state).await.expect("a memory headroom once workers have a size");
+    let after = free_now();
     let rss = state.members.iter().filter_map(|m| m.memory_bytes).max().unwrap();
-    let free = headroom::available_memory(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap();
-    // The figure is this machine's: more workers of this size than a
-    // thousandth of free memory would not fit, and at least one does.
-    let expected_more = (free.saturating_sub(512 << 20) / rss) as f64;
+    // The figure is this machine's, and free memory moves while other
+    // tests run: it must lie between what free memory before and after
+    // the call allows (within 5 %).
+    let fits = |free: u64| (free.saturating_sub(512 << 20) / rss) as f64;
+    let (low, high) = (fits(before.min(after)), fits(before.max(after)));
     let more = f64::from(h.at_most - 2);
-    assert!((more - expected_more).abs() <= expected_more * 0.05 + 2.0, "{more} vs {expected_more}: {}", h.why);
+    assert!(more >= low * 0.95 - 2.0 && more <= high * 1.05 + 2.0, "{more} not in {low}..={high}: {}", h.why);
     assert!(h.why.starts_with("host memory:"), "{}", h.why);
     p.shutdown().await;
 }
