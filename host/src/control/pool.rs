@@ -129,6 +129,8 @@ pub struct PoolLoop {
     journal_error: Option<String>,
     decisions: u64,
     actions: u64,
+    /// On standby: the capacity at the last tick, to see the leader's actions.
+    seen_capacity: Option<u32>,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -177,7 +179,7 @@ pub async fn prepare(
     }
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default() });
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0 };
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -257,6 +259,7 @@ impl PoolLoop {
                 return;
             }
         };
+        self.observe_leader(&state, now);
         if self.settle_in_flight(&state, now).await {
             // An interrupted action was just completed: decide on what is there now.
             state = self.s.target.state().await.unwrap_or(state);
@@ -321,6 +324,20 @@ impl PoolLoop {
             a.outcome = outcome;
         }
         self.persist(record).await;
+    }
+
+    /// On standby, the leader's actions show only as changes of capacity:
+    /// remember them as actions, so that when this replica takes over, the
+    /// cooldowns and step limits count what the old leader did.
+    fn observe_leader(&mut self, state: &PoolState, now: i64) {
+        let standby = self.s.leader.as_ref().is_some_and(|l| !l.is_leader());
+        let current = state.capacity();
+        match self.seen_capacity.replace(current) {
+            Some(before) if standby && before != current => {
+                self.memory.guard.record_action(Scaled { at: now, from: before, to: current });
+            }
+            _ => {}
+        }
     }
 
     /// Right before calling the target: this replica must still hold the
@@ -557,3 +574,7 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
     .await;
     out.into_iter().map(Option::unwrap).collect()
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
