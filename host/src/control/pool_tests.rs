@@ -82,7 +82,7 @@ async fn after_a_take_over_the_old_leaders_scale_up_still_holds_the_cooldown() {
     let leader = Leadership::new("b");
     let mut pool = standby_pool(leader.clone(), target.clone(), wants.clone(), clock.clone()).await;
     pool.tick().await;
-    assert_eq!(pool.inspect_last(|d| d.mode.clone()), Some(Mode::Standby));
+    assert_eq!(pool.inspect_last(|d| d.mode), Some(Mode::Standby));
 
     // The leader (another replica) scales up to 8; this one sees it.
     target.0.store(8, Ordering::Relaxed);
