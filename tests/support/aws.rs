@@ -12,16 +12,21 @@ use serde_json::Value;
 
 use crate::host::free_port;
 
-/// A program on PATH (moto's console script lands wherever pip put it).
-fn on_path(env: &str, name: &str, install: &str) -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os(env) {
-        return p.into();
+/// How to run the moto server: `$SCALEWISE_MOTO_SERVER`, else `moto_server`
+/// on PATH, else `python3 -m moto.server` (wherever pip put the package).
+fn moto_command() -> Command {
+    if let Some(p) = std::env::var_os("SCALEWISE_MOTO_SERVER").filter(|p| !p.is_empty()) {
+        return Command::new(p);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found on PATH: `{install}` (or set {env})"))
+    if let Some(bin) = std::env::split_paths(&path).map(|d| d.join("moto_server")).find(|p| p.is_file()) {
+        return Command::new(bin);
+    }
+    let found = Command::new("python3").args(["-c", "import moto.server"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    assert!(found, "the moto server is not installed: `pip install 'moto[server]'` (or set SCALEWISE_MOTO_SERVER)");
+    let mut c = Command::new("python3");
+    c.args(["-m", "moto.server"]);
+    c
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -64,9 +69,8 @@ const AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20261123/us-east-1/ec2/a
 
 impl Moto {
     pub fn start() -> Moto {
-        let bin = on_path("SCALEWISE_MOTO_SERVER", "moto_server", "pip install 'moto[server]'");
         let port = free_port();
-        let mut child = Command::new(bin)
+        let mut child = moto_command()
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

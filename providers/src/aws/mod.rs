@@ -11,7 +11,10 @@
 //! quota error stops the scale-up where it is: what was launched stays
 //! launched and counted, and [`Target::headroom`] holds the pool at that
 //! size for `quota_cooldown` so the control loop does not ask again every
-//! tick.
+//! tick. Any other launch error EC2 will not change its mind about (an
+//! instance spec it rejects, missing permissions) holds scale-ups the same
+//! way for a minute (at most `quota_cooldown`): asking again each tick would
+//! only spend the account's API rate.
 
 mod launch;
 pub mod retry;
@@ -72,8 +75,9 @@ struct PoolInstance {
 pub struct Ec2Target {
     client: aws_sdk_ec2::Client,
     config: Ec2Config,
-    /// When a quota error last stopped a scale-up, at what size, and why.
-    quota: Mutex<Option<(Instant, u32, String)>>,
+    /// When a launch error last stopped a scale-up: until when, at what
+    /// size, and why.
+    hold: Mutex<Option<(Instant, u32, String)>>,
 }
 
 impl Ec2Target {
@@ -105,7 +109,7 @@ impl Ec2Target {
                 config.pool
             )));
         }
-        Ok(Self { client: aws_sdk_ec2::Client::new(&sdk), config, quota: Mutex::new(None) })
+        Ok(Self { client: aws_sdk_ec2::Client::new(&sdk), config, hold: Mutex::new(None) })
     }
 
     /// Run an idempotent call with retries; each retry is logged.
@@ -168,10 +172,15 @@ impl Ec2Target {
         Ok(())
     }
 
-    fn quota_hit(&self, size: u32, e: &CallError) {
-        if matches!(e.code.as_str(), "InstanceLimitExceeded" | "VcpuLimitExceeded" | "MaxSpotInstanceCountExceeded" | "InsufficientInstanceCapacity") {
-            *self.quota.lock().unwrap() = Some((Instant::now(), size, e.to_string()));
+    /// After a launch failed with `e` at `size` members: hold scale-ups
+    /// there for a while unless another try could go differently.
+    fn hold_after(&self, size: u32, e: &CallError) {
+        if e.retryable {
+            return;
         }
+        let quota = matches!(e.code.as_str(), "InstanceLimitExceeded" | "VcpuLimitExceeded" | "MaxSpotInstanceCountExceeded" | "InsufficientInstanceCapacity");
+        let how_long = if quota { self.config.quota_cooldown } else { self.config.quota_cooldown.min(Duration::from_secs(60)) };
+        *self.hold.lock().unwrap() = Some((Instant::now() + how_long, size, e.to_string()));
     }
 }
 
@@ -242,7 +251,7 @@ impl Target for Ec2Target {
                         outcome.launched.extend(ids);
                     }
                     Err(e) => {
-                        self.quota_hit(outcome.capacity, &e);
+                        self.hold_after(outcome.capacity, &e);
                         return Err(ProviderError::Launch(format!(
                             "launched {} of {need} instance(s) [{}], then RunInstances failed: {e}",
                             outcome.launched.len(),
@@ -261,11 +270,10 @@ impl Target for Ec2Target {
     }
 
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
-        let mut q = self.quota.lock().unwrap();
-        let (at, size, why) = q.clone()?;
-        let left = self.config.quota_cooldown.checked_sub(at.elapsed());
-        let Some(left) = left else {
-            *q = None;
+        let mut hold = self.hold.lock().unwrap();
+        let (until, size, why) = hold.clone()?;
+        let Some(left) = until.checked_duration_since(Instant::now()) else {
+            *hold = None;
             return None;
         };
         Some(Headroom {

@@ -156,7 +156,7 @@ spot_percent = 100
 }
 
 #[test]
-fn an_instance_spec_the_api_rejects_is_reported_once_not_retried() {
+fn an_instance_spec_the_api_rejects_is_reported_and_not_asked_again_every_tick() {
     let moto = Moto::start();
     let proxy = FaultProxy::start(&moto.url, &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -169,10 +169,15 @@ fn an_instance_spec_the_api_rejects_is_reported_once_not_retried() {
         h.get("/pools/api")["last_error"].as_str().map(str::to_owned)
     });
     assert!(e.contains("InvalidSubnetID.NotFound") && e.contains("fix the instance spec"), "{e}");
-    // One RunInstances per decision, none retried within it.
+    // Not retried, and not asked again at every tick: scale-ups are held.
+    for _ in 0..8 {
+        let _ = h.post("/pools/api/metrics", Some("t"), r#"{"name":"queue_depth","value":30}"#);
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let stats = proxy.stats();
-    let decisions = h.get("/pools/api")["actions"].as_u64().unwrap();
-    assert!(stats["run_instances_forwarded"].as_u64().unwrap() <= decisions, "{stats} for {decisions} actions");
+    assert_eq!(stats["run_instances_forwarded"], 1, "{stats}");
+    let decisions = h.get("/pools/api/decisions?limit=3");
+    assert!(decisions[0]["limited"]["why"].as_str().is_some_and(|w| w.contains("InvalidSubnetID.NotFound")), "{decisions}");
     assert!(moto.live("api").is_empty());
 }
 
