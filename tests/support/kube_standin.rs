@@ -50,6 +50,9 @@ pub struct Patched {
 pub struct Cluster {
     pub namespace: String,
     pub deployment: String,
+    /// The workload's API group and plural: `apps`/`deployments`, or a
+    /// custom resource's.
+    pub workload: (String, String),
     pub replicas: i64,
     pub annotations: BTreeMap<String, String>,
     pub deleted: bool,
@@ -94,6 +97,7 @@ impl KubeStandIn {
         let cluster = Arc::new(Mutex::new(Cluster {
             namespace: "default".into(),
             deployment: "web".into(),
+            workload: ("apps".into(), "deployments".into()),
             replicas,
             annotations: BTreeMap::new(),
             deleted: false,
@@ -147,8 +151,9 @@ impl Cluster {
     }
 
     fn deployment(&self) -> Value {
+        let (kind, api_version) = if self.workload.0 == "apps" { ("Deployment".into(), "apps/v1".into()) } else { ("Worker".to_owned(), format!("{}/v1", self.workload.0)) };
         json!({
-            "kind": "Deployment", "apiVersion": "apps/v1",
+            "kind": kind, "apiVersion": api_version,
             "metadata": {"name": self.deployment, "namespace": self.namespace, "uid": "5c1e0b2a-0000-4000-8000-000000000001",
                          "resourceVersion": self.rv.to_string(), "generation": 3, "creationTimestamp": self.stamp(),
                          "annotations": self.annotations},
@@ -260,13 +265,15 @@ async fn handle(State(s): State<Shared>, method: Method, uri: Uri, Query(q): Que
 
 #[allow(clippy::too_many_arguments)]
 fn respond(c: &mut Cluster, replica: &str, group: &str, resource: &str, name: Option<&str>, verb: &str, q: &BTreeMap<String, String>, body: &[u8]) -> Response {
-    let workload_gone = |c: &Cluster| status(404, "NotFound", format!("deployments.apps \"{}\" not found", c.deployment));
+    let workload_gone = |c: &Cluster| status(404, "NotFound", format!("{}.{} \"{}\" not found", c.workload.1, c.workload.0, c.deployment));
+    let (wg, wr) = c.workload.clone();
+    let scale = format!("{wr}/scale");
     match (group, resource, verb) {
-        ("apps", "deployments", "get") if name == Some(c.deployment.as_str()) => {
+        (g, r, "get") if g == wg && r == wr && name == Some(c.deployment.as_str()) => {
             if c.deleted { workload_gone(c) } else { ok(c.deployment()) }
         }
-        ("apps", "deployments/scale", "get") if !c.deleted => ok(c.scale()),
-        ("apps", "deployments/scale", "patch") if !c.deleted => {
+        (g, r, "get") if g == wg && r == scale && !c.deleted => ok(c.scale()),
+        (g, r, "patch") if g == wg && r == scale && !c.deleted => {
             let Ok(patch) = serde_json::from_slice::<Value>(body) else {
                 return status(400, "BadRequest", "the patch is not JSON".into());
             };
@@ -279,7 +286,7 @@ fn respond(c: &mut Cluster, replica: &str, group: &str, resource: &str, name: Op
             c.patches.push(Patched { at: Instant::now(), replica: replica.into(), replicas: n, lease_holder: holder });
             ok(c.scale())
         }
-        ("apps", "deployments/scale", _) => workload_gone(c),
+        (g, r, _) if g == wg && r == scale => workload_gone(c),
         ("", "pods", "list") => {
             if q.get("labelSelector").map(String::as_str) != Some("app=web") {
                 return status(400, "BadRequest", format!("expected labelSelector=app=web, got {:?}", q.get("labelSelector")));

@@ -203,3 +203,36 @@ fn two_replicas_one_acts_and_the_lease_hands_over() {
     }
     eprintln!("{} patches, {} requests to the stand-in", patches.len(), requests.len());
 }
+
+#[test]
+fn a_custom_resource_with_a_scale_subresource_is_scaled_the_same_way() {
+    let k = KubeStandIn::start(&["solo"], 1);
+    k.with(|c| c.workload = ("example.com".into(), "workers".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let url = k.url("solo").to_owned();
+    let cfg = queue_depth_config(
+        dir.path(),
+        "t",
+        &format!(
+            r#"
+[[pools]]
+id = "web"
+min = 1
+max = 20
+interval_ms = 250
+strategies = [{{ policy = "queue-depth" }}]
+provider = {{ kind = "kubernetes", api_version = "example.com/v1", workload = "Worker", namespace = "default", name = "web", cluster_url = "{url}" }}
+metrics = [{{ name = "queue_depth", source = "push", window_secs = 1 }}]
+guardrails = {{ tolerance = 0.0, scale_down_stabilization_secs = 0 }}
+"#
+        ),
+    );
+    let h = Host::start(&cfg, free_port());
+    h.wait_for("the custom resource to be scaled to 5", Duration::from_secs(20), |h| {
+        let _ = h.post("/pools/web/metrics", Some("t"), r#"{"name":"queue_depth","value":50}"#);
+        (k.with(|c| c.replicas) == 5).then_some(())
+    });
+    let paths: Vec<_> = k.with(|c| c.requests.iter().filter(|r| r.verb == "patch").map(|r| format!("{}/{}", r.group, r.resource)).collect());
+    assert!(!paths.is_empty() && paths.iter().all(|p| p == "example.com/workers/scale"), "{paths:?}");
+    assert_eq!(h.get("/leader"), serde_json::Value::Null, "no election without [leader_election]");
+}
