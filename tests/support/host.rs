@@ -160,5 +160,10 @@ pub fn queue_depth_config(dir: &Path, token: &str, rest: &str) -> PathBuf {
     path
 }
 
+/// Guardrails that let every decision act at once (no tolerance, cooldowns,
+/// stabilization or step limits): for tests that drive a pool step by step.
+pub const IMMEDIATE: &str = "guardrails = { tolerance = 0.0, scale_up_cooldown_secs = 0, scale_down_cooldown_secs = 0, \
+                              scale_down_stabilization_secs = 0, scale_up_limits = [], scale_down_limits = [] }";
+
 /// A worker command that idles until SIGTERM.
 pub const SLEEPER: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]"#;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scalewise_e2e::aws::{FaultProxy, Moto};
-use scalewise_e2e::host::{Host, free_port, install_builtins, queue_depth_config};
+use scalewise_e2e::host::{Host, IMMEDIATE, free_port, install_builtins, queue_depth_config};
 
 const CREDS: [(&str, &str); 3] = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_EC2_METADATA_DISABLED", "true")];
 
@@ -27,7 +27,7 @@ interval_ms = 300
 strategies = [{{ policy = "queue-depth" }}]
 provider = {{ kind = "aws-ec2", region = "us-east-1", endpoint_url = "{endpoint}", image_id = "ami-12c6146b", instance_type = "t3.micro", page_size = 5, max_attempts = 8 }}
 metrics = [{{ name = "queue_depth", source = "push", window_secs = 1 }}]
-guardrails = {{ tolerance = 0.0, scale_up_cooldown_secs = 0, scale_down_cooldown_secs = 0, scale_down_stabilization_secs = 0, scale_up_limits = [], scale_down_limits = [] }}
+{IMMEDIATE}
 {extra}
 "#
         ),

@@ -8,38 +8,43 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use scalewise_e2e::host::{Host, free_port, queue_depth_config};
+use scalewise_e2e::host::{Host, IMMEDIATE, free_port, queue_depth_config};
 use scalewise_e2e::kube_standin::KubeStandIn;
 use scalewise_providers::kubernetes::{API_USE, PAUSE_ANNOTATION};
 
 const LEASE_SECS: f64 = 3.0;
 
-fn config(dir: &Path, url: &str, identity: &str) -> PathBuf {
+/// Pool `web` on the workload the stand-in at `url` serves, described by
+/// `provider` (its fields beyond kind and cluster_url), with `leader` (a
+/// `[leader_election]` section, or nothing) before it.
+fn pool_config(dir: &Path, url: &str, provider: &str, leader: &str) -> PathBuf {
     queue_depth_config(
         dir,
         "t",
         &format!(
             r#"
-[leader_election]
-cluster_url = "{url}"
-namespace = "default"
-identity = "{identity}"
-lease_duration_secs = {LEASE_SECS}
-renew_deadline_secs = 2
-retry_period_secs = 0.5
-
+{leader}
 [[pools]]
 id = "web"
 min = 1
 max = 20
 interval_ms = 250
 strategies = [{{ policy = "queue-depth" }}]
-provider = {{ kind = "kubernetes", name = "web", namespace = "default", cluster_url = "{url}" }}
+provider = {{ kind = "kubernetes", {provider}, cluster_url = "{url}" }}
 metrics = [{{ name = "queue_depth", source = "push", window_secs = 1 }}]
-guardrails = {{ tolerance = 0.0, scale_up_cooldown_secs = 0, scale_down_cooldown_secs = 0, scale_down_stabilization_secs = 0, scale_up_limits = [], scale_down_limits = [] }}
+{IMMEDIATE}
 "#
         ),
     )
+}
+
+/// A leader-elected replica named `identity` scaling Deployment default/web.
+fn config(dir: &Path, url: &str, identity: &str) -> PathBuf {
+    let leader = format!(
+        "[leader_election]\ncluster_url = \"{url}\"\nnamespace = \"default\"\nidentity = \"{identity}\"\n\
+         lease_duration_secs = {LEASE_SECS}\nrenew_deadline_secs = 2\nretry_period_secs = 0.5\n"
+    );
+    pool_config(dir, url, r#"name = "web", namespace = "default""#, &leader)
 }
 
 /// Pushes a changing queue depth to every host in `targets` until dropped,
@@ -210,23 +215,8 @@ fn a_custom_resource_with_a_scale_subresource_is_scaled_the_same_way() {
     k.with(|c| c.workload = ("example.com".into(), "workers".into()));
     let dir = tempfile::tempdir().unwrap();
     let url = k.url("solo").to_owned();
-    let cfg = queue_depth_config(
-        dir.path(),
-        "t",
-        &format!(
-            r#"
-[[pools]]
-id = "web"
-min = 1
-max = 20
-interval_ms = 250
-strategies = [{{ policy = "queue-depth" }}]
-provider = {{ kind = "kubernetes", api_version = "example.com/v1", workload = "Worker", namespace = "default", name = "web", cluster_url = "{url}" }}
-metrics = [{{ name = "queue_depth", source = "push", window_secs = 1 }}]
-guardrails = {{ tolerance = 0.0, scale_down_stabilization_secs = 0 }}
-"#
-        ),
-    );
+    let provider = r#"api_version = "example.com/v1", workload = "Worker", namespace = "default", name = "web""#;
+    let cfg = pool_config(dir.path(), &url, provider, "");
     let h = Host::start(&cfg, free_port());
     h.wait_for("the custom resource to be scaled to 5", Duration::from_secs(20), |h| {
         let _ = h.post("/pools/web/metrics", Some("t"), r#"{"name":"queue_depth","value":50}"#);
