@@ -28,3 +28,12 @@ pub fn init_tracing(filter: &str, json: bool) {
         .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
+
+/// The host allocates and frees small objects on every tick of every pool
+/// (inputs lowered into policies, decision records, journal batches), often
+/// on one thread and freed on another. mimalloc's thread-local free lists
+/// make that markedly cheaper than glibc's malloc (see docs/BENCHMARKS.md).
+/// Declared in the library, so the binary, the tests and the benchmarks all
+/// run on the allocator production runs on.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

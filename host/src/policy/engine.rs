@@ -273,6 +273,12 @@ impl PolicyEngine {
             // behind a Cranelift build's tasks on the shared compile pool.
             Compiler::Winch => config.strategy(wasmtime::Strategy::Winch).parallel_compilation(false),
         };
+        // `SCALEWISE_PERFMAP=1` writes /tmp/perf-PID.map, so `perf report`
+        // names the guests' functions (build them with
+        // `profile.policy.strip=false` to get their own names, not indices).
+        if std::env::var_os("SCALEWISE_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
