@@ -7,6 +7,8 @@
 //! ([`Target::state`]), read from the infrastructure rather than from its own
 //! memory, which is how a restarted host picks up where it left off.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use scalewise_sdk::Placement;
 use serde::Serialize;
@@ -30,7 +32,9 @@ pub enum MemberState {
 /// One member of a pool, as the target sees it now.
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {
-    pub id: String,
+    /// Shared, since a pool's members are listed every tick while their
+    /// ids rarely change.
+    pub id: Arc<str>,
     pub state: MemberState,
     /// When it was launched, ms since the epoch.
     pub started_at: i64,
@@ -50,7 +54,7 @@ pub struct Member {
 
 impl Member {
     /// A healthy member with nothing else known about it.
-    pub fn new(id: impl Into<String>, state: MemberState, started_at: i64) -> Self {
+    pub fn new(id: impl Into<Arc<str>>, state: MemberState, started_at: i64) -> Self {
         Self { id: id.into(), state, started_at, healthy: true, busy: None, cpu_percent: None, memory_bytes: None, restarts: 0, last_error: None }
     }
 }
@@ -58,7 +62,10 @@ impl Member {
 /// A pool as its target reports it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PoolState {
-    pub members: Vec<Member>,
+    /// Shared rather than owned: the control loop reads a pool's state every
+    /// tick and publishes it, and a target whose members did not change
+    /// hands out the same list again without copying a member.
+    pub members: Arc<[Member]>,
 }
 
 impl PoolState {
@@ -168,7 +175,7 @@ pub fn pick_victims(members: &[Member], n: usize) -> Vec<String> {
         let not_serving = m.state != MemberState::Active;
         (!not_serving, m.busy == Some(true), m.healthy, m.started_at)
     });
-    candidates.into_iter().take(n).map(|m| m.id.clone()).collect()
+    candidates.into_iter().take(n).map(|m| m.id.to_string()).collect()
 }
 
 #[cfg(test)]
@@ -213,7 +220,8 @@ mod tests {
                 member("b", Starting, 0, None, true),
                 member("c", Draining, 0, None, true),
                 member("d", Backoff, 0, None, false),
-            ],
+            ]
+            .into(),
         };
         assert_eq!((s.running(), s.booting(), s.capacity()), (1, 2, 3));
     }

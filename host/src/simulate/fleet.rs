@@ -123,9 +123,10 @@ struct Fleet {
     bill: FleetBill,
     rng: u64,
     /// The members as last built, until something changes.
-    members: Option<Vec<Member>>,
-    /// Each instance's member id, made once.
-    names: std::collections::HashMap<u64, String>,
+    members: Option<Arc<[Member]>>,
+    /// Each instance's member id, made once; the same keys as `instances`,
+    /// so the two iterate in step.
+    names: std::collections::BTreeMap<u64, Arc<str>>,
 }
 
 impl Fleet {
@@ -167,7 +168,7 @@ impl Fleet {
 
     fn launch(&mut self, mut i: Instance, t: u64) {
         self.members = None;
-        self.names.insert(i.id, format!("i-{}", i.id));
+        self.names.insert(i.id, format!("i-{}", i.id).into());
         self.count_in(&mut i, t);
         self.instances.insert(i.id, i);
         if let Some(next) = i.next_change(t) {
@@ -356,7 +357,8 @@ impl Target for SimFleet {
             let members = f
                 .instances
                 .values()
-                .map(|i| {
+                .zip(f.names.values())
+                .map(|(i, name)| {
                     let state = if i.drain_from.is_some() {
                         MemberState::Draining
                     } else if i.ready > t {
@@ -364,7 +366,7 @@ impl Target for SimFleet {
                     } else {
                         MemberState::Active
                     };
-                    Member::new(f.names[&i.id].clone(), state, self.step_ms(i.billed_from))
+                    Member::new(name.clone(), state, self.step_ms(i.billed_from))
                 })
                 .collect();
             f.members = Some(members);

@@ -206,7 +206,7 @@ fn victims(live: &[PoolInstance], n: usize, placement: Option<&Placement>) -> Ve
     let members = |spot: bool| live.iter().filter(|i| i.spot == spot).map(|i| i.member.clone()).collect::<Vec<_>>();
     let mut out = pick_victims(&members(true), spot_excess);
     out.extend(pick_victims(&members(false), od_excess));
-    let rest: Vec<Member> = live.iter().filter(|i| !out.contains(&i.member.id)).map(|i| i.member.clone()).collect();
+    let rest: Vec<Member> = live.iter().filter(|i| !out.iter().any(|o| *o == *i.member.id)).map(|i| i.member.clone()).collect();
     out.extend(pick_victims(&rest, n - out.len()));
     out
 }

@@ -173,7 +173,7 @@ impl Target for WorkloadTarget {
         let Some(selector) = selector else {
             // No selector yet (a custom resource that does not report one):
             // the count is all there is to know.
-            return Ok(PoolState { members: fit_to(Vec::new(), replicas) });
+            return Ok(PoolState { members: fit_to(Vec::new(), replicas).into() });
         };
         let pods = self
             .pods
@@ -182,7 +182,7 @@ impl Target for WorkloadTarget {
             .map_err(|e| ProviderError::Read(format!("pods of {}: {}", self.workload.describe(), api_error(&e))))?;
         let usage = self.usage(&selector).await;
         let members = pods.items.iter().filter_map(|p| member_of(p, p.metadata.name.as_ref().and_then(|n| usage.get(n)))).collect();
-        Ok(PoolState { members: fit_to(members, replicas) })
+        Ok(PoolState { members: fit_to(members, replicas).into() })
     }
 
     async fn scale_to(&self, desired: u32) -> Result<ScaleOutcome, ProviderError> {
@@ -219,7 +219,7 @@ mod tests {
     fn members_are_padded_to_the_replica_count() {
         let got = fit_to(vec![m("a", MemberState::Active, 1)], 3);
         assert_eq!(got.len(), 3);
-        assert_eq!(PoolState { members: got }.capacity(), 3);
+        assert_eq!(PoolState { members: got.into() }.capacity(), 3);
     }
 
     #[test]
@@ -228,10 +228,10 @@ mod tests {
             vec![m("old", MemberState::Active, 1), m("new", MemberState::Active, 9), m("booting", MemberState::Starting, 5)],
             1,
         );
-        let mut draining: Vec<_> = got.iter().filter(|x| x.state == MemberState::Draining).map(|x| x.id.as_str()).collect();
+        let mut draining: Vec<_> = got.iter().filter(|x| x.state == MemberState::Draining).map(|x| &*x.id).collect();
         draining.sort();
         assert_eq!(draining, ["booting", "new"], "the old ready pod stays");
-        assert_eq!(PoolState { members: got }.capacity(), 1);
+        assert_eq!(PoolState { members: got.into() }.capacity(), 1);
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Slot {
 
     fn member(&self) -> Member {
         Member {
-            id: self.id.clone(),
+            id: self.id.as_str().into(),
             state: self.state,
             started_at: self.started_at,
             healthy: !matches!(self.state, MemberState::Backoff | MemberState::Stopped),
@@ -358,7 +358,7 @@ impl Target for LocalPool {
         {
             let mut inner = self.inner.lock().unwrap();
             let members: Vec<Member> = inner.slots.values().map(Slot::member).collect();
-            let capacity = PoolState { members: members.clone() }.capacity();
+            let capacity = PoolState { members: members.clone().into() }.capacity();
             if desired < capacity {
                 for id in pick_victims(&members, (capacity - desired) as usize) {
                     if let Some(slot) = inner.slots.get_mut(&id) {

@@ -79,7 +79,7 @@ async fn busy_workers_are_removed_last() {
     settle(&p, |s| s.running() == 3 && s.busy() == 1).await;
     p.scale_to(1).await.unwrap();
     let s = settle(&p, |s| s.members.len() == 1).await;
-    assert_eq!(s.members[0].id, "w-0");
+    assert_eq!(&*s.members[0].id, "w-0");
     p.shutdown().await;
 }
 
