@@ -357,10 +357,10 @@ impl Target for LocalPool {
         let mut failures = Vec::new();
         {
             let mut inner = self.inner.lock().unwrap();
-            let members: Vec<Member> = inner.slots.values().map(Slot::member).collect();
-            let capacity = PoolState { members: members.clone().into() }.capacity();
+            let state = PoolState { members: inner.slots.values().map(Slot::member).collect() };
+            let (members, capacity) = (&state.members, state.capacity());
             if desired < capacity {
-                for id in pick_victims(&members, (capacity - desired) as usize) {
+                for id in pick_victims(members, (capacity - desired) as usize) {
                     if let Some(slot) = inner.slots.get_mut(&id) {
                         self.drain(slot);
                         outcome.removed.push(id);
