@@ -14,5 +14,6 @@ pub mod guardrails;
 pub mod pipeline;
 pub mod pool;
 pub mod record;
+mod state_text;
 
 pub use pool::{PoolCommand, PoolHandle, PoolSnapshot};

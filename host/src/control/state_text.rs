@@ -1,0 +1,138 @@
+//! How policy states are written in the journal's pool memory.
+//!
+//! A policy's state is opaque bytes to the host, but the SDK encodes it as
+//! JSON text, so it is almost always UTF-8. Written as a JSON array of
+//! numbers, each byte cost three to four characters to write and to parse,
+//! and every pool writes its memory on every decision: at 10,000 pools the
+//! states were most of what the journal encoded. A state that is valid
+//! UTF-8 is therefore written as a JSON string; any other is still written
+//! as an array. Reading accepts both, so journals written before this change
+//! open unchanged.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserializer, Serializer};
+
+/// One state, as it is written: text where it can be, bytes otherwise.
+struct Written<'a>(&'a [u8]);
+
+impl serde::Serialize for Written<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.collect_seq(self.0),
+        }
+    }
+}
+
+pub fn serialize<S: Serializer>(states: &BTreeMap<String, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(states.len()))?;
+    for (policy, state) in states {
+        map.serialize_entry(policy, &Written(state))?;
+    }
+    map.end()
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
+    d.deserialize_map(StatesVisitor)
+}
+
+struct StatesVisitor;
+
+impl<'de> Visitor<'de> for StatesVisitor {
+    type Value = BTreeMap<String, Vec<u8>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of policy ids to states")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut states = BTreeMap::new();
+        while let Some((policy, state)) = map.next_entry::<String, Read>()? {
+            states.insert(policy, state.0);
+        }
+        Ok(states)
+    }
+}
+
+/// One state, as read: a string or an array of bytes.
+struct Read(Vec<u8>);
+
+impl<'de> serde::Deserialize<'de> for Read {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ReadVisitor)
+    }
+}
+
+struct ReadVisitor;
+
+impl<'de> Visitor<'de> for ReadVisitor {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a policy state (a string, or an array of bytes)")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read, E> {
+        Ok(Read(v.as_bytes().to_vec()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Read, E> {
+        Ok(Read(v.into_bytes()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(b) = seq.next_element::<u8>()? {
+            bytes.push(b);
+        }
+        Ok(Read(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Memory {
+        #[serde(with = "super")]
+        states: BTreeMap<String, Vec<u8>>,
+    }
+
+    fn memory(entries: &[(&str, &[u8])]) -> Memory {
+        Memory { states: entries.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect() }
+    }
+
+    #[test]
+    fn text_states_are_written_as_strings_and_read_back() {
+        let m = memory(&[("ewma", br#"{"level":0.53,"n":"x\"y"}"#), ("empty", b"")]);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"states":{"empty":"","ewma":"{\"level\":0.53,\"n\":\"x\\\"y\"}"}}"#);
+        assert_eq!(serde_json::from_str::<Memory>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn binary_states_stay_arrays_of_bytes() {
+        let m = memory(&[("raw", &[0xff, 0x00, 0x80])]);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"states":{"raw":[255,0,128]}}"#);
+        assert_eq!(serde_json::from_str::<Memory>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn journals_written_as_arrays_still_read() {
+        let old = r#"{"states":{"ewma":[123,125],"other":[]}}"#;
+        assert_eq!(serde_json::from_str::<Memory>(old).unwrap(), memory(&[("ewma", b"{}"), ("other", b"")]));
+    }
+
+    #[test]
+    fn a_state_of_another_shape_is_an_error_that_says_what_was_expected() {
+        let err = serde_json::from_str::<Memory>(r#"{"states":{"ewma":12}}"#).unwrap_err().to_string();
+        assert!(err.contains("a policy state"), "{err}");
+        assert!(serde_json::from_str::<Memory>(r#"{"states":{"ewma":[256]}}"#).is_err());
+    }
+}
