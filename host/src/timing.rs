@@ -77,6 +77,13 @@ impl LatencyHistogram {
         }
     }
 
+    /// The samples recorded since `earlier`, a copy of this histogram taken
+    /// before: what a benchmark measures after its warm-up.
+    pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
+        let buckets = self.buckets.iter().zip(&earlier.buckets);
+        Self { buckets: buckets.map(|(a, b)| AtomicU64::new(a.load(Ordering::Relaxed).saturating_sub(b.load(Ordering::Relaxed)))).collect() }
+    }
+
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }

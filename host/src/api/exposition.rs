@@ -7,13 +7,18 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::control::PoolHandle;
 use crate::control::budget::BudgetStatus;
+use crate::timing::LatencyHistogram;
 
 /// Histogram bounds for policy evaluation latency, in seconds.
 const BOUNDS: [f64; 12] = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2];
 
 /// Histogram bounds for tick lag, in seconds.
 const LAG_BOUNDS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// Which of a pool's lag histograms to export.
+type LagOf = fn(&PoolHandle) -> &LatencyHistogram;
 
 /// A per-pool gauge read off the budget: name, help, value.
 type BudgetGauge = (&'static str, &'static str, fn(&BudgetStatus) -> f64);
@@ -106,16 +111,26 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(o, "scalewise_leader{{identity=\"{}\"}} {}", label(l.identity()), u8::from(l.is_leader()));
     }
 
-    family(&mut o, "scalewise_pool_tick_lag_seconds", "histogram", "From a tick's due time to its decision being recorded.");
-    for p in state.pools.values() {
-        let id = label(&p.handle.id);
-        let (cumulative, count, sum) = p.handle.lag.cumulative(&LAG_BOUNDS);
-        for (b, c) in LAG_BOUNDS.iter().zip(cumulative) {
-            let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_bucket{{pool=\"{id}\",le=\"{b}\"}} {c}");
+    let lags: [(&str, &str, LagOf); 2] = [
+        ("scalewise_pool_tick_lag_seconds", "From a tick's due time to its decision being recorded.", |h| &h.lag),
+        (
+            "scalewise_pool_decide_lag_seconds",
+            "From a tick's due time to its decision being made, before the journal's write.",
+            |h| &h.decide_lag,
+        ),
+    ];
+    for (name, help, histogram) in lags {
+        family(&mut o, name, "histogram", help);
+        for p in state.pools.values() {
+            let id = label(&p.handle.id);
+            let (cumulative, count, sum) = histogram(&p.handle).cumulative(&LAG_BOUNDS);
+            for (b, c) in LAG_BOUNDS.iter().zip(cumulative) {
+                let _ = writeln!(o, "{name}_bucket{{pool=\"{id}\",le=\"{b}\"}} {c}");
+            }
+            let _ = writeln!(o, "{name}_bucket{{pool=\"{id}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(o, "{name}_sum{{pool=\"{id}\"}} {sum}");
+            let _ = writeln!(o, "{name}_count{{pool=\"{id}\"}} {count}");
         }
-        let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_bucket{{pool=\"{id}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_sum{{pool=\"{id}\"}} {sum}");
-        let _ = writeln!(o, "scalewise_pool_tick_lag_seconds_count{{pool=\"{id}\"}} {count}");
     }
 
     let statuses = state.registry.statuses();

@@ -93,8 +93,13 @@ pub struct PoolHandle {
     commands: mpsc::Sender<PoolCommand>,
     snapshot: Mutex<PoolSnapshot>,
     recent: Mutex<VecDeque<DecisionRecord>>,
-    /// From each tick's due time to its decision being recorded.
+    /// From each tick's due time to its decision being recorded (durable
+    /// in the journal, when there is one).
     pub lag: LatencyHistogram,
+    /// From each tick's due time to its decision being made, before the
+    /// journal: how late the evaluation itself ran. The difference from
+    /// [`lag`](Self::lag) is the wait for the journal's disk.
+    pub decide_lag: LatencyHistogram,
 }
 
 impl PoolHandle {
@@ -131,6 +136,8 @@ pub struct PoolLoop {
     actions: u64,
     /// On standby: the capacity at the last tick, to see the leader's actions.
     seen_capacity: Option<u32>,
+    /// The due time of the tick in progress, when the loop scheduled it.
+    due: Option<tokio::time::Instant>,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -178,8 +185,8 @@ pub async fn prepare(
         tracing::info!(pool = %id, seq = memory.seq, members = state.capacity(), "resumed from the journal");
     }
     let (tx, rx) = mpsc::channel(16);
-    let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default() });
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None };
+    let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default(), decide_lag: LatencyHistogram::default() });
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, due: None };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -204,6 +211,7 @@ impl PoolLoop {
             let due = tokio::time::Instant::now() + wait;
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {
+                    self.due = Some(due);
                     self.tick().await;
                     self.handle.lag.record(due.elapsed());
                 }
@@ -273,6 +281,9 @@ impl PoolLoop {
         let headroom = self.s.target.headroom(&state).await;
         let input = TickInput { plan: &self.s.plan, now, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
+        if let Some(due) = self.due.take() {
+            self.handle.decide_lag.record(due.elapsed());
+        }
         if self.s.dry_run {
             record.mode = Mode::DryRun;
         } else if record.mode == Mode::Live && self.s.leader.as_ref().is_some_and(|l| !l.is_leader()) {
