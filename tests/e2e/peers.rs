@@ -171,6 +171,10 @@ fn a_real_prometheus_feeds_a_pool_and_scrapes_the_host() {
     assert_eq!(running, 5.0);
     assert_eq!(prom_query(&prom, r#"up{job="scalewise"}"#), Some(1.0));
     assert!(prom_query(&prom, r#"sum(scalewise_policy_evaluation_seconds_count{policy="queue-depth"})"#).unwrap() >= 1.0);
+    // Both tick lags: to the decision being made, and to its record being durable.
+    let decided = prom_query(&prom, r#"scalewise_pool_decide_lag_seconds_count{pool="p"}"#);
+    let recorded = prom_query(&prom, r#"scalewise_pool_tick_lag_seconds_count{pool="p"}"#);
+    assert!(decided.is_some_and(|n| n >= 1.0) && recorded.is_some_and(|n| n >= 1.0), "decided {decided:?}, recorded {recorded:?}");
 }
 
 #[test]
