@@ -2,12 +2,13 @@
 //!
 //! A policy's state is opaque bytes to the host, but the SDK encodes it as
 //! JSON text, so it is almost always UTF-8. Written as a JSON array of
-//! numbers, each byte cost three to four characters to write and to parse,
-//! and every pool writes its memory on every decision: at 10,000 pools the
-//! states were most of what the journal encoded. A state that is valid
-//! UTF-8 is therefore written as a JSON string; any other is still written
-//! as an array. Reading accepts both, so journals written before this change
-//! open unchanged.
+//! numbers, each byte cost three to four characters, and every pool writes
+//! its memory on every decision: a state holding 300 numbers (2,345 bytes)
+//! took 7,050 bytes of the journal. A state that is valid UTF-8 is
+//! therefore written as a JSON string (2,351 bytes for that one); any other
+//! is still written as an array. Reading accepts both, so journals written
+//! before this change open unchanged. (The 10,000-pool benchmark, whose
+//! policies keep little state, used the same CPU either way.)
 
 use std::collections::BTreeMap;
 use std::fmt;
