@@ -50,6 +50,7 @@ static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 mod export;
 pub mod gauge;
 pub mod log;
+pub mod number;
 mod roles;
 pub mod series;
 pub mod types;
@@ -62,6 +63,7 @@ pub use types::*;
 
 /// Everything a policy usually needs, in one `use`.
 pub mod prelude {
+    pub use crate::number::{fixed, num};
     pub use crate::{gauge, log};
     pub use crate::roles::{Combined, Consensus, CostDecision, CostRule, Strategy};
     pub use crate::series::{self, Trend};

@@ -105,7 +105,12 @@ pub fn counter_rate(samples: &[Sample]) -> Option<f64> {
 impl MetricWindow {
     /// Mean of the samples in the last `window_ms` before `now`.
     pub fn mean_since(&self, now: i64, window_ms: i64) -> Option<f64> {
-        mean(&self.since(now, window_ms).map(|s| s.value).collect::<Vec<_>>())
+        let (sum, n) = self
+            .since(now, window_ms)
+            .map(|s| s.value)
+            .filter(|v| v.is_finite())
+            .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+        (n > 0).then(|| sum / n as f64)
     }
 
     /// Percentile of all samples in the window.

@@ -49,9 +49,9 @@ impl BudgetCap {
         let from_budget = input.budget.filter(|b| b.period_hours > 0.0).map(|b| {
             let hours_left = (b.period_hours - b.elapsed_hours).max(1.0 / 60.0);
             let rate = (b.limit - b.spent).max(0.0) / hours_left;
-            (rate, format!("{:.2} left of {:.2} over {hours_left:.1}h", b.limit - b.spent, b.limit))
+            (rate, format!("{} left of {} over {}h", fixed(b.limit - b.spent, 2), fixed(b.limit, 2), fixed(hours_left, 1)))
         });
-        let from_cap = s.max_hourly.map(|cap| (cap, format!("cap {cap:.2}/h")));
+        let from_cap = s.max_hourly.map(|cap| (cap, format!("cap {}/h", fixed(cap, 2))));
         match (from_budget, from_cap) {
             (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
             (a, b) => a.or(b),
@@ -79,13 +79,13 @@ impl CostRule for BudgetCap {
             return Ok(decision(Verdict::Allow, input.proposed, "no budget or cap configured".into()));
         };
         if input.proposed <= current || cost(input.proposed) <= rate + 1e-9 {
-            return Ok(decision(Verdict::Allow, input.proposed, format!("{:.2}/h within {rate:.2}/h ({why})", cost(input.proposed))));
+            return Ok(decision(Verdict::Allow, input.proposed, format!("{}/h within {}/h ({why})", fixed(cost(input.proposed), 2), fixed(rate, 2))));
         }
         let affordable = if price > 0.0 { (rate / price + 1e-9).floor() as u32 } else { u32::MAX };
         if affordable <= current {
-            return Ok(decision(Verdict::Deny, current, format!("{} members cost {:.2}/h, over {rate:.2}/h ({why})", input.proposed, cost(input.proposed))));
+            return Ok(decision(Verdict::Deny, current, format!("{} members cost {}/h, over {}/h ({why})", input.proposed, fixed(cost(input.proposed), 2), fixed(rate, 2))));
         }
-        Ok(decision(Verdict::Clamp(affordable), affordable, format!("{} members cost {:.2}/h; {affordable} fit {rate:.2}/h ({why})", input.proposed, cost(input.proposed))))
+        Ok(decision(Verdict::Clamp(affordable), affordable, format!("{} members cost {}/h; {affordable} fit {}/h ({why})", input.proposed, fixed(cost(input.proposed), 2), fixed(rate, 2))))
     }
 }
 

@@ -49,13 +49,13 @@ impl Strategy for QueueDepth {
         let backlog = (depth + in_flight).max(0.0);
         if backlog <= s.activation {
             let desired = input.pool.min as f64;
-            return Ok(Proposal::new(desired, 1.0, format!("backlog {backlog} at or below activation {}: scale to {desired}", s.activation)));
+            return Ok(Proposal::new(desired, 1.0, format!("backlog {} at or below activation {}: scale to {}", num(backlog), num(s.activation), num(desired))));
         }
         let raw = (backlog / s.target_per_worker).ceil();
         let desired = input.pool.clamp(raw);
-        let mut reason = format!("backlog {backlog} / {} per worker -> {raw}", s.target_per_worker);
+        let mut reason = format!("backlog {} / {} per worker -> {}", num(backlog), num(s.target_per_worker), num(raw));
         if desired != raw {
-            reason.push_str(&format!(" (limited to {desired})"));
+            reason.push_str(&format!(" (limited to {})", num(desired)));
         }
         Ok(Proposal::new(desired, 1.0, reason))
     }

@@ -164,16 +164,24 @@ impl Strategy for StepScaling {
                 breach >= st.lower.unwrap_or(f64::NEG_INFINITY) && breach < st.upper.unwrap_or(f64::INFINITY)
             });
             let Some(step) = step else {
-                return Ok(Proposal::hold(&input.pool, 0.5, format!("{name} breached by {breach:.3} but no step covers it")));
+                return Ok(Proposal::hold(&input.pool, 0.5, format!("{name} breached by {} but no step covers it", fixed(breach, 3))));
             };
             let desired = input.pool.clamp(Self::apply(current, step.adjustment, s));
             return Ok(Proposal::new(
                 desired,
                 1.0,
-                format!("{} {value:.3} breaches {name} threshold {} by {breach:.3}: adjust {} -> {desired}", s.metric, alarm.threshold, step.adjustment),
+                format!(
+                    "{} {} breaches {name} threshold {} by {}: adjust {} -> {}",
+                    s.metric,
+                    fixed(value, 3),
+                    num(alarm.threshold),
+                    fixed(breach, 3),
+                    num(step.adjustment),
+                    num(desired)
+                ),
             ));
         }
-        Ok(Proposal::hold(&input.pool, 1.0, format!("{} {value:.3} breaches no alarm", s.metric)))
+        Ok(Proposal::hold(&input.pool, 1.0, format!("{} {} breaches no alarm", s.metric, fixed(value, 3))))
     }
 }
 

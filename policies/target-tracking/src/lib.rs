@@ -92,14 +92,14 @@ impl Strategy for TargetTracking {
                 MetricKind::Total => if value > 0.0 { f64::INFINITY } else { 1.0 },
             };
             let (desired, why) = if (ratio - 1.0).abs() <= s.tolerance {
-                (current, format!("{} {value:.3} is within {:.0}% of target {}", m.name, s.tolerance * 100.0, m.target))
+                (current, format!("{} {} is within {}% of target {}", m.name, fixed(value, 3), fixed(s.tolerance * 100.0, 0), num(m.target)))
             } else {
                 let desired = match m.kind {
                     MetricKind::Average if current > 0.0 => (current * ratio).ceil(),
                     MetricKind::Total => (value / m.target).ceil(),
                     MetricKind::Average => 1.0,
                 };
-                (desired, format!("{} {value:.3} vs target {} -> {desired}", m.name, m.target))
+                (desired, format!("{} {} vs target {} -> {}", m.name, fixed(value, 3), num(m.target), num(desired)))
             };
             if best.as_ref().is_none_or(|(d, _)| desired > *d) {
                 best = Some((desired, why));
