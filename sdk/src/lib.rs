@@ -36,17 +36,12 @@
 #[doc(hidden)]
 pub mod bindings;
 
-/// The allocator of every policy component built with the SDK.
-///
-/// Why not std's: a policy usually runs in a fresh instance per call, and
-/// std's wasm allocator takes every byte of heap through `memory.grow`, which
-/// the host must back with page-protection changes on the way in and undo on
-/// the way out. dlmalloc's own backend first uses the memory the module starts
-/// with (`scalewise policy build` links guests with room for a heap there), so
-/// a typical call never grows memory at all.
+/// The allocator of every policy component built with the SDK (see [`alloc`]).
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOCATOR: alloc::SizeClasses<dlmalloc::GlobalDlmalloc> = alloc::SizeClasses::new(dlmalloc::GlobalDlmalloc);
+#[doc(hidden)]
+pub mod alloc;
 mod export;
 pub mod gauge;
 pub mod log;
