@@ -7,8 +7,8 @@
 //! and its state, and the post-return call frees it all again. dlmalloc
 //! splits, coalesces and bins every one of those, which took about a tenth
 //! of a reused-instance strategy call. Here a block of up to 2 KiB comes off
-//! a per-size free list (or the end of a 4 KiB slab) and goes back on it:
-//! a few instructions each way.
+//! a per-size free list (or is bumped off the current chunk) and goes back on
+//! the list: a few instructions each way.
 //!
 //! Why dlmalloc behind it, not std's allocator: a policy usually runs in a
 //! fresh instance per call, and std's wasm allocator takes every byte of heap
@@ -16,8 +16,9 @@
 //! changes on the way in and undo on the way out. dlmalloc's own backend
 //! first uses the memory the module starts with (`scalewise policy build`
 //! links guests with room for a heap there), so a typical call never grows
-//! memory at all. Slabs are carved lazily, so a fresh instance touches only
-//! the pages its blocks use.
+//! memory at all. All sizes are bumped off one chunk, so the blocks a fresh
+//! instance uses sit together on as few pages as they can: every page a call
+//! dirties is a page the host must reset before the slot's next instance.
 //!
 //! The trade: small blocks are never handed back to dlmalloc. A policy's
 //! memory stays at its peak use per size class, which the store's memory cap
@@ -33,14 +34,15 @@ const MIN: usize = 16;
 /// Classes of 16, 32, ... 2048 bytes.
 const CLASSES: usize = 8;
 const LARGEST: usize = MIN << (CLASSES - 1);
-const SLAB: usize = 4096;
+/// What is taken from the backing allocator at a time for small blocks.
+const CHUNK: usize = 16 * 1024;
 
 struct Lists {
     /// Freed blocks per class, linked through their first word.
     free: [*mut u8; CLASSES],
-    /// The unused rest of each class's current slab: `[next, end)`.
-    next: [*mut u8; CLASSES],
-    end: [*mut u8; CLASSES],
+    /// The unused rest of the current chunk: `[next, end)`.
+    next: *mut u8,
+    end: *mut u8,
 }
 
 /// Size-class free lists over a backing allocator.
@@ -59,8 +61,8 @@ unsafe impl<A: Sync> Sync for SizeClasses<A> {}
 
 impl<A> SizeClasses<A> {
     pub const fn new(backing: A) -> Self {
-        let null = [ptr::null_mut(); CLASSES];
-        Self { backing, lists: UnsafeCell::new(Lists { free: null, next: null, end: null }) }
+        let lists = Lists { free: [ptr::null_mut(); CLASSES], next: ptr::null_mut(), end: ptr::null_mut() };
+        Self { backing, lists: UnsafeCell::new(lists) }
     }
 }
 
@@ -75,8 +77,8 @@ fn class(size: usize, align: usize) -> Option<usize> {
 }
 
 impl<A: GlobalAlloc> SizeClasses<A> {
-    /// A block of class `c`: a freed one, else the next in the slab, else
-    /// the first of a new slab.
+    /// A block of class `c`: a freed one, else the next in the chunk, else
+    /// the first of a new chunk.
     unsafe fn take(&self, c: usize) -> *mut u8 {
         let size = MIN << c;
         // SAFETY: single-threaded (see the `Sync` impl), and no reference to
@@ -88,19 +90,21 @@ impl<A: GlobalAlloc> SizeClasses<A> {
             lists.free[c] = unsafe { head.cast::<*mut u8>().read() };
             return head;
         }
-        if lists.next[c] == lists.end[c] {
-            // SAFETY: SLAB is a non-zero size and MIN a power of two.
-            let slab = unsafe { self.backing.alloc(Layout::from_size_align_unchecked(SLAB, MIN)) };
-            if slab.is_null() {
-                return slab;
+        if (lists.end as usize) - (lists.next as usize) < size {
+            // The rest of the old chunk (less than one block) is left unused.
+            // SAFETY: CHUNK is a non-zero size and MIN a power of two.
+            let chunk = unsafe { self.backing.alloc(Layout::from_size_align_unchecked(CHUNK, MIN)) };
+            if chunk.is_null() {
+                return chunk;
             }
-            lists.next[c] = slab;
-            // SAFETY: within the slab just allocated.
-            lists.end[c] = unsafe { slab.add(SLAB) };
+            lists.next = chunk;
+            // SAFETY: within the chunk just allocated.
+            lists.end = unsafe { chunk.add(CHUNK) };
         }
-        let block = lists.next[c];
-        // SAFETY: SLAB is a multiple of every class size, so the block fits.
-        lists.next[c] = unsafe { block.add(size) };
+        let block = lists.next;
+        // SAFETY: checked above that `size` bytes remain; every size is a
+        // multiple of MIN, so the next block stays aligned.
+        lists.next = unsafe { block.add(size) };
         block
     }
 

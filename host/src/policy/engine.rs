@@ -217,8 +217,9 @@ impl EpochTicker {
         let thread = std::thread::Builder::new()
             .name("scalewise-epoch".into())
             .spawn(move || {
+                let tick = std::env::var("PROBE_TICK_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis).unwrap_or(EPOCH_TICK);
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    std::thread::sleep(tick);
                     engine.increment_epoch();
                 }
             })
