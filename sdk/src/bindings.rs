@@ -12,8 +12,7 @@ macro_rules! type_conversions {
 
         impl From<wit::MetricWindow> for sdk::MetricWindow {
             fn from(m: wit::MetricWindow) -> Self {
-                let samples = m.times.iter().zip(&m.values).map(|(&at, &value)| sdk::Sample { at, value }).collect();
-                Self { name: m.name, samples }
+                Self::from_columns(m.name, m.times, m.values)
             }
         }
         impl From<wit::Pool> for sdk::Pool {

@@ -13,7 +13,14 @@ fn finite(values: &[f64]) -> impl Iterator<Item = f64> + '_ {
 
 /// Arithmetic mean of the finite values.
 pub fn mean(values: &[f64]) -> Option<f64> {
-    let (sum, n) = finite(values).fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    mean_of(values.iter().copied())
+}
+
+/// Arithmetic mean of the finite values an iterator yields, without
+/// collecting them first.
+pub fn mean_of(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let finite = values.into_iter().filter(|v| v.is_finite());
+    let (sum, n) = finite.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| sum / n as f64)
 }
 
@@ -67,15 +74,18 @@ impl Trend {
 
 /// Fit a straight line through the finite samples; needs two distinct times.
 pub fn linear_trend(samples: &[Sample]) -> Option<Trend> {
-    let points: Vec<&Sample> = samples.iter().filter(|s| s.value.is_finite()).collect();
-    let origin = points.first()?.at;
-    let n = points.len() as f64;
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(sx, sy), s| {
-        (sx + (s.at - origin) as f64, sy + s.value)
+    fit(samples.iter().copied())
+}
+
+fn fit(samples: impl Iterator<Item = Sample> + Clone) -> Option<Trend> {
+    let points = samples.filter(|s| s.value.is_finite());
+    let origin = points.clone().next()?.at;
+    let (sx, sy, n) = points.clone().fold((0.0, 0.0, 0usize), |(sx, sy, n), s| {
+        (sx + (s.at - origin) as f64, sy + s.value, n + 1)
     });
-    let (mx, my) = (sx / n, sy / n);
+    let (mx, my) = (sx / n as f64, sy / n as f64);
     let (mut sxx, mut sxy) = (0.0, 0.0);
-    for s in &points {
+    for s in points {
         let dx = (s.at - origin) as f64 - mx;
         sxx += dx * dx;
         sxy += dx * (s.value - my);
@@ -105,22 +115,17 @@ pub fn counter_rate(samples: &[Sample]) -> Option<f64> {
 impl MetricWindow {
     /// Mean of the samples in the last `window_ms` before `now`.
     pub fn mean_since(&self, now: i64, window_ms: i64) -> Option<f64> {
-        let (sum, n) = self
-            .since(now, window_ms)
-            .map(|s| s.value)
-            .filter(|v| v.is_finite())
-            .fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
-        (n > 0).then(|| sum / n as f64)
+        mean_of(self.since(now, window_ms).map(|s| s.value))
     }
 
     /// Percentile of all samples in the window.
     pub fn percentile(&self, p: f64) -> Option<f64> {
-        percentile(&self.values(), p)
+        percentile(self.values(), p)
     }
 
     /// Least-squares trend of all samples in the window.
     pub fn trend(&self) -> Option<Trend> {
-        linear_trend(&self.samples)
+        fit(self.samples())
     }
 }
 

@@ -15,32 +15,109 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// A named series of samples, oldest first.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// A named series of samples, oldest first: `times()[i]` is when
+/// `values()[i]` was observed.
+///
+/// Held as two columns, as the contract passes it: a guest takes the host's
+/// lists as they land in its memory, and the host lends its columns to the
+/// call without copying them. Policies that want records iterate
+/// [`samples`](Self::samples). In JSON (policy test inputs, rhai scripts, the
+/// push API) a window is still `{"name": ..., "samples": [{"at", "value"}]}`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(from = "WindowJson")]
 pub struct MetricWindow {
     pub name: String,
-    #[serde(default)]
-    pub samples: Vec<Sample>,
+    times: Vec<i64>,
+    values: Vec<f64>,
 }
 
 impl MetricWindow {
     pub fn new(name: impl Into<String>, samples: Vec<Sample>) -> Self {
-        Self { name: name.into(), samples }
+        let times = samples.iter().map(|s| s.at).collect();
+        let values = samples.iter().map(|s| s.value).collect();
+        Self { name: name.into(), times, values }
+    }
+
+    /// A window from its two columns. Should their lengths differ, the
+    /// longer is cut to the shorter: a time without a value is no sample.
+    pub fn from_columns(name: impl Into<String>, mut times: Vec<i64>, mut values: Vec<f64>) -> Self {
+        let n = times.len().min(values.len());
+        times.truncate(n);
+        values.truncate(n);
+        Self { name: name.into(), times, values }
+    }
+
+    /// When each sample was taken, oldest first.
+    pub fn times(&self) -> &[i64] {
+        &self.times
     }
 
     /// The values alone, oldest first.
-    pub fn values(&self) -> Vec<f64> {
-        self.samples.iter().map(|s| s.value).collect()
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// The samples as records, oldest first.
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = Sample> + DoubleEndedIterator + Clone + '_ {
+        self.times.iter().zip(&self.values).map(|(&at, &value)| Sample { at, value })
+    }
+
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// Add a sample at the end (the newest).
+    pub fn push(&mut self, sample: Sample) {
+        self.times.push(sample.at);
+        self.values.push(sample.value);
     }
 
     /// The newest sample's value.
     pub fn last(&self) -> Option<f64> {
-        self.samples.last().map(|s| s.value)
+        self.values.last().copied()
     }
 
     /// The samples no older than `window_ms` before `now`.
-    pub fn since(&self, now: i64, window_ms: i64) -> impl Iterator<Item = &Sample> {
-        self.samples.iter().filter(move |s| s.at >= now - window_ms)
+    pub fn since(&self, now: i64, window_ms: i64) -> impl Iterator<Item = Sample> + Clone + '_ {
+        self.samples().filter(move |s| s.at >= now - window_ms)
+    }
+}
+
+/// A window as JSON spells it.
+#[derive(Deserialize)]
+struct WindowJson {
+    name: String,
+    #[serde(default)]
+    samples: Vec<Sample>,
+}
+
+impl From<WindowJson> for MetricWindow {
+    fn from(w: WindowJson) -> Self {
+        Self::new(w.name, w.samples)
+    }
+}
+
+impl Serialize for MetricWindow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct Samples<'a>(&'a MetricWindow);
+        impl Serialize for Samples<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+                for sample in self.0.samples() {
+                    seq.serialize_element(&sample)?;
+                }
+                seq.end()
+            }
+        }
+        let mut window = serializer.serialize_struct("MetricWindow", 2)?;
+        window.serialize_field("name", &self.name)?;
+        window.serialize_field("samples", &Samples(self))?;
+        window.end()
     }
 }
 

@@ -81,7 +81,7 @@ mod tests {
     use scalewise_sdk::Sample;
 
     fn window(name: &str, v: f64) -> MetricWindow {
-        MetricWindow { name: name.into(), samples: vec![Sample { at: 0, value: v }] }
+        MetricWindow::new(name, vec![Sample { at: 0, value: v }])
     }
 
     fn gpu() -> MetricLimit {
@@ -116,6 +116,6 @@ mod tests {
     #[test]
     fn a_missing_metric_does_not_block() {
         assert_eq!(limit(None, &[gpu()], &[], 2, 0, 9), None);
-        assert_eq!(limit(None, &[gpu()], &[MetricWindow { name: "gpu_free_gib".into(), samples: vec![] }], 2, 0, 9), None);
+        assert_eq!(limit(None, &[gpu()], &[MetricWindow::new("gpu_free_gib", vec![])], 2, 0, 9), None);
     }
 }

@@ -309,9 +309,9 @@ fn digest(pool: &Pool, metrics: &[MetricWindow], memory: &PoolMemory) -> String 
     h.word(u64::from(pool.running) << 32 | u64::from(pool.booting));
     for m in metrics {
         h.bytes(m.name.as_bytes());
-        for s in &m.samples {
-            h.word(s.at as u64);
-            h.word(s.value.to_bits());
+        for (&at, value) in m.times().iter().zip(m.values()) {
+            h.word(at as u64);
+            h.word(value.to_bits());
         }
     }
     for (k, v) in &memory.states {

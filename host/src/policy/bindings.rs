@@ -1,7 +1,13 @@
 //! Host-side bindings for the three worlds, and conversions to the SDK's types.
 //!
-//! The worlds share the `types` and `log` interfaces; `with` makes all three
-//! use the strategy world's copy, so each conversion exists once. Everything
+//! The strategy world is generated with borrowing parameters: its input
+//! lends the SDK input's strings and sample columns to the call, which lowers
+//! them straight into the guest's memory. A strategy runs for every pool on
+//! every tick, so it is the one call where copying the input first showed
+//! (about a tenth of a reused-instance call). Which types borrow depends on
+//! how each world uses them, so the strategy world keeps its own copy of the
+//! `types` interface; the cost-rule and consensus worlds share one (owned)
+//! copy through `with`, and all three share the `log` import. Everything
 //! outside this module works with `scalewise_sdk` types only.
 
 use scalewise_sdk as sdk;
@@ -9,7 +15,25 @@ use scalewise_sdk as sdk;
 pub mod strategy {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "strategy",
+        // The contract's strategy world, plus an import that is never linked:
+        // it mentions the types a strategy never passes, because wasmtime
+        // 48's borrowing bindgen emits unused types borrowed but without
+        // their lifetime, which does not compile.
+        inline: "
+            package scalewise:host;
+            world strategy {
+                include scalewise:policy/strategy@0.2.0;
+                import unused: interface {
+                    use scalewise:policy/types@0.2.0.{cost-input, cost-output, consensus-input, consensus-output};
+                    never-called: func(c: cost-input, d: consensus-input) -> tuple<cost-output, consensus-output>;
+                }
+            }
+        ",
+        world: "scalewise:host/strategy",
+        ownership: Borrowing { duplicate_if_necessary: true },
+        with: {
+            "scalewise:policy/log": super::cost_rule::scalewise::policy::log,
+        },
     });
 }
 
@@ -17,10 +41,6 @@ pub mod cost_rule {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "cost-rule",
-        with: {
-            "scalewise:policy/types": super::strategy::scalewise::policy::types,
-            "scalewise:policy/log": super::strategy::scalewise::policy::log,
-        },
     });
 }
 
@@ -29,13 +49,14 @@ pub mod consensus {
         path: "../wit",
         world: "consensus",
         with: {
-            "scalewise:policy/types": super::strategy::scalewise::policy::types,
-            "scalewise:policy/log": super::strategy::scalewise::policy::log,
+            "scalewise:policy/types": super::cost_rule::scalewise::policy::types,
+            "scalewise:policy/log": super::cost_rule::scalewise::policy::log,
         },
     });
 }
 
-pub use strategy::scalewise::policy::{log, types as wit};
+pub use cost_rule::scalewise::policy::{log, types as wit};
+use strategy::scalewise::policy::types as lent;
 
 fn pool(p: &sdk::Pool) -> wit::Pool {
     wit::Pool { id: p.id.clone(), running: p.running, booting: p.booting, min: p.min, max: p.max }
@@ -48,41 +69,49 @@ fn proposal(p: &sdk::Proposal) -> wit::Proposal {
 fn metrics(windows: &[sdk::MetricWindow]) -> Vec<wit::MetricWindow> {
     windows
         .iter()
-        .map(|m| wit::MetricWindow {
-            name: m.name.clone(),
-            times: m.samples.iter().map(|s| s.at).collect(),
-            values: m.samples.iter().map(|s| s.value).collect(),
-        })
+        .map(|m| wit::MetricWindow { name: m.name.clone(), times: m.times().to_vec(), values: m.values().to_vec() })
         .collect()
 }
 
-fn placement(p: &sdk::Placement) -> wit::Placement {
-    wit::Placement { kind: p.kind.clone(), on_demand: p.on_demand, spot: p.spot }
+/// What a strategy call borrows from its input: the lists of records, which
+/// the borrowed input refers to as slices.
+pub struct StrategyLoan<'a> {
+    metrics: Vec<lent::MetricWindowParam<'a>>,
+    actions: Vec<lent::Action<'a>>,
 }
 
-/// `settings` replaces the input's own: the host's configuration is what counts.
-pub fn strategy_input(i: &sdk::StrategyInput, settings: &str) -> wit::StrategyInput {
-    wit::StrategyInput {
-        pool: pool(&i.pool),
-        metrics: metrics(&i.metrics),
-        now: i.now,
-        recent_actions: i
-            .recent_actions
-            .iter()
-            .map(|a| wit::Action { at: a.at, from: a.from, to: a.to, reason: a.reason.clone() })
-            .collect(),
-        settings: settings.to_owned(),
-        state: i.state.clone(),
+impl<'a> StrategyLoan<'a> {
+    pub fn new(i: &'a sdk::StrategyInput) -> Self {
+        let metrics = i.metrics.iter().map(|m| lent::MetricWindowParam { name: &m.name, times: m.times(), values: m.values() }).collect();
+        let actions = i.recent_actions.iter().map(|a| lent::Action { at: a.at, from: a.from, to: a.to, reason: &a.reason }).collect();
+        Self { metrics, actions }
+    }
+
+    /// `settings` replaces the input's own: the host's configuration is what counts.
+    pub fn input(&'a self, i: &'a sdk::StrategyInput, settings: &'a str) -> lent::StrategyInput<'a> {
+        let p = &i.pool;
+        lent::StrategyInput {
+            pool: lent::PoolParam { id: &p.id, running: p.running, booting: p.booting, min: p.min, max: p.max },
+            metrics: &self.metrics,
+            now: i.now,
+            recent_actions: &self.actions,
+            settings,
+            state: i.state.as_deref(),
+        }
     }
 }
 
-pub fn strategy_output(o: wit::StrategyOutput) -> sdk::StrategyOutput {
+pub fn strategy_output(o: lent::StrategyOutput) -> sdk::StrategyOutput {
     let p = o.proposal;
     sdk::StrategyOutput {
         proposal: sdk::Proposal { desired: p.desired, confidence: p.confidence, reason: p.reason },
         gauges: o.gauges.into_iter().map(|g| sdk::Gauge { name: g.name, value: g.value }).collect(),
         state: o.state,
     }
+}
+
+fn placement(p: &sdk::Placement) -> wit::Placement {
+    wit::Placement { kind: p.kind.clone(), on_demand: p.on_demand, spot: p.spot }
 }
 
 /// `settings` replaces the input's own: the host's configuration is what counts.

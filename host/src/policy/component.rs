@@ -230,9 +230,9 @@ impl ComponentRuntime {
     ) -> Result<PolicyOutput, PolicyError> {
         let result = match (instance, input) {
             (WorldInstance::Strategy(s), PolicyInput::Strategy(i)) => {
-                let wit = bindings::strategy_input(i, settings);
+                let loan = bindings::StrategyLoan::new(i);
                 s.scalewise_policy_strategy_api()
-                    .call_evaluate(&mut *store, &wit)
+                    .call_evaluate(&mut *store, loan.input(i, settings))
                     .map(|r| r.map(|o| PolicyOutput::Strategy(bindings::strategy_output(o))))
             }
             (WorldInstance::CostRule(c), PolicyInput::CostRule(i)) => {

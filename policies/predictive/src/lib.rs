@@ -145,14 +145,14 @@ impl Strategy for Predictive {
     }
 
     fn evaluate(input: &StrategyInput, s: &Settings, model: &mut Model) -> Result<Proposal, String> {
-        let window = input.metric(&s.metric).filter(|w| !w.samples.is_empty()).ok_or_else(|| format!("no samples of `{}`", s.metric))?;
+        let window = input.metric(&s.metric).filter(|w| !w.is_empty()).ok_or_else(|| format!("no samples of `{}`", s.metric))?;
         let horizon_of = |step_ms: i64| ((s.horizon_secs as i64 * 1000 + step_ms - 1) / step_ms).max(i64::from(s.horizon_steps));
         // Take in the samples not seen before, oldest first. A step is
         // observed once a sample of a later one arrives; until then it is
         // the step still filling, kept in the state, and counts only as
         // "the load now". Windows may overlap or leave gaps between calls:
         // nothing is counted twice, and nothing seen is lost.
-        for sample in &window.samples {
+        for sample in window.samples() {
             if !sample.value.is_finite() || model.last_sample_at.is_some_and(|l| sample.at <= l) {
                 continue;
             }

@@ -80,7 +80,7 @@ impl Statistic {
     }
 
     fn of(self, w: &MetricWindow) -> Option<f64> {
-        let values: Vec<f64> = w.values().into_iter().filter(|v| v.is_finite()).collect();
+        let values: Vec<f64> = w.values().iter().copied().filter(|v| v.is_finite()).collect();
         let last = *values.last()?;
         match self {
             Statistic::Last => Some(last),

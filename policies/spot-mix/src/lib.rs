@@ -86,7 +86,7 @@ impl CostRule for SpotMix {
         let members = input.proposed;
         let kind = input.instance_kind().ok_or("no instance kind to price: name the pool's `cost.kind`, or put price-catalog before this rule")?;
         let kind_name = Some(kind.name.clone());
-        let rate = input.metric(&s.interruption_metric).and_then(|m| series::mean(&m.values()));
+        let rate = input.metric(&s.interruption_metric).and_then(|m| series::mean(m.values()));
         let recover = s.recover_below.unwrap_or(s.max_interruption_rate / 2.0);
         let rate_note = match rate {
             Some(r) if r > s.max_interruption_rate => {
