@@ -9,7 +9,8 @@
 //! so [`num`] and [`fixed`] scale to an integer and print that.
 //!
 //! Both write the digits themselves into a stack buffer and hand the
-//! formatter one string. Values too large to scale (beyond 9·10¹⁵ after
+//! formatter one string, and keep to 32-bit arithmetic where they can.
+//! Values too large to scale (beyond 9·10¹⁵ after
 //! scaling) and non-finite values fall back to `core`'s formatting, so
 //! nothing prints wrong, it only prints slower. Rounding is to nearest on the
 //! scaled binary value, so a decimal tie (0.0005 to three places) may round
@@ -48,13 +49,19 @@ impl fmt::Display for Num {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Num { value, decimals, pad } = *self;
         let scale = POW10[decimals as usize];
-        let scaled = (value.abs() * scale as f64).round();
+        // `floor(x + 0.5)`, not `round`: wasm has an instruction for floor,
+        // while `round` is a libm call. They differ only below 0.5 ulp.
+        let scaled = (value.abs() * scale as f64 + 0.5).floor();
         if !(scaled < EXACT) {
             // Also NaN: the comparison is false.
             return if pad { write!(f, "{value:.*}", decimals as usize) } else { write!(f, "{value}") };
         }
         let scaled = scaled as u64;
-        let (int, mut frac) = (scaled / scale, scaled % scale);
+        let int = scaled / scale;
+        // Below 10^9: fits in 32 bits, whose division by ten is a multiply
+        // in wasm (64-bit division by a constant needs a 128-bit multiply,
+        // which wasm32 does in software).
+        let mut frac = (scaled - int * scale) as u32;
         let mut digits = decimals as usize;
         if !pad {
             while digits > 0 && frac % 10 == 0 {
@@ -74,21 +81,30 @@ impl fmt::Display for Num {
             at -= 1;
             buf[at] = b'.';
         }
-        let mut int = int;
-        loop {
-            at -= 1;
-            buf[at] = b'0' + (int % 10) as u8;
-            int /= 10;
-            if int == 0 {
-                break;
+        match u32::try_from(int) {
+            Ok(mut int) => loop {
+                at -= 1;
+                buf[at] = b'0' + (int % 10) as u8;
+                int /= 10;
+                if int == 0 {
+                    break;
+                }
+            },
+            Err(_) => {
+                let mut int = int;
+                while int > 0 {
+                    at -= 1;
+                    buf[at] = b'0' + (int % 10) as u8;
+                    int /= 10;
+                }
             }
         }
         if value.is_sign_negative() && scaled != 0 {
             at -= 1;
             buf[at] = b'-';
         }
-        // Only ASCII digits, '.' and '-' were written.
-        f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
+        // SAFETY: only ASCII digits, '.' and '-' were written.
+        f.write_str(unsafe { std::str::from_utf8_unchecked(&buf[at..]) })
     }
 }
 

@@ -121,7 +121,7 @@ fn with_settings<T: DeserializeOwned + 'static, R>(
     f: impl FnOnce(&T) -> Result<R, String>,
 ) -> Result<R, String> {
     let hit = SETTINGS.with_borrow_mut(|cache| match cache.take() {
-        Some((t, parsed)) if t == text => parsed.downcast::<T>().ok().map(|p| (t, p)),
+        Some((t, parsed)) if same_text(&t, text) => parsed.downcast::<T>().ok().map(|p| (t, p)),
         other => {
             *cache = other;
             None
@@ -134,6 +134,19 @@ fn with_settings<T: DeserializeOwned + 'static, R>(
     let result = f(&parsed);
     SETTINGS.with_borrow_mut(|cache| *cache = Some((key, parsed)));
     result
+}
+
+/// `a == b`, eight bytes at a time. In a wasm guest, `==` on strings is a
+/// `memcmp` that compares byte by byte, and the settings text (often over a
+/// hundred bytes) is compared on every call.
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tails_match = wa.remainder() == wb.remainder();
+    tails_match && wa.zip(wb).all(|(x, y)| u64::from_ne_bytes(x.try_into().unwrap()) == u64::from_ne_bytes(y.try_into().unwrap()))
 }
 
 fn decode_state<T: DeserializeOwned + Default>(state: Option<&[u8]>) -> T {
@@ -205,6 +218,21 @@ mod tests {
     use super::*;
     use crate::types::Pool;
     use serde::Deserialize;
+
+    #[test]
+    fn same_text_is_string_equality() {
+        let base = "{\"metric\":\"cpu\",\"threshold\":0.5}";
+        assert!(same_text(base, base));
+        assert!(same_text("", ""));
+        for cut in 0..base.len() {
+            assert!(!same_text(base, &base[..cut]));
+        }
+        for i in 0..base.len() {
+            let mut other = base.as_bytes().to_vec();
+            other[i] ^= 1;
+            assert!(!same_text(base, std::str::from_utf8(&other).unwrap()), "byte {i}");
+        }
+    }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -93,17 +93,14 @@ fn validate_alarm(field: &str, alarm: &Alarm) -> Result<(), String> {
 }
 
 fn statistic(window: &MetricWindow, now: i64, settings: &Settings) -> Option<f64> {
-    let values: Vec<f64> = window
-        .since(now, i64::from(settings.window_secs) * 1000)
-        .map(|s| s.value)
-        .filter(|v| v.is_finite())
-        .collect();
+    let values = window.since(now, i64::from(settings.window_secs) * 1000).map(|s| s.value);
+    let finite = values.clone().filter(|v| v.is_finite());
     match settings.statistic {
-        Statistic::Mean => series::mean(&values),
-        Statistic::Max => values.iter().copied().reduce(f64::max),
-        Statistic::Min => values.iter().copied().reduce(f64::min),
-        Statistic::Last => values.last().copied(),
-        Statistic::P95 => series::percentile(&values, 95.0),
+        Statistic::Mean => series::mean_of(values),
+        Statistic::Max => finite.reduce(f64::max),
+        Statistic::Min => finite.reduce(f64::min),
+        Statistic::Last => finite.last(),
+        Statistic::P95 => series::percentile(&finite.collect::<Vec<_>>(), 95.0),
     }
 }
 
