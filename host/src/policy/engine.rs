@@ -217,9 +217,8 @@ impl EpochTicker {
         let thread = std::thread::Builder::new()
             .name("scalewise-epoch".into())
             .spawn(move || {
-                let tick = std::env::var("PROBE_TICK_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis).unwrap_or(EPOCH_TICK);
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
+                    std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
             })
