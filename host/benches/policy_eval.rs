@@ -3,8 +3,11 @@
 //! natively, and an equivalent rhai rule; plus hot-swap latency under load.
 //!
 //! Run with `cargo bench -p scalewise --bench policy_eval`. Each call is
-//! timed on its own and the table reports p50 and p99 in microseconds.
-//! `SCALEWISE_BENCH_ITERATIONS` sets the number of timed calls (default 20000).
+//! timed on its own, in rounds (see `timing::Rounds`): the table reports the
+//! median round's p50 and p99 in microseconds, and a second table the lowest
+//! and highest p99 of any round for the wasm columns.
+//! `SCALEWISE_BENCH_ITERATIONS` sets the number of timed calls (default
+//! 20000), `SCALEWISE_BENCH_ROUNDS` the rounds they are split into (default 5).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use scalewise::policy::watch::Watcher;
 use scalewise::policy::{
     Compiler, InstanceMode, Policy, PolicyEngine, PolicyInput, PolicySource, PolicyStatus, Registry, SandboxOptions,
 };
-use scalewise::timing::{Percentiles, measure};
+use scalewise::timing::{Percentiles, Rounds, measure_rounds};
 use scalewise_sdk::*;
 
 fn root() -> PathBuf {
@@ -163,21 +166,26 @@ fn load(engine: &Arc<PolicyEngine>, path: &Path, settings: &str) -> Policy {
     Policy::load(engine, src, Arc::new(PolicyStatus::default())).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn timed(policy: &Policy, input: &Owned, iterations: u32) -> Percentiles {
+fn timed(policy: &Policy, input: &Owned, rounds: u32, iterations: u32) -> Rounds {
     policy.evaluate(input.as_input()).unwrap_or_else(|e| panic!("{:?}: {e}", policy.id));
-    measure(iterations, || {
+    measure_rounds(rounds, iterations, || {
         std::hint::black_box(policy.evaluate(input.as_input()).ok());
     })
 }
 
 fn main() {
-    let iterations: u32 = std::env::var("SCALEWISE_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let env = |name: &str, default: u32| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let iterations = env("SCALEWISE_BENCH_ITERATIONS", 20_000);
+    let rounds = env("SCALEWISE_BENCH_ROUNDS", 5).clamp(1, iterations.max(1));
     let out_dir = root().join("target/bench-policies");
     let fresh = Arc::new(PolicyEngine::new(SandboxOptions::default(), None).unwrap());
     let warm = Arc::new(
         PolicyEngine::new(SandboxOptions { instance_mode: InstanceMode::Warm { max_calls: u64::MAX }, ..Default::default() }, None).unwrap(),
     );
-    println!("policy evaluation latency, µs ({iterations} timed calls each; ratios against native p50)");
+    println!(
+        "policy evaluation latency, µs ({iterations} timed calls each in {rounds} rounds; the median round; ratios against native p50)"
+    );
+    let mut spreads = Vec::new();
     println!(
         "{:<16} {:>17} {:>17} {:>15} {:>15} {:>8} {:>8} {:>8}",
         "policy", "wasm fresh p50/99", "wasm reuse p50/99", "native p50/99", "rhai p50/99", "fresh×", "reuse×", "rhai×"
@@ -185,10 +193,12 @@ fn main() {
     for case in cases() {
         let component = scalewise::command::build_policy_crate(&root().join("policies").join(case.name), &out_dir).unwrap();
         let rhai = root().join("host/benches/rhai").join(format!("{}.rhai", case.name));
-        let f = timed(&load(&fresh, &component, case.settings), &case.input, iterations);
-        let w = timed(&load(&warm, &component, case.settings), &case.input, iterations);
-        let n = measure(iterations, &case.native);
-        let r = timed(&load(&fresh, &rhai, case.settings), &case.input, iterations);
+        let f = timed(&load(&fresh, &component, case.settings), &case.input, rounds, iterations);
+        let w = timed(&load(&warm, &component, case.settings), &case.input, rounds, iterations);
+        let n = measure_rounds(rounds, iterations, &case.native).median();
+        let r = timed(&load(&fresh, &rhai, case.settings), &case.input, rounds, iterations).median();
+        spreads.push((case.name, f.p99_range(), w.p99_range()));
+        let (f, w) = (f.median(), w.median());
         let pair = |p: Percentiles| format!("{:.2}/{:.2}", p.p50, p.p99);
         println!(
             "{:<16} {:>17} {:>17} {:>15} {:>15} {:>8.1} {:>8.1} {:>8.1}",
@@ -201,6 +211,11 @@ fn main() {
             w.p50 / n.p50,
             r.p50 / n.p50
         );
+    }
+    println!("\np99 of the best and the worst round, µs");
+    println!("{:<16} {:>17} {:>17}", "policy", "wasm fresh", "wasm reuse");
+    for (name, (f_low, f_high), (w_low, w_high)) in spreads {
+        println!("{name:<16} {:>17} {:>17}", format!("{f_low:.2}–{f_high:.2}"), format!("{w_low:.2}–{w_high:.2}"));
     }
     hot_swap_under_load(&out_dir);
 }
