@@ -52,8 +52,7 @@ impl fmt::Display for Num {
         // `floor(x + 0.5)`, not `round`: wasm has an instruction for floor,
         // while `round` is a libm call. They differ only below 0.5 ulp.
         let scaled = (value.abs() * scale as f64 + 0.5).floor();
-        if !(scaled < EXACT) {
-            // Also NaN: the comparison is false.
+        if scaled.is_nan() || scaled >= EXACT {
             return if pad { write!(f, "{value:.*}", decimals as usize) } else { write!(f, "{value}") };
         }
         let scaled = scaled as u64;
@@ -64,7 +63,7 @@ impl fmt::Display for Num {
         let mut frac = (scaled - int * scale) as u32;
         let mut digits = decimals as usize;
         if !pad {
-            while digits > 0 && frac % 10 == 0 {
+            while digits > 0 && frac.is_multiple_of(10) {
                 frac /= 10;
                 digits -= 1;
             }
