@@ -54,9 +54,10 @@ pub struct SizeClasses<A> {
     lists: UnsafeCell<Lists>,
 }
 
-// SAFETY: a wasm32 component instance is single-threaded; nothing else can
-// reach the lists concurrently. Native builds never install this allocator.
-#[cfg(target_arch = "wasm32")]
+// SAFETY: a wasm32 component instance without the atomics feature is
+// single-threaded; nothing else can reach the lists concurrently. Native
+// and threaded builds never install this allocator.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 unsafe impl<A: Sync> Sync for SizeClasses<A> {}
 
 impl<A> SizeClasses<A> {

@@ -37,9 +37,14 @@
 pub mod bindings;
 
 /// The allocator of every policy component built with the SDK (see [`alloc`]).
-#[cfg(target_arch = "wasm32")]
+/// Its free lists are for one thread; a guest built with wasm threads gets
+/// dlmalloc's own (locking) allocator instead.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[global_allocator]
 static ALLOCATOR: alloc::SizeClasses<dlmalloc::GlobalDlmalloc> = alloc::SizeClasses::new(dlmalloc::GlobalDlmalloc);
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 #[doc(hidden)]
 pub mod alloc;
 mod export;
