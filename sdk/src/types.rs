@@ -465,3 +465,30 @@ pub struct ConsensusOutput {
 fn empty_object() -> String {
     "{}".to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_is_columns_inside_and_samples_in_json() {
+        let json = r#"{"name":"cpu","samples":[{"at":1000,"value":0.5},{"at":2000,"value":0.75}]}"#;
+        let w: MetricWindow = serde_json::from_str(json).unwrap();
+        assert_eq!((w.times(), w.values()), (&[1000, 2000][..], &[0.5, 0.75][..]));
+        assert_eq!(serde_json::to_string(&w).unwrap(), json);
+        let bare: MetricWindow = serde_json::from_str(r#"{"name":"cpu"}"#).unwrap();
+        assert!(bare.is_empty());
+        assert!(serde_json::from_str::<MetricWindow>(r#"{"name":"cpu","samples":[{"at":1}]}"#).is_err());
+    }
+
+    #[test]
+    fn columns_of_unequal_length_are_cut_to_whole_samples() {
+        let w = MetricWindow::from_columns("cpu", vec![1, 2, 3], vec![0.1, 0.2]);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w.samples().last(), Some(Sample { at: 2, value: 0.2 }));
+        let mut w = MetricWindow::from_columns("cpu", vec![1], vec![0.1, 0.2, 0.3]);
+        w.push(Sample { at: 5, value: 0.5 });
+        assert_eq!((w.times(), w.values()), (&[1, 5][..], &[0.1, 0.5][..]));
+        assert_eq!(w.since(5, 0).count(), 1);
+    }
+}
