@@ -71,31 +71,17 @@ impl fmt::Display for Num {
         // Filled from the end: fraction, point, integer part, sign.
         let mut buf = [0u8; 32];
         let mut at = buf.len();
-        for _ in 0..digits {
-            at -= 1;
-            buf[at] = b'0' + (frac % 10) as u8;
-            frac /= 10;
-        }
         if digits > 0 {
+            put(&mut buf, &mut at, frac, digits);
             at -= 1;
             buf[at] = b'.';
         }
+        // Below 9·10¹⁵, so the part above 10⁹ fits in 32 bits too.
         match u32::try_from(int) {
-            Ok(mut int) => loop {
-                at -= 1;
-                buf[at] = b'0' + (int % 10) as u8;
-                int /= 10;
-                if int == 0 {
-                    break;
-                }
-            },
+            Ok(int) => put(&mut buf, &mut at, int, 1),
             Err(_) => {
-                let mut int = int;
-                while int > 0 {
-                    at -= 1;
-                    buf[at] = b'0' + (int % 10) as u8;
-                    int /= 10;
-                }
+                put(&mut buf, &mut at, (int % 1_000_000_000) as u32, 9);
+                put(&mut buf, &mut at, (int / 1_000_000_000) as u32, 1);
             }
         }
         if value.is_sign_negative() && scaled != 0 {
@@ -104,6 +90,18 @@ impl fmt::Display for Num {
         }
         // SAFETY: only ASCII digits, '.' and '-' were written.
         f.write_str(unsafe { std::str::from_utf8_unchecked(&buf[at..]) })
+    }
+}
+
+/// Write `n`'s decimal digits, at least `width` of them (zero-padded), so
+/// that they end at `at`; move `at` to the first.
+fn put(buf: &mut [u8], at: &mut usize, mut n: u32, width: usize) {
+    let mut written = 0;
+    while n > 0 || written < width {
+        *at -= 1;
+        buf[*at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        written += 1;
     }
 }
 
@@ -149,6 +147,10 @@ mod tests {
         assert_eq!(fixed(f64::NEG_INFINITY, 2).to_string(), "-inf");
         assert_eq!(num(1e20).to_string(), "100000000000000000000");
         assert_eq!(fixed(1e17, 3).to_string(), format!("{:.3}", 1e17));
+        // Integer parts past 32 bits, still on the integer path.
+        assert_eq!(fixed(123_456_789_012.0, 0).to_string(), "123456789012");
+        assert_eq!(fixed(-4_294_967_296.25, 2).to_string(), "-4294967296.25");
+        assert_eq!(num(5_000_000_007.5).to_string(), "5000000007.5");
         assert_eq!(fixed(-0.0001, 3).to_string(), "0.000");
         assert_eq!(fixed(-1.5, 0).to_string(), "-2");
     }
