@@ -73,23 +73,24 @@ fn metrics(windows: &[sdk::MetricWindow]) -> Vec<wit::MetricWindow> {
         .collect()
 }
 
-/// What a strategy call borrows from its input: the lists of records, which
-/// the borrowed input refers to as slices.
+/// A strategy input, lent to a call: the lists of records, which the
+/// borrowed input refers to as slices, built over the SDK input's own.
 pub struct StrategyLoan<'a> {
+    input: &'a sdk::StrategyInput,
     metrics: Vec<lent::MetricWindowParam<'a>>,
     actions: Vec<lent::Action<'a>>,
 }
 
 impl<'a> StrategyLoan<'a> {
-    pub fn new(i: &'a sdk::StrategyInput) -> Self {
-        let metrics = i.metrics.iter().map(|m| lent::MetricWindowParam { name: &m.name, times: m.times(), values: m.values() }).collect();
-        let actions = i.recent_actions.iter().map(|a| lent::Action { at: a.at, from: a.from, to: a.to, reason: &a.reason }).collect();
-        Self { metrics, actions }
+    pub fn new(input: &'a sdk::StrategyInput) -> Self {
+        let metrics = input.metrics.iter().map(|m| lent::MetricWindowParam { name: &m.name, times: m.times(), values: m.values() }).collect();
+        let actions = input.recent_actions.iter().map(|a| lent::Action { at: a.at, from: a.from, to: a.to, reason: &a.reason }).collect();
+        Self { input, metrics, actions }
     }
 
     /// `settings` replaces the input's own: the host's configuration is what counts.
-    pub fn input(&'a self, i: &'a sdk::StrategyInput, settings: &'a str) -> lent::StrategyInput<'a> {
-        let p = &i.pool;
+    pub fn input(&'a self, settings: &'a str) -> lent::StrategyInput<'a> {
+        let (i, p) = (self.input, &self.input.pool);
         lent::StrategyInput {
             pool: lent::PoolParam { id: &p.id, running: p.running, booting: p.booting, min: p.min, max: p.max },
             metrics: &self.metrics,

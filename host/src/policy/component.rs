@@ -232,7 +232,7 @@ impl ComponentRuntime {
             (WorldInstance::Strategy(s), PolicyInput::Strategy(i)) => {
                 let loan = bindings::StrategyLoan::new(i);
                 s.scalewise_policy_strategy_api()
-                    .call_evaluate(&mut *store, loan.input(i, settings))
+                    .call_evaluate(&mut *store, loan.input(settings))
                     .map(|r| r.map(|o| PolicyOutput::Strategy(bindings::strategy_output(o))))
             }
             (WorldInstance::CostRule(c), PolicyInput::CostRule(i)) => {
