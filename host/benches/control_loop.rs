@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use scalewise::control::PoolHandle;
+use scalewise::control::{LagOf, PoolHandle};
 use scalewise::control::clock::WallClock;
 use scalewise::control::guardrails::Guardrails;
 use scalewise::control::pipeline::{CostSpec, ExpertSpec, PoolPlan};
@@ -175,7 +175,6 @@ async fn run(n: usize, secs: u64, registry: Arc<Registry>, dir: &Path) {
     // Let every pool tick a couple of times, then measure.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let decisions = |hs: &[Arc<PoolHandle>]| hs.iter().map(|h| h.snapshot().decisions).sum::<u64>();
-    type LagOf = fn(&PoolHandle) -> &LatencyHistogram;
     let lags = |hs: &[Arc<PoolHandle>], which: LagOf| {
         let merged = LatencyHistogram::default();
         hs.iter().for_each(|h| merged.merge(which(h)));

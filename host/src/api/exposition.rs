@@ -7,18 +7,14 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::control::PoolHandle;
+use crate::control::LagOf;
 use crate::control::budget::BudgetStatus;
-use crate::timing::LatencyHistogram;
 
 /// Histogram bounds for policy evaluation latency, in seconds.
 const BOUNDS: [f64; 12] = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2];
 
 /// Histogram bounds for tick lag, in seconds.
 const LAG_BOUNDS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
-
-/// Which of a pool's lag histograms to export.
-type LagOf = fn(&PoolHandle) -> &LatencyHistogram;
 
 /// A per-pool gauge read off the budget: name, help, value.
 type BudgetGauge = (&'static str, &'static str, fn(&BudgetStatus) -> f64);

@@ -16,4 +16,4 @@ pub mod pool;
 pub mod record;
 mod state_text;
 
-pub use pool::{PoolCommand, PoolHandle, PoolSnapshot};
+pub use pool::{LagOf, PoolCommand, PoolHandle, PoolSnapshot};

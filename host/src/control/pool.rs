@@ -88,6 +88,10 @@ pub struct PoolSnapshot {
     pub budget: Option<super::budget::BudgetStatus>,
 }
 
+/// Picks one of a pool's lag histograms ([`PoolHandle::lag`] or
+/// [`PoolHandle::decide_lag`]), for code that reports both alike.
+pub type LagOf = fn(&PoolHandle) -> &LatencyHistogram;
+
 pub struct PoolHandle {
     pub id: String,
     commands: mpsc::Sender<PoolCommand>,
@@ -136,8 +140,6 @@ pub struct PoolLoop {
     actions: u64,
     /// On standby: the capacity at the last tick, to see the leader's actions.
     seen_capacity: Option<u32>,
-    /// The due time of the tick in progress, when the loop scheduled it.
-    due: Option<tokio::time::Instant>,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -186,7 +188,7 @@ pub async fn prepare(
     }
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default(), decide_lag: LatencyHistogram::default() });
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, due: None };
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -211,8 +213,7 @@ impl PoolLoop {
             let due = tokio::time::Instant::now() + wait;
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {
-                    self.due = Some(due);
-                    self.tick().await;
+                    self.tick_due(Some(due)).await;
                     self.handle.lag.record(due.elapsed());
                 }
                 Some(c) = commands.recv() => self.on_command(c).await,
@@ -256,6 +257,12 @@ impl PoolLoop {
     /// One decision: read the target, collect the metric windows, decide,
     /// act (or record only), journal, publish.
     pub async fn tick(&mut self) {
+        self.tick_due(None).await
+    }
+
+    /// A tick the loop scheduled for `due`, which times how late its
+    /// decision was made.
+    async fn tick_due(&mut self, due: Option<tokio::time::Instant>) {
         let now = self.clock.now_ms();
         let mut state = match self.s.target.state().await {
             Ok(s) => s,
@@ -281,7 +288,7 @@ impl PoolLoop {
         let headroom = self.s.target.headroom(&state).await;
         let input = TickInput { plan: &self.s.plan, now, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
-        if let Some(due) = self.due.take() {
+        if let Some(due) = due {
             self.handle.decide_lag.record(due.elapsed());
         }
         if self.s.dry_run {
