@@ -26,7 +26,7 @@ use scalewise::control::pool::{self, MetricSpec, PoolSettings};
 use scalewise::journal::Journal;
 use scalewise::policy::{InstanceMode, PolicyEngine, Registry, SandboxOptions};
 use scalewise::timing::LatencyHistogram;
-use scalewise_providers::push::PushSource;
+use scalewise_providers::sources::push::PushSource;
 use scalewise_providers::{Member, MemberState, PoolState, ProviderError, Sample, ScaleOutcome, Target};
 use scalewise_sdk::InstanceKind;
 

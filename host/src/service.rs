@@ -10,17 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use scalewise_providers::aws::retry::Backoff;
-use scalewise_providers::aws::{Ec2Config, Ec2Target, InstanceSpec};
-use scalewise_providers::host::HostSource;
-use scalewise_providers::kubernetes::{self, LeaseConfig, LeaseElector, WorkloadRef, WorkloadTarget};
+use scalewise_providers::targets::aws::retry::Backoff;
+use scalewise_providers::targets::aws::{Ec2Config, Ec2Target, InstanceSpec};
+use scalewise_providers::sources::proc::ProcSource;
+use scalewise_providers::leader::lease::{LeaseConfig, LeaseElector};
+use scalewise_providers::targets::kubernetes::{self, WorkloadRef, WorkloadTarget};
 use scalewise_providers::leader::{LeaseCheck, Leadership};
-use scalewise_providers::local::{LocalConfig, LocalPool, Needs};
-use scalewise_providers::nvml::NvmlSource;
-use scalewise_providers::pool::PoolSource;
-use scalewise_providers::prometheus::PrometheusSource;
-use scalewise_providers::push::PushSource;
-use scalewise_providers::replay::ReplaySource;
+use scalewise_providers::targets::local::{LocalConfig, LocalPool, Needs};
+use scalewise_providers::sources::nvml::NvmlSource;
+use scalewise_providers::sources::members::MembersSource;
+use scalewise_providers::sources::prometheus::PrometheusSource;
+use scalewise_providers::sources::push::PushSource;
+use scalewise_providers::sources::replay::ReplaySource;
 use scalewise_providers::{MetricSource, Target};
 use tokio::sync::watch;
 
@@ -173,7 +174,7 @@ impl Service {
     /// and start the loops. Must run inside a tokio runtime.
     pub async fn start(config: &Config, experts: Arc<dyn Experts>, journal: Option<Journal>) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(WallClock);
-        let host: Arc<dyn MetricSource> = Arc::new(HostSource::new());
+        let host: Arc<dyn MetricSource> = Arc::new(ProcSource::new());
         let mut named: BTreeMap<String, Arc<dyn MetricSource>> = BTreeMap::new();
         for (name, s) in &config.sources {
             let source: Arc<dyn MetricSource> = match s {
@@ -209,7 +210,7 @@ impl Service {
             let (target, supervisor) = target(p).await?;
             supervisors.extend(supervisor);
             let push = Arc::new(PushSource::new());
-            let pool_source: Arc<dyn MetricSource> = Arc::new(PoolSource::new(target.clone()));
+            let pool_source: Arc<dyn MetricSource> = Arc::new(MembersSource::new(target.clone()));
             let metrics = p
                 .metrics
                 .iter()

@@ -5,7 +5,7 @@
 //!
 //! Without a driver it prints the reason to stderr and exits with 1.
 
-use scalewise_providers::nvml::{NvmlProbe, Probe};
+use scalewise_providers::sources::nvml::{NvmlProbe, Probe};
 
 fn main() -> std::process::ExitCode {
     match NvmlProbe::new().read() {

@@ -6,29 +6,19 @@
 //! window. This crate knows nothing of policies or of the journal, so an
 //! adapter can be tested on its own against the real thing it talks to.
 //!
-//! Adapters: [`local`] (a pool of worker processes on this machine, the
-//! embedded default) and the metric sources [`host`] (/proc), [`prometheus`]
-//! (PromQL over HTTP), [`push`] (samples posted to the host), [`replay`]
-//! (a CSV trace) and [`nvml`] (NVIDIA GPUs); the targets [`kubernetes`]
-//! (a workload's scale subresource) and [`aws`] (EC2 instances). [`leader`]
-//! is the gate that lets only one host replica act.
+//! Three folders, each a kind: [`targets`] (`local`, the embedded default:
+//! worker processes on this machine; `aws`: EC2 instances; `kubernetes`: a
+//! workload's scale subresource), [`sources`] (`proc`, `members`, `push`,
+//! `prometheus`, `replay`, `nvml`), and [`leader`], the gate that lets only
+//! one host replica act, with its Kubernetes Lease elector.
 
-pub mod aws;
-pub mod host;
-pub mod kubernetes;
 pub mod leader;
-pub mod local;
-pub mod metrics;
-pub mod nvml;
-pub mod pool;
-pub mod prometheus;
-pub mod push;
-pub mod replay;
-pub mod target;
+pub mod sources;
+pub mod targets;
 
-pub use metrics::{MetricError, MetricSource, SourceStatus, Window};
 pub use scalewise_sdk::{MetricWindow, Sample};
-pub use target::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+pub use sources::{MetricError, MetricSource, SourceStatus, Window};
+pub use targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 
 /// Milliseconds since the Unix epoch, from the wall clock.
 pub fn now_ms() -> i64 {

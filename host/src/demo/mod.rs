@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use scalewise_providers::Sample;
-use scalewise_providers::push::PushSource;
+use scalewise_providers::sources::push::PushSource;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use scalewise_e2e::host::{Host, IMMEDIATE, free_port, queue_depth_config};
 use scalewise_e2e::kube_standin::KubeStandIn;
-use scalewise_providers::kubernetes::{API_USE, PAUSE_ANNOTATION};
+use scalewise_providers::targets::kubernetes::{API_USE, PAUSE_ANNOTATION};
 
 const LEASE_SECS: f64 = 3.0;
 

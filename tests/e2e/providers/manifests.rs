@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use scalewise_providers::kubernetes::API_USE;
+use scalewise_providers::targets::kubernetes::API_USE;
 use serde_json::Value;
 
 fn manifests() -> Vec<(PathBuf, Value)> {

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 use scalewise_sdk::Placement;
 
-use crate::target::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+use crate::targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 use retry::{Backoff, CallError, classify};
 
 /// The tag that names an instance's pool.

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 pub use reading::{GpuProcess, GpuReading, NvmlProbe, Probe, Recorded};
 
-use crate::metrics::{MetricError, MetricSource, SourceStatus, Window, tidy};
+use crate::sources::{MetricError, MetricSource, SourceStatus, Window, tidy};
 use crate::Sample;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;

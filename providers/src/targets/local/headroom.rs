@@ -14,7 +14,7 @@
 //!
 //! The tighter one is the headroom, with its arithmetic in words.
 
-use crate::target::{Headroom, Member};
+use crate::targets::{Headroom, Member};
 
 /// What one worker needs, and what the machine keeps for itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -76,7 +76,7 @@ pub fn fit(needs: &Needs, available_bytes: Option<u64>, idle_cores: Option<f64>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::MemberState;
+    use crate::targets::MemberState;
 
     fn member(rss_mib: u64) -> Member {
         Member { memory_bytes: Some(rss_mib * 1024 * 1024), ..Member::new("m", MemberState::Active, 0) }

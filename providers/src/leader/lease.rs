@@ -32,8 +32,8 @@ use kube::Api;
 use kube::api::PostParams;
 use tokio::sync::watch;
 
-use super::api_error;
-use crate::leader::{LeaseCheck, Leadership};
+use super::{LeaseCheck, Leadership};
+use crate::targets::kubernetes::api_error;
 
 /// How a replica takes part in the election.
 #[derive(Debug, Clone)]

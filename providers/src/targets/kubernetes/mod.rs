@@ -1,5 +1,6 @@
-//! Kubernetes: scale any workload that has a `scale` subresource, and elect
-//! one acting replica of the host on a Lease.
+//! Kubernetes: scale any workload that has a `scale` subresource. (The
+//! election of one acting host replica on a Lease is [`crate::leader::lease`];
+//! it shares this module's API error handling and its [`API_USE`] line.)
 //!
 //! Why the scale subresource and not the workload's own spec: it is the one
 //! interface Deployments, StatefulSets, ReplicaSets and any custom resource
@@ -12,14 +13,12 @@
 //! Everything the code asks of the API server is listed in [`API_USE`]; the
 //! shipped RBAC Role grants exactly that, and a test holds the two together.
 
-pub mod lease;
 mod quantity;
 pub mod workload;
 
-pub use lease::{LeaseConfig, LeaseElector};
 pub use workload::{WorkloadRef, WorkloadTarget};
 
-use crate::target::ProviderError;
+use crate::targets::ProviderError;
 
 /// The annotation that pauses scalewise on a workload: with value `"true"`
 /// the pool keeps deciding but never patches the scale.

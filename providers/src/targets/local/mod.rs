@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::target::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+use crate::targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 
 /// Longest back-off between restarts of a crashing member.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -299,10 +299,10 @@ impl Target for LocalPool {
 
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
         let available = std::fs::read_to_string("/proc/meminfo").ok().as_deref().and_then(headroom::available_memory);
-        let idle_cores = std::fs::read_to_string("/proc/stat").ok().as_deref().and_then(crate::host::parse_cpu).and_then(|now| {
+        let idle_cores = std::fs::read_to_string("/proc/stat").ok().as_deref().and_then(crate::sources::proc::parse_cpu).and_then(|now| {
             let before = self.cpu_seen.lock().unwrap().replace(now)?;
             let (busy, total) = (now.0.saturating_sub(before.0), now.1.saturating_sub(before.1));
-            (total > 0).then(|| crate::host::cores() * (1.0 - busy as f64 / total as f64))
+            (total > 0).then(|| crate::sources::proc::cores() * (1.0 - busy as f64 / total as f64))
         });
         headroom::fit(&self.config.needs, available, idle_cores, &state.members, state.capacity())
     }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use crate::metrics::{MetricError, MetricSource, Window};
+use crate::sources::{MetricError, MetricSource, Window};
 use crate::Sample;
 
 #[derive(Debug)]

@@ -1,5 +1,8 @@
 //! What a metric source is: something that answers "this series, over this
-//! window" with timestamped samples.
+//! window" with timestamped samples; and the sources: [`proc`] (this
+//! machine's /proc), [`members`] (what a target reports of its members),
+//! [`push`] (samples posted to the host), [`prometheus`] (PromQL over HTTP),
+//! [`replay`] (a CSV trace) and [`nvml`] (NVIDIA GPUs).
 //!
 //! A query is the source's own language (a PromQL expression, a /proc
 //! reading's name, a pushed series' name, a trace column); the host does not
@@ -7,6 +10,13 @@
 //! that names the source and the query; the control loop records it and the
 //! strategies that needed the series see it missing, which every built-in
 //! strategy handles.
+
+pub mod members;
+pub mod nvml;
+pub mod proc;
+pub mod prometheus;
+pub mod push;
+pub mod replay;
 
 use async_trait::async_trait;
 

@@ -1,11 +1,17 @@
 //! What a target is: something that holds a pool's members and can be asked
-//! to hold N of them.
+//! to hold N of them; and the targets: [`local`] (worker processes on this
+//! machine), [`aws`] (EC2 instances by tag) and [`kubernetes`] (a workload's
+//! scale subresource).
 //!
 //! `scale_to` takes an absolute number, never a delta, so that a retried or
 //! repeated call after a crash is harmless: asking for 5 when 5 are there
 //! does nothing. A target also says which members exist right now
 //! ([`Target::state`]), read from the infrastructure rather than from its own
 //! memory, which is how a restarted host picks up where it left off.
+
+pub mod aws;
+pub mod kubernetes;
+pub mod local;
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::metrics::{MetricError, MetricSource, Window, tidy};
+use crate::sources::{MetricError, MetricSource, Window, tidy};
 use crate::Sample;
 
 const KEEP: usize = 3600;
@@ -26,7 +26,7 @@ struct History {
 }
 
 #[derive(Default)]
-pub struct HostSource {
+pub struct ProcSource {
     history: Mutex<History>,
 }
 
@@ -57,7 +57,7 @@ pub fn cores() -> f64 {
     std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
-impl HostSource {
+impl ProcSource {
     pub fn new() -> Self {
         Self::default()
     }
@@ -96,7 +96,7 @@ fn push(ring: &mut VecDeque<Sample>, s: Sample) {
 }
 
 #[async_trait]
-impl MetricSource for HostSource {
+impl MetricSource for ProcSource {
     fn kind(&self) -> &'static str {
         "host"
     }
@@ -131,7 +131,7 @@ mod tests {
 
     #[tokio::test]
     async fn real_proc_gives_cpu_after_two_readings() {
-        let h = HostSource::new();
+        let h = ProcSource::new();
         let w = |end| Window { end, length_ms: 10_000, step_ms: 1000 };
         h.query("memory", w(1000)).await.unwrap();
         std::thread::sleep(std::time::Duration::from_millis(30));

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::metrics::{MetricError, MetricSource, Window, tidy};
-use crate::target::{MemberState, PoolState, Target};
+use crate::sources::{MetricError, MetricSource, Window, tidy};
+use crate::targets::{MemberState, PoolState, Target};
 use crate::Sample;
 
 const KEEP: usize = 3600;
 const NAMES: [&str; 6] = ["running", "booting", "busy", "busy_ratio", "cpu", "memory"];
 
-pub struct PoolSource {
+pub struct MembersSource {
     target: Arc<dyn Target>,
     history: Mutex<(i64, HashMap<&'static str, VecDeque<Sample>>)>,
 }
@@ -37,14 +37,14 @@ pub fn readings(s: &PoolState) -> [(&'static str, Option<f64>); 6] {
     ]
 }
 
-impl PoolSource {
+impl MembersSource {
     pub fn new(target: Arc<dyn Target>) -> Self {
         Self { target, history: Mutex::new((i64::MIN, HashMap::new())) }
     }
 }
 
 #[async_trait]
-impl MetricSource for PoolSource {
+impl MetricSource for MembersSource {
     fn kind(&self) -> &'static str {
         "pool"
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::metrics::{MetricError, MetricSource, Window, tidy};
+use crate::sources::{MetricError, MetricSource, Window, tidy};
 use crate::Sample;
 
 #[derive(Debug)]

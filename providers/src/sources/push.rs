@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::metrics::{MetricError, MetricSource, Window};
+use crate::sources::{MetricError, MetricSource, Window};
 use crate::Sample;
 
 /// Samples kept per series.

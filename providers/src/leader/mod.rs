@@ -10,8 +10,10 @@
 //! before the lease expires for everyone else, so two replicas never act at
 //! once even if they cannot talk to each other.
 //!
-//! This module knows nothing of Kubernetes: the elector that drives the gate
-//! lives in [`crate::kubernetes::lease`].
+//! The gate itself knows nothing of Kubernetes: the elector that drives it,
+//! on a Kubernetes Lease, is [`lease`].
+
+pub mod lease;
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};

@@ -15,7 +15,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch,
 use kube::Api;
 
 use super::{PAUSE_ANNOTATION, api_error, is_not_found, quantity};
-use crate::target::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target};
+use crate::targets::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target};
 
 /// Which workload a pool scales.
 #[derive(Debug, Clone)]
