@@ -10,6 +10,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod control;
+pub mod decide;
 pub mod demo;
 pub mod journal;
 pub mod policy;

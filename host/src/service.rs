@@ -27,8 +27,9 @@ use tokio::sync::watch;
 
 use crate::config::{Config, PoolConfig, ProviderConfig, SourceConfig};
 use crate::control::clock::{Clock, WallClock};
-use crate::control::guardrails::Guardrails;
-use crate::control::pipeline::{CostSpec, ExpertSpec, Experts, PoolPlan};
+use crate::decide::guardrails::Guardrails;
+use crate::decide::budget::CostSpec;
+use crate::decide::pipeline::{ExpertSpec, Experts, PoolPlan};
 use crate::control::pool::{self, MetricSpec, PoolSettings};
 use crate::control::PoolHandle;
 use crate::journal::Journal;

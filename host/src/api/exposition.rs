@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::control::LagOf;
-use crate::control::budget::BudgetStatus;
+use crate::decide::budget::BudgetStatus;
 
 /// Histogram bounds for policy evaluation latency, in seconds.
 const BOUNDS: [f64; 12] = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2];

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::control::feasibility::MetricLimit;
-use crate::control::guardrails::Guardrails;
-use crate::control::pipeline::BudgetPeriod;
+use crate::decide::feasibility::MetricLimit;
+use crate::decide::guardrails::Guardrails;
+use crate::decide::budget::BudgetPeriod;
 use scalewise_sdk::InstanceKind;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,7 +215,7 @@ pub struct PoolConfig {
     #[serde(default)]
     pub guardrails: Guardrails,
     /// Limits on a scale-up read from metrics of free resource (free GPU
-    /// memory, ...): see `control::feasibility`.
+    /// memory, ...): see `decide::feasibility`.
     #[serde(default)]
     pub limits: Vec<MetricLimit>,
     /// This pool's settings for its policies, laid over the global

@@ -4,7 +4,7 @@
 
 use scalewise_sdk::{ConsensusInput, ConsensusOutput, CostInput, CostOutput, StrategyInput, StrategyOutput};
 
-use super::pipeline::{Answer, Experts};
+use crate::decide::pipeline::{Answer, Experts};
 use crate::policy::{PolicyInput, PolicyOutput, Registry};
 
 fn call<T>(registry: &Registry, id: &str, input: PolicyInput<'_>, pick: impl FnOnce(PolicyOutput) -> Option<T>) -> Result<Answer<T>, String> {

@@ -1,19 +1,17 @@
 //! The control loop: one task per pool that ticks, collects metric windows,
-//! decides through the [`pipeline`], passes the [`guardrails`], acts through
-//! the provider's target, and writes everything to the journal.
+//! decides through [`crate::decide`], acts through the provider's target,
+//! and writes everything to the journal.
 //!
-//! This module sees policies only through [`pipeline::Experts`] and
-//! infrastructure only through the provider traits; [`experts`] adapts the
-//! policy registry to the former.
+//! Why this folder holds only what waits or talks to the outside: the
+//! decision itself is pure and lives in [`crate::decide`], so the live loop,
+//! the simulator and the tests share it. Here are the loop ([`pool`]), what
+//! the API holds of a running pool ([`handle`]), the clocks that drive it
+//! ([`clock`]), and [`experts`], which adapts the policy registry to the
+//! pipeline's [`Experts`](crate::decide::pipeline::Experts) trait.
 
-pub mod budget;
 pub mod clock;
 pub mod experts;
-pub mod feasibility;
-pub mod guardrails;
-pub mod pipeline;
+pub mod handle;
 pub mod pool;
-pub mod record;
-mod state_text;
 
-pub use pool::{LagOf, PoolCommand, PoolHandle, PoolSnapshot};
+pub use handle::{LagOf, PoolCommand, PoolHandle, PoolSnapshot};

@@ -6,24 +6,22 @@
 //! the journal persists.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use scalewise_providers::leader::Leadership;
 use scalewise_providers::{MetricSource, PoolState, Sample, Target, Window};
 use scalewise_sdk::{Action, MetricWindow};
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::clock::{Clock, phase_of, until_next_tick};
-use crate::timing::LatencyHistogram;
-use super::guardrails::Scaled;
-use super::pipeline::{self, Experts, PoolMemory, PoolPlan, TickInput};
-use super::record::*;
+use super::handle::{PendingApproval, PoolCommand, PoolHandle, PoolSnapshot};
+use crate::decide::budget;
+use crate::decide::guardrails::Scaled;
+use crate::decide::memory::PoolMemory;
+use crate::decide::pipeline::{self, Experts, OperatorChange, PoolPlan, TickInput};
+use crate::decide::record::*;
 use crate::journal::Journal;
-
-/// Decisions kept in memory per pool for the API and the dashboard.
-const RECENT: usize = 600;
 /// An action that has not settled after this long no longer blocks the next.
 const IN_FLIGHT_TIMEOUT_MS: i64 = 300_000;
 
@@ -47,79 +45,6 @@ pub struct PoolSettings {
     pub target: Arc<dyn Target>,
     /// Set when several replicas run: only the lease holder acts.
     pub leader: Option<Leadership>,
-}
-
-/// What the API may ask of a running pool.
-pub enum PoolCommand {
-    Scale { to: u32, reason: String, reply: oneshot::Sender<Result<u32, String>> },
-    Pause { paused: bool, reply: oneshot::Sender<Result<(), String>> },
-    Approve { seq: u64, reply: oneshot::Sender<Result<u32, String>> },
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PendingApproval {
-    pub seq: u64,
-    pub from: u32,
-    pub to: u32,
-    pub expires_at: i64,
-}
-
-/// What the API and the dashboard read about a pool.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PoolSnapshot {
-    pub id: String,
-    pub target: &'static str,
-    pub min: u32,
-    pub max: u32,
-    pub interval_ms: u64,
-    pub dry_run: bool,
-    pub paused: bool,
-    pub running: u32,
-    pub booting: u32,
-    pub desired: u32,
-    pub last_decision_at: Option<i64>,
-    pub members: PoolState,
-    pub pending_approval: Option<PendingApproval>,
-    pub last_error: Option<String>,
-    pub journal_error: Option<String>,
-    pub decisions: u64,
-    pub actions: u64,
-    /// The budget's standing, if the pool has one.
-    pub budget: Option<super::budget::BudgetStatus>,
-}
-
-/// Picks one of a pool's lag histograms ([`PoolHandle::lag`] or
-/// [`PoolHandle::decide_lag`]), for code that reports both alike.
-pub type LagOf = fn(&PoolHandle) -> &LatencyHistogram;
-
-pub struct PoolHandle {
-    pub id: String,
-    commands: mpsc::Sender<PoolCommand>,
-    snapshot: Mutex<PoolSnapshot>,
-    recent: Mutex<VecDeque<DecisionRecord>>,
-    /// From each tick's due time to its decision being recorded (durable
-    /// in the journal, when there is one).
-    pub lag: LatencyHistogram,
-    /// From each tick's due time to its decision being made, before the
-    /// journal: how late the evaluation itself ran. The difference from
-    /// [`lag`](Self::lag) is the wait for the journal's disk.
-    pub decide_lag: LatencyHistogram,
-}
-
-impl PoolHandle {
-    pub fn snapshot(&self) -> PoolSnapshot {
-        self.snapshot.lock().unwrap().clone()
-    }
-
-    /// Recent decisions, newest first, with `seq < before`.
-    pub fn recent(&self, before: Option<u64>, limit: usize) -> Vec<DecisionRecord> {
-        let r = self.recent.lock().unwrap();
-        r.iter().rev().filter(|d| before.is_none_or(|b| d.seq < b)).take(limit).cloned().collect()
-    }
-
-    pub async fn command(&self, c: PoolCommand) -> Result<(), String> {
-        self.commands.send(c).await.map_err(|_| "the pool has stopped".to_owned())
-    }
 }
 
 /// A pool's loop. [`start`] runs it on its own task on the wall clock;
@@ -187,7 +112,7 @@ pub async fn prepare(
         tracing::info!(pool = %id, seq = memory.seq, members = state.capacity(), "resumed from the journal");
     }
     let (tx, rx) = mpsc::channel(16);
-    let handle = Arc::new(PoolHandle { id: id.clone(), commands: tx, snapshot: Mutex::default(), recent: Mutex::new(recent), lag: LatencyHistogram::default(), decide_lag: LatencyHistogram::default() });
+    let handle = Arc::new(PoolHandle::new(id.clone(), tx, recent));
     let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None };
     runner.publish(state, None);
     Ok((handle, runner))
@@ -201,7 +126,12 @@ impl PoolLoop {
 
     /// Look at the newest decision, as the API shows it.
     pub fn inspect_last<R>(&self, f: impl FnOnce(&DecisionRecord) -> R) -> Option<R> {
-        self.handle.recent.lock().unwrap().back().map(f)
+        self.handle.last(f)
+    }
+
+    /// Whether another replica holds the lease.
+    fn standby(&self) -> bool {
+        self.s.leader.as_ref().is_some_and(|l| !l.is_leader())
     }
 
     async fn run(&mut self, mut shutdown: watch::Receiver<bool>) {
@@ -270,7 +200,7 @@ impl PoolLoop {
                 self.last_error = Some(e.to_string());
                 tracing::warn!(pool = %self.s.plan.id, "cannot read the pool, skipping this tick: {e}");
                 // Show the error now; the members stay as last read.
-                self.handle.snapshot.lock().unwrap().last_error = self.last_error.clone();
+                self.handle.show_error(self.last_error.clone());
                 return;
             }
         };
@@ -286,15 +216,11 @@ impl PoolLoop {
         let (metrics, readings) = self.collect(now).await;
         let recent: Vec<Action> = self.memory.guard.actions.iter().map(|a| Action { at: a.at, from: a.from, to: a.to, reason: String::new() }).collect();
         let headroom = self.s.target.headroom(&state).await;
-        let input = TickInput { plan: &self.s.plan, now, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
+        let mode = Mode::of(self.s.dry_run, self.memory.paused, self.standby());
+        let input = TickInput { plan: &self.s.plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
         if let Some(due) = due {
             self.handle.decide_lag.record(due.elapsed());
-        }
-        if self.s.dry_run {
-            record.mode = Mode::DryRun;
-        } else if record.mode == Mode::Live && self.s.leader.as_ref().is_some_and(|l| !l.is_leader()) {
-            record.mode = Mode::Standby;
         }
         self.accrue_spend(&mut record, &state, now);
         let current = state.capacity();
@@ -323,7 +249,7 @@ impl PoolLoop {
         self.memory.guard.in_flight = Some(scaled);
         record.action = Some(ActionRecord { from, to, cause: cause.into(), reason, outcome: Outcome::Pending });
         self.persist(record).await;
-        self.remember(record.clone());
+        self.handle.remember(record.clone());
         if let Some(delay) = failpoint_act_delay() {
             tracing::warn!(pool = %self.s.plan.id, ?delay, "failpoint: holding between intent and action");
             tokio::time::sleep(delay).await;
@@ -348,7 +274,7 @@ impl PoolLoop {
     /// remember them as actions, so that when this replica takes over, the
     /// cooldowns and step limits count what the old leader did.
     fn observe_leader(&mut self, state: &PoolState, now: i64) {
-        let standby = self.s.leader.as_ref().is_some_and(|l| !l.is_leader());
+        let standby = self.standby();
         let current = state.capacity();
         match self.seen_capacity.replace(current) {
             Some(before) if standby && before != current => {
@@ -383,7 +309,7 @@ impl PoolLoop {
     /// (returns true then).
     async fn settle_in_flight(&mut self, state: &PoolState, now: i64) -> bool {
         let Some(f) = self.memory.guard.in_flight else { return false };
-        let interrupted = self.handle.recent.lock().unwrap().back().and_then(|r| r.action.clone()).is_some_and(|a| a.outcome == Outcome::Pending);
+        let interrupted = self.handle.last(|r| r.action.as_ref().is_some_and(|a| a.outcome == Outcome::Pending)).unwrap_or(false);
         if interrupted && self.confirm_leading().await.is_ok() {
             // The host stopped between journalling the intent and hearing
             // the outcome. scale_to is absolute, so asking again completes
@@ -391,13 +317,12 @@ impl PoolLoop {
             tracing::warn!(pool = %self.s.plan.id, from = f.from, to = f.to, "completing an action interrupted by a restart");
             let placement = self.memory.placement.clone().filter(|p| p.total() == f.to);
             let outcome = self.scale_target(f.to, placement.as_ref()).await;
-            let last = self.handle.recent.lock().unwrap().back().cloned();
-            if let Some(mut rec) = last {
+            if let Some(mut rec) = self.handle.last(DecisionRecord::clone) {
                 if let Some(a) = rec.action.as_mut() {
                     a.outcome = outcome;
                 }
                 self.persist(&rec).await;
-                self.remember(rec);
+                self.handle.remember(rec);
             }
             return true;
         }
@@ -413,7 +338,7 @@ impl PoolLoop {
     fn accrue_spend(&mut self, record: &mut DecisionRecord, state: &PoolState, now: i64) {
         let hours = self.s.interval.as_secs_f64() / 3600.0;
         let cost = &self.s.plan.cost;
-        for threshold in super::budget::accrue(cost, &mut self.memory, state.capacity(), hours, now) {
+        for threshold in budget::accrue(cost, &mut self.memory, state.capacity(), hours, now) {
             let limit = cost.budget_limit.unwrap_or_default();
             let alert = format!("budget alert: {:.2} spent of {limit:.2} this period, past {threshold}%", self.memory.spent);
             tracing::warn!(pool = %self.s.plan.id, threshold, spent = self.memory.spent, limit, "{alert}");
@@ -443,26 +368,13 @@ impl PoolLoop {
             None => self.s.target.state().await.unwrap_or_default(),
         };
         self.publish(state, Some(&record));
-        self.remember(record);
-    }
-
-    /// Put a record in the in-memory window, replacing an earlier copy of
-    /// the same decision (its intent).
-    fn remember(&self, record: DecisionRecord) {
-        let mut r = self.handle.recent.lock().unwrap();
-        if r.back().is_some_and(|b| b.seq == record.seq) {
-            r.pop_back();
-        }
-        r.push_back(record);
-        while r.len() > RECENT {
-            r.pop_front();
-        }
+        self.handle.remember(record);
     }
 
     fn publish(&self, state: PoolState, record: Option<&DecisionRecord>) {
-        let mut s = self.handle.snapshot.lock().unwrap();
         let p = &self.s.plan;
-        *s = PoolSnapshot {
+        let now = self.clock.now_ms();
+        self.handle.publish(|s| PoolSnapshot {
             id: p.id.clone(),
             target: self.s.target.kind(),
             min: p.min,
@@ -475,15 +387,14 @@ impl PoolLoop {
             // Between decisions the last one stands; before the first, what is there.
             desired: record.map_or(if s.last_decision_at.is_none() { state.capacity() } else { s.desired }, |r| r.desired),
             last_decision_at: record.map(|r| r.at).or(s.last_decision_at),
-            members: state,
             pending_approval: self.pending.clone(),
             last_error: self.last_error.clone(),
             journal_error: self.journal_error.clone(),
             decisions: self.decisions,
             actions: self.actions,
-            budget: None,
-        };
-        s.budget = super::budget::status(&p.cost, &self.memory, s.members.capacity(), self.clock.now_ms());
+            budget: budget::status(&p.cost, &self.memory, state.capacity(), now),
+            members: state,
+        });
     }
 
     async fn on_command(&mut self, c: PoolCommand) {
@@ -531,27 +442,8 @@ impl PoolLoop {
         let now = self.clock.now_ms();
         let state = self.s.target.state().await.map_err(|e| e.to_string())?;
         let from = state.capacity();
-        self.memory.seq += 1;
-        let mut record = DecisionRecord {
-            pool: self.s.plan.id.clone(),
-            seq: self.memory.seq,
-            at: now,
-            mode: Mode::Live,
-            input_digest: String::new(),
-            running: state.running(),
-            booting: state.booting(),
-            metrics: vec![],
-            votes: vec![],
-            consensus: ConsensusResult { policy: cause.into(), desired: Some(to as f64), confidence: 1.0, explanation: reason.clone() },
-            cost: vec![],
-            placement: None,
-            limited: None,
-            proposed: to,
-            clamps: vec![],
-            desired: to,
-            alerts: vec![],
-            action: None,
-        };
+        let change = OperatorChange { to, cause, reason: &reason };
+        let mut record = pipeline::operator(&self.s.plan, &mut self.memory, now, state.running(), state.booting(), change);
         self.act(&mut record, from, to, cause, reason, now).await;
         let failed = match &record.action.as_ref().unwrap().outcome {
             Outcome::Failed(e) => Some(e.clone()),
@@ -594,5 +486,4 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
 }
 
 #[cfg(test)]
-#[path = "pool_tests.rs"]
 mod tests;

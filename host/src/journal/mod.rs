@@ -35,8 +35,8 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use segment::{Frame, Ptr};
 use tokio::sync::oneshot;
 
-use crate::control::pipeline::PoolMemory;
-use crate::control::record::DecisionRecord;
+use crate::decide::memory::PoolMemory;
+use crate::decide::record::DecisionRecord;
 
 /// Segment number → the frames one commit wrote.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");

@@ -1,6 +1,6 @@
 use super::*;
 use std::time::Duration;
-use crate::control::record::*;
+use crate::decide::record::*;
 
 fn record(pool: &str, seq: u64) -> DecisionRecord {
     DecisionRecord {

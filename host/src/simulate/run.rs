@@ -26,7 +26,7 @@ use super::spec::{Environment, Fixed, SetSpec, SimSpec, TraceSpec};
 use super::trace::{TraceReader, TraceStats};
 use crate::config::{Config, PoolConfig, ProviderConfig};
 use crate::control::clock::VirtualClock;
-use crate::control::pipeline::Experts;
+use crate::decide::pipeline::Experts;
 use crate::control::pool::{self, MetricSpec, PoolSettings};
 use crate::journal::Journal;
 use crate::policy::{InstanceMode, PolicyEngine, Registry, SandboxOptions};

@@ -13,11 +13,13 @@
 
 use std::collections::BTreeMap;
 
-use scalewise_sdk::{Action, Ballot, Budget, ConsensusInput, ConsensusOutput, CostInput, CostOutput, InstanceKind, MetricWindow, Placement, Pool, Proposal, StrategyInput, StrategyOutput, Verdict, Vote};
+use scalewise_sdk::{Action, Ballot, Budget, ConsensusInput, ConsensusOutput, CostInput, CostOutput, MetricWindow, Placement, Pool, Proposal, StrategyInput, StrategyOutput, Verdict, Vote};
 
 pub use super::feasibility::{Headroom, MetricLimit};
 
-use super::guardrails::{self, GuardState, Guardrails};
+use super::budget::CostSpec;
+use super::guardrails::{self, Guardrails};
+use super::memory::PoolMemory;
 use super::record::*;
 
 /// An answer from a policy, and which version gave it.
@@ -38,33 +40,6 @@ pub trait Experts: Send + Sync {
 pub struct ExpertSpec {
     pub policy: String,
     pub weight: f64,
-}
-
-/// Cost facts a pool's cost rules see.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CostSpec {
-    pub kind: Option<String>,
-    pub catalog: Vec<InstanceKind>,
-    pub budget_limit: Option<f64>,
-    pub budget_period: BudgetPeriod,
-    /// Percentages of the budget at which an alert fires, ascending.
-    pub budget_alerts: Vec<f64>,
-}
-
-/// How long a budget lasts before it starts again.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BudgetPeriod {
-    /// A fixed number of hours from when the pool first ran.
-    Hours(f64),
-    /// Calendar months in UTC, as cloud bills run.
-    Month,
-}
-
-impl Default for BudgetPeriod {
-    fn default() -> Self {
-        BudgetPeriod::Hours(720.0)
-    }
 }
 
 /// What a pool decides with.
@@ -93,30 +68,11 @@ impl PoolPlan {
     }
 }
 
-/// What persists between ticks: guardrail memory and policy states.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PoolMemory {
-    pub seq: u64,
-    pub guard: GuardState,
-    /// Each policy's state from its last call, by policy id.
-    #[serde(with = "super::state_text")]
-    pub states: BTreeMap<String, Vec<u8>>,
-    /// Money spent in the budget period so far, and when the period began.
-    pub spent: f64,
-    pub period_start: i64,
-    /// Budget alert thresholds (percent) crossed in this period.
-    #[serde(default)]
-    pub alerts_fired: Vec<f64>,
-    /// How the capacity was last bought (the placement of the last action
-    /// that had one): what spend is priced by.
-    #[serde(default)]
-    pub placement: Option<Placement>,
-    pub paused: bool,
-}
-
 pub struct TickInput<'a> {
     pub plan: &'a PoolPlan,
     pub now: i64,
+    /// How this decision may be taken ([`Mode::of`]).
+    pub mode: Mode,
     pub running: u32,
     pub booting: u32,
     pub metrics: Vec<MetricWindow>,
@@ -195,16 +151,9 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
         placement = placement.map(|p| shrink(p, l.to));
     }
 
-    memory.seq += 1;
     let guarded = guardrails::apply(&plan.guardrails, &mut memory.guard, input.now, current, plan.min, plan.max, proposed);
     DecisionRecord {
-        pool: plan.id.clone(),
-        seq: memory.seq,
-        at: input.now,
-        mode: if memory.paused { Mode::Paused } else { Mode::Live },
         input_digest: digest,
-        running: input.running,
-        booting: input.booting,
         metrics: readings,
         votes,
         consensus,
@@ -214,6 +163,53 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
         proposed,
         clamps: guarded.clamps,
         desired: guarded.desired,
+        ..record(plan, memory, input.now, input.mode, &pool)
+    }
+}
+
+/// An operator's change of capacity.
+pub struct OperatorChange<'a> {
+    pub to: u32,
+    /// `manual` or `approval`.
+    pub cause: &'a str,
+    pub reason: &'a str,
+}
+
+/// An operator's change (a manual scale, an approved one): a decision of
+/// its own in the pool's sequence, taken live whatever the pool's mode, with
+/// no votes and no clamps. The caller has checked it against the bounds.
+pub fn operator(plan: &PoolPlan, memory: &mut PoolMemory, now: i64, running: u32, booting: u32, change: OperatorChange<'_>) -> DecisionRecord {
+    let pool = Pool { id: plan.id.clone(), running, booting, min: plan.min, max: plan.max };
+    let OperatorChange { to, cause, reason } = change;
+    DecisionRecord {
+        consensus: ConsensusResult { policy: cause.into(), desired: Some(f64::from(to)), confidence: 1.0, explanation: reason.into() },
+        proposed: to,
+        desired: to,
+        ..record(plan, memory, now, Mode::Live, &pool)
+    }
+}
+
+/// The one place a decision record is made: the next number in the pool's
+/// sequence, with nothing decided yet (a hold at the current capacity).
+fn record(plan: &PoolPlan, memory: &mut PoolMemory, at: i64, mode: Mode, pool: &Pool) -> DecisionRecord {
+    memory.seq += 1;
+    DecisionRecord {
+        pool: plan.id.clone(),
+        seq: memory.seq,
+        at,
+        mode,
+        input_digest: String::new(),
+        running: pool.running,
+        booting: pool.booting,
+        metrics: Vec::new(),
+        votes: Vec::new(),
+        consensus: ConsensusResult { policy: String::new(), desired: None, confidence: 0.0, explanation: String::new() },
+        cost: Vec::new(),
+        placement: None,
+        limited: None,
+        proposed: pool.capacity(),
+        clamps: Vec::new(),
+        desired: pool.capacity(),
         alerts: Vec::new(),
         action: None,
     }
@@ -351,5 +347,4 @@ impl Fingerprint {
 }
 
 #[cfg(test)]
-#[path = "pipeline/tests.rs"]
 mod tests;

@@ -80,6 +80,25 @@ pub enum Mode {
     Standby,
 }
 
+impl Mode {
+    /// The one rule for how a pool's policy decisions are taken. A dry run
+    /// is configured and outranks everything; an operator's pause outranks
+    /// the lease, so a paused pool reads as paused on every replica.
+    /// (An operator's own change is always live: see
+    /// [`operator`](super::pipeline::operator).)
+    pub fn of(dry_run: bool, paused: bool, standby: bool) -> Mode {
+        if dry_run {
+            Mode::DryRun
+        } else if paused {
+            Mode::Paused
+        } else if standby {
+            Mode::Standby
+        } else {
+            Mode::Live
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status", content = "detail")]
 pub enum Outcome {

@@ -14,12 +14,39 @@
 //! decision, shown in the API and the dashboard, and exported as
 //! `scalewise_budget_alert{pool, threshold}`.
 
-use scalewise_sdk::Placement;
+use scalewise_sdk::{InstanceKind, Placement};
 use serde::Serialize;
 
-use super::pipeline::{BudgetPeriod, CostSpec, PoolMemory};
+use super::memory::PoolMemory;
 
 const HOUR_MS: f64 = 3_600_000.0;
+
+/// Cost facts a pool's cost rules see.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostSpec {
+    pub kind: Option<String>,
+    pub catalog: Vec<InstanceKind>,
+    pub budget_limit: Option<f64>,
+    pub budget_period: BudgetPeriod,
+    /// Percentages of the budget at which an alert fires, ascending.
+    pub budget_alerts: Vec<f64>,
+}
+
+/// How long a budget lasts before it starts again.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// A fixed number of hours from when the pool first ran.
+    Hours(f64),
+    /// Calendar months in UTC, as cloud bills run.
+    Month,
+}
+
+impl Default for BudgetPeriod {
+    fn default() -> Self {
+        BudgetPeriod::Hours(720.0)
+    }
+}
 
 /// A budget's standing, for the API and the metrics.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -57,7 +57,7 @@ fn plan(strategies: &[&str], consensus: Option<&str>, cost: &[&str]) -> PoolPlan
 }
 
 fn tick<'a>(plan: &'a PoolPlan, running: u32) -> TickInput<'a> {
-    TickInput { plan, now: 1000, running, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None }
+    TickInput { plan, now: 1000, mode: Mode::Live, running, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None }
 }
 
 #[test]

@@ -1,0 +1,35 @@
+//! What a pool remembers between ticks and across restarts: the guardrails'
+//! history, every policy's state, the budget's books, and whether an
+//! operator paused it.
+//!
+//! Why a file of its own: it is the one value the journal persists besides
+//! the decisions, and the one value [`decide`](super::pipeline::decide)
+//! mutates. Keeping it apart from the pipeline lets the journal depend on
+//! this noun without depending on the decision code.
+
+use std::collections::BTreeMap;
+
+use scalewise_sdk::Placement;
+
+use super::guardrails::GuardState;
+
+/// What persists between ticks: guardrail memory and policy states.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolMemory {
+    pub seq: u64,
+    pub guard: GuardState,
+    /// Each policy's state from its last call, by policy id.
+    #[serde(with = "super::state_text")]
+    pub states: BTreeMap<String, Vec<u8>>,
+    /// Money spent in the budget period so far, and when the period began.
+    pub spent: f64,
+    pub period_start: i64,
+    /// Budget alert thresholds (percent) crossed in this period.
+    #[serde(default)]
+    pub alerts_fired: Vec<f64>,
+    /// How the capacity was last bought (the placement of the last action
+    /// that had one): what spend is priced by.
+    #[serde(default)]
+    pub placement: Option<Placement>,
+    pub paused: bool,
+}
