@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use scalewise::policy::watch::Watcher;
 use scalewise::policy::{
-    Compiler, InstanceMode, Policy, PolicyEngine, PolicyInput, PolicySource, PolicyStatus, Registry, SandboxOptions,
+    AnyInput, Compiler, InstanceMode, Policy, PolicyEngine, PolicySource, PolicyStatus, Registry, SandboxOptions,
 };
 use scalewise::timing::{Percentiles, Rounds, measure_rounds};
 use scalewise_sdk::*;
@@ -29,23 +29,7 @@ struct Case {
     name: &'static str,
     settings: &'static str,
     native: Box<dyn Fn()>,
-    input: Owned,
-}
-
-enum Owned {
-    Strategy(StrategyInput),
-    Cost(CostInput),
-    Consensus(ConsensusInput),
-}
-
-impl Owned {
-    fn as_input(&self) -> PolicyInput<'_> {
-        match self {
-            Owned::Strategy(i) => PolicyInput::Strategy(i),
-            Owned::Cost(i) => PolicyInput::CostRule(i),
-            Owned::Consensus(i) => PolicyInput::Consensus(i),
-        }
-    }
+    input: AnyInput,
 }
 
 const NOW: i64 = 1_700_000_000_000;
@@ -125,37 +109,37 @@ fn cases() -> Vec<Case> {
             name: "target-tracking",
             settings: TT,
             native: { let i = s(TT); Box::new(move || { std::hint::black_box(run_strategy::<target_tracking::TargetTracking>(&i).ok()); }) },
-            input: Owned::Strategy(s(TT)),
+            input: AnyInput::Strategy(s(TT)),
         },
         Case {
             name: "step-scaling",
             settings: SS,
             native: { let i = s(SS); Box::new(move || { std::hint::black_box(run_strategy::<step_scaling::StepScaling>(&i).ok()); }) },
-            input: Owned::Strategy(s(SS)),
+            input: AnyInput::Strategy(s(SS)),
         },
         Case {
             name: "queue-depth",
             settings: QD,
             native: { let i = s(QD); Box::new(move || { std::hint::black_box(run_strategy::<queue_depth::QueueDepth>(&i).ok()); }) },
-            input: Owned::Strategy(s(QD)),
+            input: AnyInput::Strategy(s(QD)),
         },
         Case {
             name: "weighted-vote",
             settings: "{}",
             native: { let i = consensus_input("{}"); Box::new(move || { std::hint::black_box(run_consensus::<weighted_vote::WeightedVote>(&i).ok()); }) },
-            input: Owned::Consensus(consensus_input("{}")),
+            input: AnyInput::Consensus(consensus_input("{}")),
         },
         Case {
             name: "safest",
             settings: "{}",
             native: { let i = consensus_input("{}"); Box::new(move || { std::hint::black_box(run_consensus::<safest::Safest>(&i).ok()); }) },
-            input: Owned::Consensus(consensus_input("{}")),
+            input: AnyInput::Consensus(consensus_input("{}")),
         },
         Case {
             name: "budget-cap",
             settings: BC,
             native: { let i = cost_input(BC); Box::new(move || { std::hint::black_box(run_cost_rule::<budget_cap::BudgetCap>(&i).ok()); }) },
-            input: Owned::Cost(cost_input(BC)),
+            input: AnyInput::CostRule(cost_input(BC)),
         },
     ]
 }
@@ -166,10 +150,10 @@ fn load(engine: &Arc<PolicyEngine>, path: &Path, settings: &str) -> Policy {
     Policy::load(engine, src, Arc::new(PolicyStatus::default())).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn timed(policy: &Policy, input: &Owned, rounds: u32, iterations: u32) -> Rounds {
-    policy.evaluate(input.as_input()).unwrap_or_else(|e| panic!("{:?}: {e}", policy.id));
+fn timed(policy: &Policy, input: &AnyInput, rounds: u32, iterations: u32) -> Rounds {
+    input.evaluate(policy).unwrap_or_else(|e| panic!("{:?}: {e}", policy.id));
     measure_rounds(rounds, iterations, || {
-        std::hint::black_box(policy.evaluate(input.as_input()).ok());
+        std::hint::black_box(input.evaluate(policy).ok());
     })
 }
 
@@ -265,7 +249,7 @@ fn hot_swap_under_load(out_dir: &Path) {
             std::thread::spawn(move || {
                 let input = strategy_input("");
                 while !stop.load(Ordering::Relaxed) {
-                    registry.evaluate("qd", PolicyInput::Strategy(&input)).expect("no failed evaluation");
+                    registry.evaluate("qd", &input).expect("no failed evaluation");
                     calls.fetch_add(1, Ordering::Relaxed);
                 }
             })

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scalewise::policy::watch::Watcher;
-use scalewise::policy::{Compiler, PolicyEngine, PolicyInput, PolicyOutput, Registry, SandboxOptions, digest};
+use scalewise::policy::{Compiler, PolicyEngine, Registry, SandboxOptions, digest};
 use scalewise_e2e::{engine, guest, install_bytes, newcomer, with_custom_section};
 use scalewise_sdk::{MetricWindow, Pool, Sample, StrategyInput};
 
@@ -61,9 +61,9 @@ fn a_policy_replaced_100_times_under_load_never_fails_an_evaluation() {
                 let (mut calls, mut newest) = (0u64, 0usize);
                 while !stop.load(Ordering::Relaxed) {
                     calls += 1;
-                    match registry.evaluate("swap", PolicyInput::Strategy(&input)) {
+                    match registry.evaluate("swap", &input) {
                         Ok(e) => {
-                            let PolicyOutput::Strategy(out) = e.output else { unreachable!() };
+                            let out = &e.output;
                             let i = index_of[&e.digest];
                             let expected = if i % 2 == 0 { "hostile: behaving" } else { "42 rps / 5 per worker" };
                             if out.proposal.reason != expected || e.fallback.is_some() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scalewise::policy::registry::RegistryError;
-use scalewise::policy::{Compiler, PolicyError, PolicyInput, PolicyOutput, Registry, SandboxOptions};
+use scalewise::policy::{Compiler, PolicyError, Registry, SandboxOptions};
 use scalewise_e2e::{engine, guest, install, install_bytes, with_custom_section};
 use scalewise_sdk::{MetricWindow, Pool, Sample, StrategyInput};
 
@@ -36,10 +36,7 @@ fn registry_compiled_by(dir: &Path, settings: &[(&str, &str)], compiler: Compile
 
 fn eval(registry: &Registry, id: &str, pool: &str) -> Result<String, RegistryError> {
     let i = input(pool);
-    registry.evaluate(id, PolicyInput::Strategy(&i)).map(|e| match e.output {
-        PolicyOutput::Strategy(o) => o.proposal.reason,
-        other => panic!("not a strategy output: {other:?}"),
-    })
+    registry.evaluate(id, &i).map(|e| e.output.proposal.reason)
 }
 
 fn policy_err(r: Result<String, RegistryError>) -> PolicyError {
@@ -197,11 +194,10 @@ fn a_faulting_new_version_falls_back_to_the_previous_one() {
     assert_eq!(report.loaded, ["p"], "{report:?}");
 
     let i = input("panic");
-    let evaluation = registry.evaluate("p", PolicyInput::Strategy(&i)).unwrap();
+    let evaluation = registry.evaluate("p", &i).unwrap();
     assert_eq!(evaluation.generation, old);
     assert!(evaluation.fallback.unwrap().contains("panicked on purpose"));
-    let PolicyOutput::Strategy(out) = evaluation.output else { panic!() };
-    assert_eq!(out.proposal.reason, "old and steady");
+    assert_eq!(evaluation.output.proposal.reason, "old and steady");
     assert_eq!(registry.status_of("p").unwrap().fallbacks, 1);
     assert_eq!(eval(&registry, "p", "behave").unwrap(), "hostile: behaving");
 }

@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::policy::registry::RegistryError;
-use crate::policy::{PolicyInput, Registry, Role};
+use crate::policy::{AnyInput, Registry};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -125,21 +125,8 @@ async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, body: S
     let role = policy.role();
     let registry = state.registry.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let bad = |e: serde_json::Error| format!("the body is not a valid {role} input: {e}");
-        match role {
-            Role::Strategy => {
-                let i = serde_json::from_value(value).map_err(bad)?;
-                Ok::<_, String>(registry.evaluate(&id, PolicyInput::Strategy(&i)))
-            }
-            Role::CostRule => {
-                let i = serde_json::from_value(value).map_err(bad)?;
-                Ok(registry.evaluate(&id, PolicyInput::CostRule(&i)))
-            }
-            Role::Consensus => {
-                let i = serde_json::from_value(value).map_err(bad)?;
-                Ok(registry.evaluate(&id, PolicyInput::Consensus(&i)))
-            }
-        }
+        let input = AnyInput::parse(role, value).map_err(|e| format!("the body is not a valid {role} input: {e}"))?;
+        Ok::<_, String>(input.evaluate_in(&registry, &id))
     })
     .await;
     match result {

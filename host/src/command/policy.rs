@@ -5,13 +5,12 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use scalewise_sdk::{ConsensusInput, CostInput, StrategyInput};
 use serde_json::Value;
 
 use crate::cli::{PolicyCommand, SettingsArg};
 use crate::timing::measure;
 use crate::policy::{
-    InstanceMode, Policy, PolicyEngine, PolicyInput, PolicySource, PolicyStatus, Role, SandboxOptions, SmokeInputs,
+    AnyInput, InstanceMode, Policy, PolicyEngine, PolicySource, PolicyStatus, SandboxOptions,
     component,
 };
 
@@ -70,40 +69,6 @@ fn check(file: &Path, settings: &SettingsArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// An input file parsed for a role.
-enum OwnedInput {
-    Strategy(StrategyInput),
-    CostRule(CostInput),
-    Consensus(ConsensusInput),
-}
-
-impl OwnedInput {
-    fn parse(role: Role, value: Value) -> anyhow::Result<Self> {
-        let what = format!("the input is not a valid {role} input");
-        Ok(match role {
-            Role::Strategy => OwnedInput::Strategy(serde_json::from_value(value).context(what)?),
-            Role::CostRule => OwnedInput::CostRule(serde_json::from_value(value).context(what)?),
-            Role::Consensus => OwnedInput::Consensus(serde_json::from_value(value).context(what)?),
-        })
-    }
-
-    fn sample(role: Role, inputs: &SmokeInputs) -> Self {
-        match role {
-            Role::Strategy => OwnedInput::Strategy(inputs.strategy.clone()),
-            Role::CostRule => OwnedInput::CostRule(inputs.cost.clone()),
-            Role::Consensus => OwnedInput::Consensus(inputs.consensus.clone()),
-        }
-    }
-
-    fn as_input(&self) -> PolicyInput<'_> {
-        match self {
-            OwnedInput::Strategy(i) => PolicyInput::Strategy(i),
-            OwnedInput::CostRule(i) => PolicyInput::CostRule(i),
-            OwnedInput::Consensus(i) => PolicyInput::Consensus(i),
-        }
-    }
-}
-
 /// Read an input file; its `settings` may be a JSON object or JSON text.
 fn read_input(path: &Path) -> anyhow::Result<(Value, Option<String>)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -123,8 +88,9 @@ fn test(file: &Path, input: &Path, settings: &SettingsArg) -> anyhow::Result<Exi
     let (value, from_input) = read_input(input)?;
     let settings = read_settings(settings, from_input)?;
     let policy = load(file, &settings, SandboxOptions::default())?;
-    let input = OwnedInput::parse(policy.role(), value)?;
-    match policy.evaluate(input.as_input()) {
+    let role = policy.role();
+    let input = AnyInput::parse(role, value).with_context(|| format!("the input is not a valid {role} input"))?;
+    match input.evaluate(&policy) {
         Ok(out) => {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
@@ -152,16 +118,17 @@ fn bench(file: &Path, input: Option<&Path>, iterations: u32, settings: &Settings
     println!("{:<18} {:>10} {:>10} {:>10}", "mode", "p50 µs", "p99 µs", "mean µs");
     for (name, mode) in modes {
         let policy = load(file, &settings, SandboxOptions { instance_mode: mode, ..SandboxOptions::default() })?;
+        let role = policy.role();
         let input = match &value {
-            Some(v) => OwnedInput::parse(policy.role(), v.clone())?,
-            None => OwnedInput::sample(policy.role(), &SmokeInputs::new()),
+            Some(v) => AnyInput::parse(role, v.clone()).with_context(|| format!("the input is not a valid {role} input"))?,
+            None => AnyInput::sample(role),
         };
-        if let Err(e) = policy.evaluate(input.as_input())
+        if let Err(e) = input.evaluate(&policy)
             && e.is_fault() {
                 bail!("the policy faults on this input: {e}");
             }
         let p = measure(iterations, || {
-            let _ = policy.evaluate(input.as_input());
+            let _ = input.evaluate(&policy);
         });
         println!("{name:<18} {:>10.2} {:>10.2} {:>10.2}", p.p50, p.p99, p.mean);
         if policy.runtime_kind() == "rhai" {

@@ -17,7 +17,8 @@ use wasmtime::component::Component;
 use super::bindings::{self, consensus, cost_rule, strategy};
 use super::engine::{HostState, InstanceMode, LogContext, PolicyEngine, flush_guest_output};
 use super::error::{LoadError, PolicyError};
-use super::{PolicyInput, PolicyOutput, Role, Runtime};
+use super::role::{Role, Runtime};
+use scalewise_sdk::{ConsensusInput, ConsensusOutput, CostInput, CostOutput, StrategyInput, StrategyOutput};
 
 /// The contract version this host speaks. Components built against any
 /// `0.2.x` are compatible (for 0.x packages the minor is the breaking part).
@@ -31,6 +32,9 @@ enum WorldPre {
     CostRule(cost_rule::CostRulePre<HostState>),
     Consensus(consensus::ConsensusPre<HostState>),
 }
+
+/// What a guest's `evaluate` returned: a trap, or its answer or refusal.
+type WorldResult<T> = wasmtime::Result<Result<T, String>>;
 
 enum WorldInstance {
     Strategy(strategy::Strategy),
@@ -221,35 +225,18 @@ impl ComponentRuntime {
         PolicyError::Trap(cause)
     }
 
-    fn invoke(
+    /// Run `role`'s call on an instance: `call` returns `None` when the
+    /// instance is of another world. The guest's output is flushed to the
+    /// log and a fault is put in the user's terms.
+    fn invoke<T>(
         &self,
         store: &mut Store<HostState>,
         instance: &WorldInstance,
-        input: PolicyInput<'_>,
-        settings: &str,
-    ) -> Result<PolicyOutput, PolicyError> {
-        let result = match (instance, input) {
-            (WorldInstance::Strategy(s), PolicyInput::Strategy(i)) => {
-                let loan = bindings::StrategyLoan::new(i);
-                s.scalewise_policy_strategy_api()
-                    .call_evaluate(&mut *store, loan.input(settings))
-                    .map(|r| r.map(|o| PolicyOutput::Strategy(bindings::strategy_output(o))))
-            }
-            (WorldInstance::CostRule(c), PolicyInput::CostRule(i)) => {
-                let wit = bindings::cost_input(i, settings);
-                c.scalewise_policy_cost_rule_api()
-                    .call_evaluate(&mut *store, &wit)
-                    .map(|r| r.map(|o| PolicyOutput::CostRule(bindings::cost_output(o))))
-            }
-            (WorldInstance::Consensus(c), PolicyInput::Consensus(i)) => {
-                let wit = bindings::consensus_input(i, settings);
-                c.scalewise_policy_consensus_api()
-                    .call_evaluate(&mut *store, &wit)
-                    .map(|r| r.map(|o| PolicyOutput::Consensus(bindings::consensus_output(o))))
-            }
-            (_, input) => {
-                return Err(PolicyError::WrongRole { expected: input.role().as_str(), actual: self.role.as_str() });
-            }
+        role: Role,
+        call: impl FnOnce(&mut Store<HostState>, &WorldInstance) -> Option<WorldResult<T>>,
+    ) -> Result<T, PolicyError> {
+        let Some(result) = call(&mut *store, instance) else {
+            return Err(PolicyError::WrongRole { expected: role.as_str(), actual: self.role.as_str() });
         };
         let stderr_tail = flush_guest_output(store.data_mut());
         match result {
@@ -284,25 +271,57 @@ impl Runtime for ComponentRuntime {
         self.validate_in(&mut store, &instance, settings)
     }
 
-    fn call(&self, input: PolicyInput<'_>, settings: &str) -> Result<PolicyOutput, PolicyError> {
+    fn strategy(&self, input: &StrategyInput, settings: &str) -> Result<StrategyOutput, PolicyError> {
+        self.call(Role::Strategy, |store, instance| match instance {
+            WorldInstance::Strategy(s) => {
+                let loan = bindings::StrategyLoan::new(input);
+                Some(s.scalewise_policy_strategy_api().call_evaluate(store, loan.input(settings)).map(|r| r.map(bindings::strategy_output)))
+            }
+            _ => None,
+        })
+    }
+
+    fn cost_rule(&self, input: &CostInput, settings: &str) -> Result<CostOutput, PolicyError> {
+        self.call(Role::CostRule, |store, instance| match instance {
+            WorldInstance::CostRule(c) => {
+                let wit = bindings::cost_input(input, settings);
+                Some(c.scalewise_policy_cost_rule_api().call_evaluate(store, &wit).map(|r| r.map(bindings::cost_output)))
+            }
+            _ => None,
+        })
+    }
+
+    fn consensus(&self, input: &ConsensusInput, settings: &str) -> Result<ConsensusOutput, PolicyError> {
+        self.call(Role::Consensus, |store, instance| match instance {
+            WorldInstance::Consensus(c) => {
+                let wit = bindings::consensus_input(input, settings);
+                Some(c.scalewise_policy_consensus_api().call_evaluate(store, &wit).map(|r| r.map(bindings::consensus_output)))
+            }
+            _ => None,
+        })
+    }
+}
+
+impl ComponentRuntime {
+    /// Call `role`'s evaluate through `call`, on an instance as the engine's
+    /// instance mode says.
+    fn call<T: Send>(&self, role: Role, call: impl FnOnce(&mut Store<HostState>, &WorldInstance) -> Option<WorldResult<T>> + Send) -> Result<T, PolicyError> {
         // wasmtime-wasi's synchronous bindings block on a tokio runtime of
         // their own, which panics on a thread already inside one (a pool's
         // task). A guest that imports WASI is therefore called from a
         // short-lived thread there. Components built by `scalewise policy
         // build` import no WASI and never pay for this.
         if self.uses_wasi && tokio::runtime::Handle::try_current().is_ok() {
-            return std::thread::scope(|s| s.spawn(|| self.call_here(input, settings)).join().unwrap_or_else(|_| Err(PolicyError::Trap("the policy's call thread panicked".into()))));
+            return std::thread::scope(|s| s.spawn(|| self.call_here(role, call)).join().unwrap_or_else(|_| Err(PolicyError::Trap("the policy's call thread panicked".into()))));
         }
-        self.call_here(input, settings)
+        self.call_here(role, call)
     }
-}
 
-impl ComponentRuntime {
-    fn call_here(&self, input: PolicyInput<'_>, settings: &str) -> Result<PolicyOutput, PolicyError> {
+    fn call_here<T>(&self, role: Role, call: impl FnOnce(&mut Store<HostState>, &WorldInstance) -> Option<WorldResult<T>>) -> Result<T, PolicyError> {
         match self.engine.options.instance_mode {
             InstanceMode::Fresh => {
                 let (mut store, instance) = self.instantiate()?;
-                self.invoke(&mut store, &instance, input, settings)
+                self.invoke(&mut store, &instance, role, call)
             }
             InstanceMode::Warm { max_calls } => {
                 let reused = self.warm.lock().unwrap().pop();
@@ -316,7 +335,7 @@ impl ComponentRuntime {
                         Warm { store, instance, calls: 0 }
                     }
                 };
-                let result = self.invoke(&mut warm.store, &warm.instance, input, settings);
+                let result = self.invoke(&mut warm.store, &warm.instance, role, call);
                 warm.calls += 1;
                 // A trap or a timeout may leave the instance half-way through
                 // anything: retire it. So does age.

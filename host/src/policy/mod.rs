@@ -1,10 +1,11 @@
 //! The policy sandbox: everything that loads, runs and swaps policies.
 //!
 //! Outside this module the host sees [`Policy`] (one loaded version of one
-//! policy, with typed `strategy` / `cost_rule` / `consensus` calls) and the
-//! [`Registry`] (the live set, swapped atomically). It never sees wasmtime or
-//! rhai types: both runtimes sit behind the private [`Runtime`] trait, and
-//! both answer with the same [`PolicyError`]s.
+//! policy) and the [`Registry`] (the live set, swapped atomically), both
+//! evaluated with a role's own input type and answering with that role's
+//! output ([`RoleInput`]). It never sees wasmtime or rhai types: both
+//! runtimes sit behind the private `Runtime` trait (in `role`), and both
+//! answer with the same [`PolicyError`]s.
 //!
 //! A call to a [`Policy`] always passes through [`guard`]: whatever the
 //! runtime returned is checked for sense before anything may act on it.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod guard;
 pub mod registry;
 mod rhai;
+mod role;
 pub mod status;
 pub mod watch;
 
@@ -25,91 +27,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use scalewise_sdk::{
-    Action, Ballot, ConsensusInput, ConsensusOutput, CostInput, CostOutput, InstanceKind,
-    MetricWindow, Pool, Proposal, Sample, StrategyInput, StrategyOutput, Vote,
-};
-use serde::Serialize;
+use scalewise_sdk::{Action, Ballot, ConsensusInput, CostInput, InstanceKind, MetricWindow, Pool, Proposal, Sample, StrategyInput, Vote};
 use sha2::{Digest, Sha256};
+
+use self::role::Runtime;
 
 pub use self::engine::{Compiler, InstanceMode, PolicyEngine, SandboxOptions};
 pub use self::error::{LoadError, PolicyError};
 pub use self::registry::{Evaluation, Registry};
+pub use self::role::{AnyInput, AnyOutput, Role, RoleInput};
 pub use self::status::{PolicyStatus, StatusSnapshot};
-
-/// The part a policy plays in a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    Strategy,
-    CostRule,
-    Consensus,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Strategy => "strategy",
-            Role::CostRule => "cost-rule",
-            Role::Consensus => "consensus",
-        }
-    }
-
-    /// The WIT world a component of this role implements.
-    pub fn world(self) -> &'static str {
-        self.as_str()
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An input for any role.
-#[derive(Debug, Clone, Copy)]
-pub enum PolicyInput<'a> {
-    Strategy(&'a StrategyInput),
-    CostRule(&'a CostInput),
-    Consensus(&'a ConsensusInput),
-}
-
-impl PolicyInput<'_> {
-    pub fn role(&self) -> Role {
-        match self {
-            PolicyInput::Strategy(_) => Role::Strategy,
-            PolicyInput::CostRule(_) => Role::CostRule,
-            PolicyInput::Consensus(_) => Role::Consensus,
-        }
-    }
-
-    pub fn pool(&self) -> &Pool {
-        match self {
-            PolicyInput::Strategy(i) => &i.pool,
-            PolicyInput::CostRule(i) => &i.pool,
-            PolicyInput::Consensus(i) => &i.pool,
-        }
-    }
-}
-
-/// An output of any role.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum PolicyOutput {
-    Strategy(StrategyOutput),
-    CostRule(CostOutput),
-    Consensus(ConsensusOutput),
-}
-
-/// What both runtimes (components and rhai scripts) provide.
-pub(crate) trait Runtime: Send + Sync {
-    fn role(&self) -> Role;
-    fn kind(&self) -> &'static str;
-    /// `Ok(Err(msg))`: the policy rejected the settings; `Err`: it faulted.
-    fn validate_config(&self, settings: &str) -> Result<Result<(), String>, PolicyError>;
-    fn call(&self, input: PolicyInput<'_>, settings: &str) -> Result<PolicyOutput, PolicyError>;
-}
 
 /// One loaded, validated version of one policy.
 pub struct Policy {
@@ -183,11 +110,10 @@ impl Policy {
 
     /// One call on a synthetic input. Declining (no data) is fine; a fault is not.
     fn smoke(&self) -> Result<(), LoadError> {
-        let inputs = SmokeInputs::new();
-        let result = match self.role() {
-            Role::Strategy => self.call_unrecorded(PolicyInput::Strategy(&inputs.strategy)),
-            Role::CostRule => self.call_unrecorded(PolicyInput::CostRule(&inputs.cost)),
-            Role::Consensus => self.call_unrecorded(PolicyInput::Consensus(&inputs.consensus)),
+        let result = match AnyInput::sample(self.role()) {
+            AnyInput::Strategy(i) => self.call_unrecorded(&i).map(drop),
+            AnyInput::CostRule(i) => self.call_unrecorded(&i).map(drop),
+            AnyInput::Consensus(i) => self.call_unrecorded(&i).map(drop),
         };
         match result {
             Err(e) if e.is_fault() => Err(LoadError::Smoke(e)),
@@ -212,48 +138,22 @@ impl Policy {
         &self.status
     }
 
-    fn call_unrecorded(&self, input: PolicyInput<'_>) -> Result<PolicyOutput, PolicyError> {
-        if input.role() != self.role() {
-            return Err(PolicyError::WrongRole { expected: input.role().as_str(), actual: self.role().as_str() });
+    /// Call in the sandbox and check the answer for sense.
+    fn call_unrecorded<I: RoleInput>(&self, input: &I) -> Result<I::Output, PolicyError> {
+        if I::ROLE != self.role() {
+            return Err(PolicyError::WrongRole { expected: I::ROLE.as_str(), actual: self.role().as_str() });
         }
-        let out = self.runtime.call(input, &self.settings)?;
-        let pool = input.pool();
-        match (&out, input) {
-            (PolicyOutput::Strategy(o), _) => guard::check_strategy(pool, o, &self.limits)?,
-            (PolicyOutput::CostRule(o), PolicyInput::CostRule(i)) => guard::check_cost(pool, i.proposed, o, &self.limits)?,
-            (PolicyOutput::Consensus(o), _) => guard::check_consensus(pool, o, &self.limits)?,
-            (PolicyOutput::CostRule(_), _) => unreachable!("role checked above"),
-        }
+        let out = input.run(self.runtime.as_ref(), &self.settings)?;
+        input.check(&out, &self.limits)?;
         Ok(out)
     }
 
     /// Evaluate in the sandbox, check the answer, and count it in the status.
-    pub fn evaluate(&self, input: PolicyInput<'_>) -> Result<PolicyOutput, PolicyError> {
+    pub fn evaluate<I: RoleInput>(&self, input: &I) -> Result<I::Output, PolicyError> {
         let started = Instant::now();
         let result = self.call_unrecorded(input);
         self.status.record_call(started.elapsed(), result.as_ref().map(|_| ()));
         result
-    }
-
-    pub fn strategy(&self, input: &StrategyInput) -> Result<StrategyOutput, PolicyError> {
-        match self.evaluate(PolicyInput::Strategy(input))? {
-            PolicyOutput::Strategy(o) => Ok(o),
-            _ => unreachable!("role checked by call_unrecorded"),
-        }
-    }
-
-    pub fn cost_rule(&self, input: &CostInput) -> Result<CostOutput, PolicyError> {
-        match self.evaluate(PolicyInput::CostRule(input))? {
-            PolicyOutput::CostRule(o) => Ok(o),
-            _ => unreachable!("role checked by call_unrecorded"),
-        }
-    }
-
-    pub fn consensus(&self, input: &ConsensusInput) -> Result<ConsensusOutput, PolicyError> {
-        match self.evaluate(PolicyInput::Consensus(input))? {
-            PolicyOutput::Consensus(o) => Ok(o),
-            _ => unreachable!("role checked by call_unrecorded"),
-        }
     }
 }
 

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use super::error::{LoadError, PolicyError};
 use super::status::{PolicyStatus, StatusSnapshot, VersionInfo};
-use super::{Compiler, Policy, PolicyEngine, PolicyInput, PolicyOutput, PolicySource, digest};
+use super::{Compiler, Policy, PolicyEngine, PolicySource, RoleInput, digest};
 
 #[derive(Clone)]
 struct Entry {
@@ -59,12 +59,19 @@ impl PolicySet {
 
 /// The answer to one evaluation, and which version gave it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    pub output: PolicyOutput,
+pub struct Evaluation<T> {
+    pub output: T,
     pub generation: u64,
     pub digest: String,
     /// Set when the serving version faulted and the previous one answered.
     pub fallback: Option<String>,
+}
+
+impl<T> Evaluation<T> {
+    /// The same evaluation with its output mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Evaluation<U> {
+        Evaluation { output: f(self.output), generation: self.generation, digest: self.digest, fallback: self.fallback }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -432,7 +439,7 @@ impl Registry {
 
     /// Evaluate policy `id`. If the serving version faults and a previous
     /// version exists, the previous one answers and the fault is reported.
-    pub fn evaluate(&self, id: &str, input: PolicyInput<'_>) -> Result<Evaluation, RegistryError> {
+    pub fn evaluate<I: RoleInput>(&self, id: &str, input: &I) -> Result<Evaluation<I::Output>, RegistryError> {
         let entry = self.live.load().entries.get(id).cloned().ok_or_else(|| RegistryError::NotLoaded(id.to_owned()))?;
         let served = |p: &Policy, output, fallback| Evaluation { output, generation: p.generation, digest: p.digest.clone(), fallback };
         match entry.current.evaluate(input) {

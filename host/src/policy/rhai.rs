@@ -17,13 +17,14 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
-use scalewise_sdk::{ConsensusOutput, CostOutput, Gauge, Placement, Proposal, StrategyOutput, Verdict};
+use scalewise_sdk::{ConsensusInput, ConsensusOutput, CostInput, CostOutput, Gauge, Placement, Proposal, StrategyInput, StrategyOutput, Verdict};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::deadline::Overrun;
 use super::engine::SandboxOptions;
 use super::error::{LoadError, PolicyError};
-use super::{PolicyInput, PolicyOutput, Role, Runtime};
+use super::role::{Role, Runtime};
 
 thread_local! {
     /// The wall-clock deadline of the call running on this thread, and its
@@ -119,12 +120,8 @@ fn json_or_null(bytes: &[u8]) -> Value {
 }
 
 /// Serialise an input to a rhai map, with settings and state as values.
-fn script_input(input: PolicyInput<'_>, settings: &str) -> Result<Dynamic, PolicyError> {
-    let (mut value, state) = match input {
-        PolicyInput::Strategy(i) => (serde_json::to_value(i), i.state.as_deref()),
-        PolicyInput::CostRule(i) => (serde_json::to_value(i), i.state.as_deref()),
-        PolicyInput::Consensus(i) => (serde_json::to_value(i), i.state.as_deref()),
-    };
+fn script_input(input: &impl Serialize, state: Option<&[u8]>, settings: &str) -> Result<Dynamic, PolicyError> {
+    let mut value = serde_json::to_value(input);
     let value = value.as_mut().map_err(|e| PolicyError::Instantiate(e.to_string()))?;
     value["settings"] = json_or_null(settings.as_bytes());
     value["state"] = state.map(json_or_null).unwrap_or(Value::Null);
@@ -182,46 +179,65 @@ fn placement(map: &Value) -> Result<Option<Placement>, PolicyError> {
     Ok(Some(Placement { kind, on_demand: members("on_demand")?, spot: members("spot")? }))
 }
 
-fn script_output(role: Role, result: Dynamic) -> Result<PolicyOutput, PolicyError> {
+/// A script's answer as JSON: it must be a map.
+fn script_output(role: Role, result: Dynamic) -> Result<Value, PolicyError> {
     let type_name = result.type_name();
     let map: Value = rhai::serde::from_dynamic(&result).map_err(|e| invalid(e.to_string()))?;
     if !map.is_object() {
         return Err(invalid(format!("a {role} script must return a map, got {type_name}")));
     }
-    Ok(match role {
-        Role::Strategy => PolicyOutput::Strategy(StrategyOutput {
-            proposal: Proposal::new(number(&map, "desired", None)?, number(&map, "confidence", Some(1.0))?, text(&map, "reason")),
-            gauges: gauges(&map)?,
-            state: state(&map),
-        }),
-        Role::CostRule => {
-            let verdict = match map.get("verdict").and_then(Value::as_str) {
-                Some("allow") | None => Verdict::Allow,
-                Some("deny") => Verdict::Deny,
-                Some("clamp") => {
-                    let n = number(&map, "clamp", None)?;
-                    if !(n.is_finite() && n >= 0.0 && n <= f64::from(u32::MAX)) {
-                        return Err(invalid(format!("`clamp` must be a whole number of members, got {n}")));
-                    }
-                    Verdict::Clamp(n as u32)
-                }
-                Some(other) => return Err(invalid(format!("`verdict` must be allow, clamp or deny, got {other}"))),
-            };
-            PolicyOutput::CostRule(CostOutput {
-                verdict,
-                cost_per_hour: number(&map, "cost_per_hour", Some(0.0))?,
-                reason: text(&map, "reason"),
-                placement: placement(&map)?,
-                state: state(&map),
-            })
-        }
-        Role::Consensus => PolicyOutput::Consensus(ConsensusOutput {
-            desired: number(&map, "desired", None)?,
-            confidence: number(&map, "confidence", Some(1.0))?,
-            explanation: text(&map, "explanation"),
-            state: state(&map),
-        }),
+    Ok(map)
+}
+
+fn strategy_output(map: &Value) -> Result<StrategyOutput, PolicyError> {
+    Ok(StrategyOutput {
+        proposal: Proposal::new(number(map, "desired", None)?, number(map, "confidence", Some(1.0))?, text(map, "reason")),
+        gauges: gauges(map)?,
+        state: state(map),
     })
+}
+
+fn cost_output(map: &Value) -> Result<CostOutput, PolicyError> {
+    let verdict = match map.get("verdict").and_then(Value::as_str) {
+        Some("allow") | None => Verdict::Allow,
+        Some("deny") => Verdict::Deny,
+        Some("clamp") => {
+            let n = number(map, "clamp", None)?;
+            if !(n.is_finite() && n >= 0.0 && n <= f64::from(u32::MAX)) {
+                return Err(invalid(format!("`clamp` must be a whole number of members, got {n}")));
+            }
+            Verdict::Clamp(n as u32)
+        }
+        Some(other) => return Err(invalid(format!("`verdict` must be allow, clamp or deny, got {other}"))),
+    };
+    Ok(CostOutput {
+        verdict,
+        cost_per_hour: number(map, "cost_per_hour", Some(0.0))?,
+        reason: text(map, "reason"),
+        placement: placement(map)?,
+        state: state(map),
+    })
+}
+
+fn consensus_output(map: &Value) -> Result<ConsensusOutput, PolicyError> {
+    Ok(ConsensusOutput {
+        desired: number(map, "desired", None)?,
+        confidence: number(map, "confidence", Some(1.0))?,
+        explanation: text(map, "explanation"),
+        state: state(map),
+    })
+}
+
+impl RhaiRuntime {
+    /// Run the script's role function on `input` and read its answer.
+    fn call<T>(&self, role: Role, input: &impl Serialize, state: Option<&[u8]>, settings: &str, read: fn(&Value) -> Result<T, PolicyError>) -> Result<T, PolicyError> {
+        if role != self.role {
+            return Err(PolicyError::WrongRole { expected: role.as_str(), actual: self.role.as_str() });
+        }
+        let arg = script_input(input, state, settings)?;
+        let result = self.run(self.entry, arg)?;
+        read(&script_output(self.role, result)?)
+    }
 }
 
 impl Runtime for RhaiRuntime {
@@ -249,10 +265,16 @@ impl Runtime for RhaiRuntime {
         }
     }
 
-    fn call(&self, input: PolicyInput<'_>, settings: &str) -> Result<PolicyOutput, PolicyError> {
-        let arg = script_input(input, settings)?;
-        let result = self.run(self.entry, arg)?;
-        script_output(self.role, result)
+    fn strategy(&self, input: &StrategyInput, settings: &str) -> Result<StrategyOutput, PolicyError> {
+        self.call(Role::Strategy, input, input.state.as_deref(), settings, strategy_output)
+    }
+
+    fn cost_rule(&self, input: &CostInput, settings: &str) -> Result<CostOutput, PolicyError> {
+        self.call(Role::CostRule, input, input.state.as_deref(), settings, cost_output)
+    }
+
+    fn consensus(&self, input: &ConsensusInput, settings: &str) -> Result<ConsensusOutput, PolicyError> {
+        self.call(Role::Consensus, input, input.state.as_deref(), settings, consensus_output)
     }
 }
 
@@ -275,9 +297,7 @@ mod tests {
         )
         .unwrap();
         let inputs = SmokeInputs::new();
-        let PolicyOutput::Strategy(out) = rt.call(PolicyInput::Strategy(&inputs.strategy), r#"{"step": 3}"#).unwrap() else {
-            panic!("wrong role")
-        };
+        let out = rt.strategy(&inputs.strategy, r#"{"step": 3}"#).unwrap();
         assert_eq!(out.proposal.desired, 5.0);
         assert_eq!(out.proposal.reason, "call 0");
         assert_eq!(out.state.as_deref(), Some(&br#"{"n":1}"#[..]));
@@ -296,7 +316,7 @@ mod tests {
         let rt = load("fn strategy(input) { loop { } }").unwrap();
         let inputs = SmokeInputs::new();
         let started = Instant::now();
-        let err = rt.call(PolicyInput::Strategy(&inputs.strategy), "{}").unwrap_err();
+        let err = rt.strategy(&inputs.strategy, "{}").unwrap_err();
         assert!(matches!(err, PolicyError::Timeout(_)), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2));
     }
@@ -305,10 +325,10 @@ mod tests {
     fn throw_declines_and_bad_output_is_invalid() {
         let inputs = SmokeInputs::new();
         let rt = load(r#"fn strategy(input) { throw "no data" }"#).unwrap();
-        let err = rt.call(PolicyInput::Strategy(&inputs.strategy), "{}").unwrap_err();
+        let err = rt.strategy(&inputs.strategy, "{}").unwrap_err();
         assert_eq!(err, PolicyError::Declined("no data".into()));
         let rt = load("fn strategy(input) { 42 }").unwrap();
-        let err = rt.call(PolicyInput::Strategy(&inputs.strategy), "{}").unwrap_err();
+        let err = rt.strategy(&inputs.strategy, "{}").unwrap_err();
         assert!(err.to_string().contains("must return a map"), "{err}");
     }
 
@@ -316,7 +336,7 @@ mod tests {
     fn no_clock_no_eval() {
         assert!(load("fn strategy(input) { #{desired: timestamp()} }").is_ok_and(|rt| {
             let inputs = SmokeInputs::new();
-            rt.call(PolicyInput::Strategy(&inputs.strategy), "{}").is_err()
+            rt.strategy(&inputs.strategy, "{}").is_err()
         }));
         assert!(load(r#"fn strategy(input) { eval("1") }"#).is_err());
     }
