@@ -335,8 +335,3 @@ mod tests {
         assert_eq!(v["metrics"][0]["target"], 0.5);
     }
 }
-
-#[cfg(test)]
-mod pool_tests;
-#[cfg(test)]
-mod preset_tests;

@@ -362,3 +362,6 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -108,24 +108,4 @@ pub fn expand(doc: &mut Table, presets: &BTreeMap<String, Table>, problems: &mut
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn built_in_presets_parse_and_set_only_pool_fields() {
-        for (name, _) in BUILT_IN {
-            let mut problems = Vec::new();
-            check_fields(name, &built_in(name).unwrap(), &mut problems);
-            assert!(problems.is_empty(), "{problems:?}");
-        }
-    }
-
-    #[test]
-    fn the_pool_wins_field_by_field() {
-        let mut base: Table = "a = 1\n[g]\nx = 1\ny = 2\n[s.p]\nm = \"q\"\nk = 3".parse().unwrap();
-        let over: Table = "[g]\ny = 5\n[s.p]\nk = 4\n[s.r]\nz = 1".parse().unwrap();
-        merge(&mut base, &over);
-        let want: Table = "a = 1\n[g]\nx = 1\ny = 5\n[s.p]\nm = \"q\"\nk = 4\n[s.r]\nz = 1".parse().unwrap();
-        assert_eq!(base, want);
-    }
-}
+mod tests;

@@ -401,5 +401,4 @@ mod packed {
 }
 
 #[cfg(test)]
-#[path = "model_tests.rs"]
 mod tests;

@@ -4,9 +4,6 @@
 //! real API server can run here; see `support/kube_standin.rs`); and the
 //! shipped deployment manifests read into the Kubernetes API types.
 
-#[path = "providers/ec2.rs"]
 mod ec2;
-#[path = "providers/kubernetes.rs"]
 mod kubernetes;
-#[path = "providers/manifests.rs"]
 mod manifests;

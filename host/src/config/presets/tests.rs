@@ -2,6 +2,7 @@
 //! instances, and the errors for presets that do not exist or do not fit.
 
 use super::*;
+use crate::config::*;
 
 fn pool(extra: &str) -> String {
     format!(
@@ -89,4 +90,22 @@ fn pool_settings_without_a_preset_make_a_pool_instance() {
     assert_eq!(c.pools[0].instances["predictive"], "predictive@web");
     let settings: serde_json::Value = serde_json::from_str(&c.policy_settings()["predictive@web"]).unwrap();
     assert_eq!((settings["metric"].as_str(), settings["per_instance"].as_f64()), (Some("load"), Some(2.0)));
+}
+
+#[test]
+fn built_in_presets_parse_and_set_only_pool_fields() {
+    for (name, _) in BUILT_IN {
+        let mut problems = Vec::new();
+        check_fields(name, &built_in(name).unwrap(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+}
+
+#[test]
+fn the_pool_wins_field_by_field() {
+    let mut base: Table = "a = 1\n[g]\nx = 1\ny = 2\n[s.p]\nm = \"q\"\nk = 3".parse().unwrap();
+    let over: Table = "[g]\ny = 5\n[s.p]\nk = 4\n[s.r]\nz = 1".parse().unwrap();
+    merge(&mut base, &over);
+    let want: Table = "a = 1\n[g]\nx = 1\ny = 5\n[s.p]\nm = \"q\"\nk = 4\n[s.r]\nz = 1".parse().unwrap();
+    assert_eq!(base, want);
 }

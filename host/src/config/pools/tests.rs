@@ -1,6 +1,6 @@
 //! Pool configuration: every problem is reported, each with its field path.
 
-use super::*;
+use crate::config::*;
 
 const GOOD: &str = r#"
 [sources.prom]
