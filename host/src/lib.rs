@@ -18,6 +18,9 @@ pub mod service;
 pub mod simulate;
 pub mod timing;
 
+#[cfg(test)]
+mod layering;
+
 /// Set up `tracing` output: human-readable (coloured only on a terminal),
 /// or JSON lines.
 pub fn init_tracing(filter: &str, json: bool) {

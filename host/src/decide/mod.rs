@@ -8,7 +8,7 @@
 //! shareable it does no I/O and reads no clock (the time is an input), and it
 //! reaches policies only through the [`Experts`](pipeline::Experts) trait.
 //! Nothing here names tokio, wasmtime, rhai, axum, the filesystem or the
-//! journal.
+//! journal; `crate::layering` checks that on every test run.
 //!
 //! - [`pipeline`]: strategies → consensus → cost rules → feasibility →
 //!   guardrails, and an operator's change as a decision of its own.
