@@ -286,13 +286,6 @@ impl Registry {
         self.statuses.lock().unwrap().get(id).map(|s| s.snapshot(id))
     }
 
-    /// Replace the settings of every policy; policies whose settings changed
-    /// are reloaded (and validated) on the next rescan.
-    pub fn set_settings(&self, settings: HashMap<String, String>) {
-        *self.settings.write().unwrap() = settings;
-        self.writer.lock().unwrap().clear();
-    }
-
     fn settings_of(&self, id: &str) -> String {
         self.settings.read().unwrap().get(id).cloned().unwrap_or_else(|| "{}".to_owned())
     }
@@ -301,13 +294,6 @@ impl Registry {
         let mut next = PolicySet::clone(&self.live.load());
         change(&mut next);
         self.live.store(Arc::new(next));
-    }
-
-    /// Load (or reload) one policy file. On failure the serving version, if
-    /// any, stays, and the error is recorded in the policy's status.
-    pub fn load_path(&self, path: &Path) -> Result<Arc<Policy>, LoadError> {
-        let id = policy_id(path).ok_or_else(|| LoadError::UnsupportedFile(path.display().to_string()))?;
-        self.load_as(&id, path)
     }
 
     /// Load (or reload) one policy file under `id`: a policy instance's id,
@@ -368,13 +354,6 @@ impl Registry {
             let _ = tx.send(job);
         }
         Ok(policy)
-    }
-
-    /// Take a policy out of service.
-    pub fn unload(&self, id: &str) -> bool {
-        let mut files = self.writer.lock().unwrap();
-        files.remove(id);
-        self.unload_locked(id)
     }
 
     fn unload_locked(&self, id: &str) -> bool {

@@ -1,4 +1,4 @@
-//! PromQL over Prometheus' HTTP API (`/api/v1/query`, `/api/v1/query_range`).
+//! PromQL over Prometheus' HTTP API (`/api/v1/query_range`).
 //!
 //! A query must come back as one series: a pool decides on one number per
 //! metric, so a query that matches several series is an error that says how
@@ -31,19 +31,16 @@ struct Response {
 #[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
 enum Data {
     Matrix(Vec<RangeSeries>),
-    Vector(Vec<InstantSeries>),
-    Scalar((f64, String)),
+    // The other result types a query can answer with: read, so that a range
+    // query answered with one is "expected a matrix", not a parse error.
+    Vector(#[allow(dead_code)] serde_json::Value),
+    Scalar(#[allow(dead_code)] serde_json::Value),
     String(#[allow(dead_code)] serde_json::Value),
 }
 
 #[derive(Deserialize)]
 struct RangeSeries {
     values: Vec<(f64, String)>,
-}
-
-#[derive(Deserialize)]
-struct InstantSeries {
-    value: (f64, String),
 }
 
 impl PrometheusSource {
@@ -76,20 +73,6 @@ impl PrometheusSource {
             return Err(garbage(parsed.error.unwrap_or_else(|| format!("status {}", parsed.status))));
         }
         parsed.data.ok_or_else(|| garbage("no data".into()))
-    }
-
-    /// An instant query at `at` (ms).
-    pub async fn instant(&self, query: &str, at: i64) -> Result<Option<Sample>, MetricError> {
-        let params = [("query", query.to_owned()), ("time", seconds(at))];
-        match self.get("/api/v1/query", &params, query).await? {
-            Data::Vector(v) => match v.as_slice() {
-                [] => Ok(None),
-                [one] => Ok(point(one.value.0, &one.value.1)),
-                many => Err(several(query, many.len())),
-            },
-            Data::Scalar((t, v)) => Ok(point(t, &v)),
-            _ => Err(MetricError::Garbage { source_kind: "prometheus", query: query.into(), detail: "expected a vector or scalar".into() }),
-        }
     }
 }
 
