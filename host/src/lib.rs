@@ -1,9 +1,23 @@
 //! # scalewise
 //!
 //! A WebAssembly-extensible autoscaling policy engine. This crate is the
-//! host: the policy sandbox ([`policy`]), configuration ([`config`]), the
-//! HTTP API ([`api`]), and the command line ([`cli`] parses, [`command`]
-//! carries out). See `docs/ARCHITECTURE.md` for how the pieces fit.
+//! host. Its folders are rooms in layers, each using only those below it
+//! (`layering` checks it on every test run):
+//!
+//! - [`decide`]: the pure decision core (pipeline, guardrails, feasibility,
+//!   budget, pool memory, the decision record). No I/O, no clock.
+//! - [`policy`]: the sandbox that loads, runs and swaps policies against
+//!   the `scalewise:policy@0.2.0` contract (wasmtime components, rhai).
+//! - [`journal`]: the crash-safe store of decisions and pool memory.
+//! - [`control`]: one task per pool that ticks, collects, decides, acts and
+//!   records.
+//! - [`api`] (HTTP API, `/metrics`, dashboard) and [`simulate`] (the same
+//!   control loop under a virtual clock), on top.
+//!
+//! Beside them: [`config`] (the TOML model), [`service`] (a host built from
+//! a config), [`demo`], [`timing`], and the command line ([`cli`] parses,
+//! [`command`] carries out). See `docs/ARCHITECTURE.md` for how the pieces
+//! fit.
 
 pub mod api;
 pub mod cli;
