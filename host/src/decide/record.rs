@@ -156,3 +156,18 @@ pub struct DecisionRecord {
     pub alerts: Vec<String>,
     pub action: Option<ActionRecord>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_outranks_a_pause_which_outranks_the_lease() {
+        assert_eq!(Mode::of(false, false, false), Mode::Live);
+        assert_eq!(Mode::of(false, false, true), Mode::Standby);
+        assert_eq!(Mode::of(false, true, true), Mode::Paused);
+        assert_eq!(Mode::of(false, true, false), Mode::Paused);
+        assert_eq!(Mode::of(true, true, true), Mode::DryRun);
+        assert_eq!(Mode::of(true, false, false), Mode::DryRun);
+    }
+}

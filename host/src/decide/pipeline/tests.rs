@@ -129,3 +129,18 @@ fn a_rescaled_placement_keeps_its_spot_share() {
     assert_eq!((rescale(p.clone(), 4).on_demand, rescale(p, 4).spot), (1, 3));
     assert_eq!(rescale(Placement::default(), 5).on_demand, 5);
 }
+
+#[test]
+fn the_mode_given_is_recorded_and_an_operator_change_is_live_and_numbered() {
+    let e = Scripted { strategies: vec![("a", Ok(8.0))], consensus_fails: false, cost: Ok(None) };
+    let p = plan(&["a"], None, &[]);
+    let mut m = PoolMemory { paused: true, ..Default::default() };
+    let r = decide(&e, TickInput { mode: Mode::Paused, ..tick(&p, 4) }, &mut m);
+    assert_eq!((r.seq, r.mode, r.desired), (1, Mode::Paused, 8), "a paused pool still decides; the loop does not act");
+    let change = OperatorChange { to: 6, cause: "manual", reason: "warming up" };
+    let r = operator(&p, &mut m, 2000, 4, 1, change);
+    assert_eq!((r.seq, r.at, r.mode, r.running, r.booting), (2, 2000, Mode::Live, 4, 1));
+    assert_eq!((r.proposed, r.desired, r.consensus.desired), (6, 6, Some(6.0)));
+    assert_eq!((r.consensus.policy.as_str(), r.consensus.explanation.as_str()), ("manual", "warming up"));
+    assert!(r.votes.is_empty() && r.clamps.is_empty() && r.action.is_none());
+}
