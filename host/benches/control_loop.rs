@@ -18,12 +18,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use scalewise::control::{LagOf, PoolHandle};
 use scalewise::control::clock::WallClock;
-use scalewise::decide::guardrails::Guardrails;
-use scalewise::decide::budget::CostSpec;
-use scalewise::decide::pipeline::{ExpertSpec, PoolPlan};
 use scalewise::control::pool::{self, MetricSpec, PoolSettings};
+use scalewise::control::{LagOf, PoolHandle};
+use scalewise::decide::budget::CostSpec;
+use scalewise::decide::guardrails::Guardrails;
+use scalewise::decide::pipeline::{ExpertSpec, PoolPlan};
 use scalewise::journal::Journal;
 use scalewise::policy::{InstanceMode, PolicyEngine, Registry, SandboxOptions};
 use scalewise::timing::LatencyHistogram;

@@ -26,12 +26,12 @@ use scalewise_providers::{MetricSource, Target};
 use tokio::sync::watch;
 
 use crate::config::{Config, PoolConfig, ProviderConfig, SourceConfig};
-use crate::control::clock::{Clock, WallClock};
-use crate::decide::guardrails::Guardrails;
-use crate::decide::budget::CostSpec;
-use crate::decide::pipeline::{ExpertSpec, Experts, PoolPlan};
-use crate::control::pool::{self, MetricSpec, PoolSettings};
 use crate::control::PoolHandle;
+use crate::control::clock::{Clock, WallClock};
+use crate::control::pool::{self, MetricSpec, PoolSettings};
+use crate::decide::budget::CostSpec;
+use crate::decide::guardrails::Guardrails;
+use crate::decide::pipeline::{ExpertSpec, Experts, PoolPlan};
 use crate::journal::Journal;
 
 /// In a worker command, this word stands for the running scalewise binary.

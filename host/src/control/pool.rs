@@ -1,9 +1,11 @@
 //! One pool's task: tick, collect, decide, act, record.
 //!
 //! The task owns the pool's [`PoolMemory`]; the API talks to it through a
-//! [`PoolHandle`] (commands over a channel, and a snapshot behind a mutex
-//! that the task refreshes every tick), so nothing else ever mutates what
-//! the journal persists.
+//! [`PoolHandle`] (see [`super::handle`]: commands over a channel, and a
+//! snapshot that the task refreshes every tick), so nothing else ever
+//! mutates what the journal persists. What to decide is
+//! [`pipeline::decide`]'s; this task supplies its inputs (the time, the
+//! mode, the target's state, the metric windows) and carries out its answer.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::decide::memory::PoolMemory;
 use crate::decide::pipeline::{self, Experts, OperatorChange, PoolPlan, TickInput};
 use crate::decide::record::*;
 use crate::journal::Journal;
+
 /// An action that has not settled after this long no longer blocks the next.
 const IN_FLIGHT_TIMEOUT_MS: i64 = 300_000;
 

@@ -26,8 +26,8 @@ use super::spec::{Environment, Fixed, SetSpec, SimSpec, TraceSpec};
 use super::trace::{TraceReader, TraceStats};
 use crate::config::{Config, PoolConfig, ProviderConfig};
 use crate::control::clock::VirtualClock;
-use crate::decide::pipeline::Experts;
 use crate::control::pool::{self, MetricSpec, PoolSettings};
+use crate::decide::pipeline::Experts;
 use crate::journal::Journal;
 use crate::policy::{InstanceMode, PolicyEngine, Registry, SandboxOptions};
 

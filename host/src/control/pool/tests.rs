@@ -10,8 +10,8 @@ use scalewise_sdk::{ConsensusInput, ConsensusOutput, CostInput, CostOutput, Prop
 
 use super::*;
 use crate::control::clock::VirtualClock;
-use crate::decide::guardrails::Guardrails;
 use crate::decide::budget::CostSpec;
+use crate::decide::guardrails::Guardrails;
 use crate::decide::pipeline::{Answer, ExpertSpec};
 
 /// One strategy that proposes whatever `wants` holds.
