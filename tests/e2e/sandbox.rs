@@ -219,3 +219,66 @@ fn policy_instances_follow_their_file_with_their_own_settings() {
     std::fs::remove_file(dir.path().join("p.rhai")).unwrap();
     assert_eq!(registry.rescan().unloaded, ["p", "p@web"]);
 }
+
+/// A consensus may only pick among the votes cast (or hold): one that
+/// invents a capacity no expert proposed is a broken policy. Both experts
+/// vote 2 and the consensus answers 5; the pool must hold at its current 3,
+/// and the decision must say why.
+#[test]
+fn a_consensus_outside_the_votes_cast_is_refused_and_the_pool_holds() {
+    use scalewise::decide::budget::CostSpec;
+    use scalewise::decide::guardrails::Guardrails;
+    use scalewise::decide::memory::PoolMemory;
+    use scalewise::decide::pipeline::{self, ExpertSpec, PoolPlan, TickInput};
+    use scalewise::decide::record::Mode;
+
+    let dir = tempfile::tempdir().unwrap();
+    for expert in ["a", "b"] {
+        std::fs::write(dir.path().join(format!("{expert}.rhai")), r#"fn strategy(input) { #{ desired: 2, reason: "two" } }"#).unwrap();
+    }
+    // Behaves on the load's smoke call, invents on the pool's input.
+    std::fs::write(
+        dir.path().join("inventor.rhai"),
+        r#"fn consensus(input) {
+             if input.pool.id == "web" { #{ desired: 5, explanation: "five, from nowhere" } }
+             else { #{ desired: input.pool.running, explanation: "holding" } }
+           }"#,
+    )
+    .unwrap();
+    // Invents always: refused at load, by the same check on the smoke call.
+    std::fs::write(dir.path().join("always.rhai"), r#"fn consensus(input) { #{ desired: 7, explanation: "seven" } }"#).unwrap();
+    // A hold at the current capacity is always an answer.
+    std::fs::write(dir.path().join("holder.rhai"), r#"fn consensus(input) { #{ desired: input.pool.running, explanation: "holding" } }"#).unwrap();
+    let registry = registry(dir.path(), &[]);
+    let report = registry.rescan();
+    assert_eq!(report.loaded, ["a", "b", "holder", "inventor"], "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].0, "always");
+    assert!(report.failed[0].1.contains("desired capacity 7 is outside the proposals cast"), "{report:?}");
+
+    let plan = |consensus: &str| PoolPlan {
+        id: "web".into(),
+        min: 1,
+        max: 20,
+        strategies: vec![ExpertSpec { policy: "a".into(), weight: 1.0 }, ExpertSpec { policy: "b".into(), weight: 1.0 }],
+        consensus: Some(consensus.into()),
+        cost_rules: vec![],
+        cost: CostSpec::default(),
+        guardrails: Guardrails { tolerance: 0.0, scale_down_stabilization_secs: 0, scale_down_cooldown_secs: 0, ..Guardrails::default() },
+        limits: vec![],
+        instances: Default::default(),
+    };
+    let tick = |plan| TickInput { plan, now: 1000, mode: Mode::Live, running: 3, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None };
+
+    let inventor = plan("inventor");
+    let record = pipeline::decide(registry.as_ref(), tick(&inventor), &mut PoolMemory::default());
+    assert_eq!(record.desired, 3, "held at the current capacity: {record:?}");
+    assert_eq!(record.consensus.desired, None);
+    let why = &record.consensus.explanation;
+    assert!(why.contains("consensus failed, holding") && why.contains("5") && why.contains("proposals cast [2, 2]"), "{why}");
+    assert!(registry.status_of("inventor").unwrap().last_error.is_some(), "the status shows the broken answer");
+
+    let holder = plan("holder");
+    let held = pipeline::decide(registry.as_ref(), tick(&holder), &mut PoolMemory::default());
+    assert_eq!((held.consensus.desired, held.desired), (Some(3.0), 3), "a hold is always allowed: {:?}", held.consensus);
+}
