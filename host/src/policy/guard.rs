@@ -9,7 +9,7 @@
 //! Anything else is a broken policy, reported as
 //! [`PolicyError::InvalidOutput`], and never reaches a provider.
 
-use scalewise_sdk::{ConsensusOutput, CostOutput, Gauge, Pool, StrategyOutput, Verdict, Vote};
+use scalewise_sdk::{ConsensusInput, ConsensusOutput, CostOutput, Gauge, Pool, StrategyOutput, Verdict};
 
 use super::error::PolicyError;
 
@@ -134,10 +134,10 @@ pub fn check_cost(pool: &Pool, proposed: u32, out: &CostOutput, limits: &OutputL
     check_state(&out.state, limits)
 }
 
-pub fn check_consensus(pool: &Pool, votes: &[Vote], out: &ConsensusOutput, limits: &OutputLimits) -> Result<(), PolicyError> {
+pub fn check_consensus(input: &ConsensusInput, out: &ConsensusOutput, limits: &OutputLimits) -> Result<(), PolicyError> {
     check_text("explanation", &out.explanation, limits)?;
-    check_capacity("desired capacity", out.desired, pool)?;
-    check_within_votes(pool, votes, out.desired)?;
+    check_capacity("desired capacity", out.desired, &input.pool)?;
+    check_within_votes(input, out.desired)?;
     check_confidence(out.confidence)?;
     check_state(&out.state, limits)
 }
@@ -146,15 +146,16 @@ pub fn check_consensus(pool: &Pool, votes: &[Vote], out: &ConsensusOutput, limit
 /// proposals cast: from the lowest rounded down to the highest rounded up
 /// (a mean of 2.3 and 2.4 may become 2 or 3 members), kept inside the pool's
 /// bounds as every answer is. Abstentions propose nothing.
-fn check_within_votes(pool: &Pool, votes: &[Vote], desired: f64) -> Result<(), PolicyError> {
+fn check_within_votes(input: &ConsensusInput, desired: f64) -> Result<(), PolicyError> {
+    let pool = &input.pool;
     let current = f64::from(pool.capacity());
     if desired == current {
         return Ok(());
     }
-    let cast = votes.iter().filter_map(Vote::proposal).map(|p| p.desired).filter(|d| d.is_finite());
-    let Some((lo, hi)) = cast.fold(None, |r: Option<(f64, f64)>, d| Some(r.map_or((d, d), |(lo, hi)| (lo.min(d), hi.max(d))))) else {
+    let (lo, hi) = input.proposals().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, p)| (lo.min(p.desired), hi.max(p.desired)));
+    if lo > hi {
         return Err(invalid(format!("desired capacity {desired} with no proposal cast; only a hold at the current {current} can be")));
-    };
+    }
     let (min, max) = (f64::from(pool.min), f64::from(pool.max));
     let (low, high) = (lo.floor().clamp(min, max), hi.ceil().clamp(min, max));
     if desired < low || desired > high {
@@ -202,29 +203,32 @@ mod tests {
 
     #[test]
     fn a_consensus_is_bound_by_the_votes_cast() {
-        use scalewise_sdk::Ballot;
+        use scalewise_sdk::{Ballot, Vote};
         let pool = Pool { id: "p".into(), running: 5, booting: 0, min: 1, max: 10 };
         let l = OutputLimits::default();
+        let check = |votes: &[Vote], out: &ConsensusOutput, l: &OutputLimits| {
+            check_consensus(&ConsensusInput { pool: pool.clone(), votes: votes.to_vec(), ..Default::default() }, out, l)
+        };
         let vote = |d: f64| Vote { expert: format!("e{d}"), weight: 1.0, ballot: Ballot::Proposed(Proposal::new(d, 1.0, "")) };
         let abstain = Vote { expert: "x".into(), weight: 1.0, ballot: Ballot::Abstained("no data".into()) };
         let answer = |d: f64| ConsensusOutput { desired: d, confidence: 1.0, explanation: String::new(), state: None };
         let votes = [vote(2.3), vote(2.4), abstain.clone()];
         for ok in [2.0, 3.0, 5.0] {
-            assert!(check_consensus(&pool, &votes, &answer(ok), &l).is_ok(), "{ok}: rounding either way, or a hold");
+            assert!(check(&votes, &answer(ok), &l).is_ok(), "{ok}: rounding either way, or a hold");
         }
         for bad in [1.0, 4.0, 9.0] {
-            let err = check_consensus(&pool, &votes, &answer(bad), &l).unwrap_err().to_string();
+            let err = check(&votes, &answer(bad), &l).unwrap_err().to_string();
             assert!(err.contains("outside the proposals cast [2.3, 2.4]") && err.contains("current 5"), "{err}");
         }
-        let err = check_consensus(&pool, &[vote(2.0), vote(2.0)], &answer(6.0), &l).unwrap_err().to_string();
+        let err = check(&[vote(2.0), vote(2.0)], &answer(6.0), &l).unwrap_err().to_string();
         assert!(err.contains("[2, 2]"), "{err}");
         // Nothing proposed: only a hold.
-        assert!(check_consensus(&pool, std::slice::from_ref(&abstain), &answer(5.0), &l).is_ok());
-        let err = check_consensus(&pool, &[abstain], &answer(4.0), &l).unwrap_err().to_string();
+        assert!(check(std::slice::from_ref(&abstain), &answer(5.0), &l).is_ok());
+        let err = check(&[abstain], &answer(4.0), &l).unwrap_err().to_string();
         assert!(err.contains("no proposal cast"), "{err}");
         // Votes beyond the bounds: the range is kept inside them.
-        assert!(check_consensus(&pool, &[vote(0.2), vote(30.0)], &answer(1.0), &l).is_ok());
-        assert!(check_consensus(&pool, &[vote(12.0)], &answer(10.0), &l).is_ok());
+        assert!(check(&[vote(0.2), vote(30.0)], &answer(1.0), &l).is_ok());
+        assert!(check(&[vote(12.0)], &answer(10.0), &l).is_ok());
     }
 
     #[test]

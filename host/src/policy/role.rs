@@ -139,7 +139,7 @@ impl Dispatch for ConsensusInput {
         runtime.consensus(self, settings)
     }
     fn check(&self, out: &ConsensusOutput, limits: &OutputLimits) -> Result<(), PolicyError> {
-        guard::check_consensus(&self.pool, &self.votes, out, limits)
+        guard::check_consensus(self, out, limits)
     }
 }
 
