@@ -74,3 +74,63 @@ fn a_new_strategy_is_picked_up_by_a_running_host() {
     let s: Value = r.json().unwrap();
     assert_eq!(s["calls"], 1, "{s}");
 }
+
+/// A policy directory holding a link to `/dev/zero`, a 2 GB sparse
+/// `*.wasm` and a file being written slowly: the host starts at once,
+/// stays small, and its pool keeps deciding on time.
+#[test]
+fn a_hostile_policy_directory_does_not_hold_the_host_up() {
+    use scalewise_e2e::host::{SLEEPER, queue_depth_config};
+    let dir = tempfile::tempdir().unwrap();
+    let config = queue_depth_config(
+        dir.path(),
+        "t0ken",
+        &format!(
+            "[[pools]]\nid = \"k\"\nmin = 1\nmax = 3\ninterval_ms = 200\nstrategies = [{{ policy = \"queue-depth\" }}]\n\
+             provider = {{ kind = \"local\", command = {SLEEPER} }}\n\
+             metrics = [{{ name = \"queue_depth\", source = \"push\", window_secs = 30 }}]\n"
+        ),
+    );
+    let policies = dir.path().join("policies.d");
+    std::os::unix::fs::symlink("/dev/zero", policies.join("zero.wasm")).unwrap();
+    std::fs::File::create(policies.join("huge.wasm")).unwrap().set_len(2 << 30).unwrap();
+    scalewise_e2e::scalewise_bin();
+    let slow = policies.join("slow.rhai");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&slow).unwrap();
+        for b in "fn strategy(input) { #{ desired: 1, reason: \"written slowly\" } }".bytes() {
+            f.write_all(&[b]).unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let started = Instant::now();
+    let host = Host::start(&config, free_port());
+    let up = started.elapsed();
+    assert!(up < Duration::from_secs(2), "/healthz answered after {up:?}");
+
+    // While the slow file is still being written: small, and deciding.
+    std::thread::sleep(Duration::from_secs(2));
+    let rss = host.rss_bytes();
+    assert!(rss < 200 << 20, "resident {} MiB", rss >> 20);
+    let status = host.get("/policies/slow");
+    assert!(status["last_load_error"].is_null() && status["serving"].is_null(), "half-written, it is neither loaded nor refused: {status}");
+    let zero = host.get("/policies/zero");
+    assert!(zero["last_load_error"]["message"].as_str().unwrap().contains("character device"), "{zero}");
+    let huge = host.get("/policies/huge");
+    assert!(huge["last_load_error"]["message"].as_str().unwrap().contains("policies.max_file_bytes"), "{huge}");
+    let decisions: Value = host.get("/pools/k/decisions?limit=1000");
+    let at: Vec<i64> = decisions.as_array().unwrap().iter().map(|d| d["at"].as_i64().unwrap()).collect();
+    assert!(at.len() >= 8, "{} decisions in 2 s at 200 ms", at.len());
+    let worst = at.windows(2).map(|w| (w[0] - w[1]).abs()).max().unwrap();
+    assert!(worst < 450, "a decision came {worst} ms after the one before");
+    eprintln!("healthz after {up:?}, resident {} MiB, {} decisions, widest gap {worst} ms", rss >> 20, at.len());
+
+    writer.join().unwrap();
+    let loaded = host.wait_for("the slow file to load once written", Duration::from_secs(20), |h| {
+        let s = h.get("/policies/slow");
+        (!s["serving"].is_null()).then_some(s)
+    });
+    assert!(loaded["last_load_error"].is_null(), "{loaded}");
+    assert_eq!(loaded["serving"]["generation"], 2, "one version for queue-depth, one for the finished file: {loaded}");
+}

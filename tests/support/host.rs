@@ -74,6 +74,18 @@ impl Host {
         }
     }
 
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The host's resident memory, in bytes, from `/proc`.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).unwrap();
+        kib.parse::<u64>().unwrap() * 1024
+    }
+
     /// SIGKILL, no warning: nothing gets to flush or clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -143,6 +143,10 @@ pub fn render(state: &AppState) -> String {
     for s in &statuses {
         let _ = writeln!(o, "scalewise_policy_fallbacks_total{{policy=\"{}\"}} {}", label(&s.id), s.fallbacks);
     }
+    family(&mut o, "scalewise_policy_clash", "gauge", "1 while several files in the policy directory define this policy id; none of them is loaded.");
+    for s in &statuses {
+        let _ = writeln!(o, "scalewise_policy_clash{{policy=\"{}\"}} {}", label(&s.id), u8::from(s.clash.is_some()));
+    }
     family(&mut o, "scalewise_policy_version_info", "gauge", "The serving version of each policy.");
     for s in &statuses {
         if let Some(v) = &s.serving {

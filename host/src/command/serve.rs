@@ -34,10 +34,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(PolicyEngine::new(config.sandbox_options(), cache)?);
     // New versions serve from a quick Winch build while Cranelift compiles.
     let baseline = Arc::new(PolicyEngine::new(SandboxOptions { compiler: Compiler::Winch, ..config.sandbox_options() }, None)?);
-    let registry = Arc::new(Registry::new(engine, dir.clone(), config.policy_settings()).with_instances(config.policy_instances()).with_baseline(baseline));
+    let registry = Arc::new(
+        Registry::new(engine, dir.clone(), config.policy_settings())
+            .with_instances(config.policy_instances())
+            .with_users(config.policy_users())
+            .with_file_limits(config.file_limits())
+            .with_version_ledger(&config.policies.versions_file)
+            .with_baseline(baseline),
+    );
     registry.start_tiering();
-    let report = registry.rescan();
-    tracing::info!(dir = %dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), "policy directory scanned");
+    let mut report = registry.rescan();
+    if let Some(wait) = report.recheck_in {
+        // Files written just before the start settle once; any still being
+        // written are left to the watcher, so the start is not held up.
+        std::thread::sleep(wait);
+        let again = registry.rescan();
+        report.loaded.extend(again.loaded);
+        report.failed.extend(again.failed);
+        report.pending = again.pending;
+    }
+    tracing::info!(dir = %dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), pending = report.pending.len(), "policy directory scanned");
     let _watcher = Watcher::start(registry.clone()).context("watching the policy directory")?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

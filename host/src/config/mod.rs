@@ -114,6 +114,19 @@ pub struct PoliciesConfig {
     /// Warm instances are retired after this many calls.
     #[serde(default = "default_warm_calls")]
     pub warm_max_calls: u64,
+    /// The largest policy file read, in bytes; larger ones are refused
+    /// before a byte is read.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// A changed file is loaded once its size and modification time have
+    /// been the same for this long, so a file being copied in is not
+    /// loaded half-written.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// Where version numbers are kept, so the same build keeps its number
+    /// across restarts.
+    #[serde(default = "default_versions_file")]
+    pub versions_file: PathBuf,
     /// Settings per policy id (the file name without its extension).
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
@@ -128,6 +141,9 @@ impl Default for PoliciesConfig {
             memory_mib: default_memory(),
             instance_mode: InstanceModeConfig::Fresh,
             warm_max_calls: default_warm_calls(),
+            max_file_bytes: default_max_file_bytes(),
+            settle_ms: default_settle_ms(),
+            versions_file: default_versions_file(),
             settings: BTreeMap::new(),
         }
     }
@@ -147,6 +163,15 @@ fn default_memory() -> u64 {
 }
 fn default_warm_calls() -> u64 {
     10_000
+}
+fn default_max_file_bytes() -> u64 {
+    crate::policy::file::DEFAULT_MAX_BYTES
+}
+fn default_settle_ms() -> u64 {
+    crate::policy::file::DEFAULT_SETTLE.as_millis() as u64
+}
+fn default_versions_file() -> PathBuf {
+    ".scalewise/policy-versions.json".into()
 }
 
 /// A typing error as `path: message (line N)`; the line only where the
@@ -169,6 +194,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.policies.dir = base.join(&config.policies.dir);
         config.policies.cache_dir = config.policies.cache_dir.map(|c| base.join(c));
+        config.policies.versions_file = base.join(&config.policies.versions_file);
         config.journal.path = base.join(&config.journal.path);
         for s in config.sources.values_mut() {
             if let SourceConfig::Replay { path, .. } = s {
@@ -256,6 +282,12 @@ impl Config {
         if p.warm_max_calls == 0 {
             problems.push("policies.warm_max_calls: must be at least 1".into());
         }
+        if p.max_file_bytes < 8 {
+            problems.push(format!("policies.max_file_bytes: must be at least 8 (a component's header), got {}", p.max_file_bytes));
+        }
+        if p.settle_ms > 60_000 {
+            problems.push(format!("policies.settle_ms: must be at most 60000, got {}", p.settle_ms));
+        }
         if let Some(le) = &self.leader_election {
             problems.extend(le.problems());
         }
@@ -294,6 +326,28 @@ impl Config {
     pub fn policy_settings(&self) -> HashMap<String, String> {
         let global = self.policies.settings.iter().map(|(id, v)| (id.clone(), serde_json::to_string(v).expect("TOML values are valid JSON")));
         global.chain(self.instances.iter().map(|(id, i)| (id.clone(), i.settings.clone()))).collect()
+    }
+
+    /// How the registry reads the policy directory.
+    pub fn file_limits(&self) -> crate::policy::file::FileLimits {
+        crate::policy::file::FileLimits { max_bytes: self.policies.max_file_bytes, settle: Duration::from_millis(self.policies.settle_ms) }
+    }
+
+    /// Which pools use each policy id (an instance's id where the pool
+    /// has its own settings).
+    pub fn policy_users(&self) -> BTreeMap<String, Vec<String>> {
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for pool in &self.pools {
+            let named = pool.strategies.iter().map(|s| &s.policy).chain(&pool.consensus).chain(&pool.cost_rules);
+            for name in named {
+                let id = pool.instances.get(name).unwrap_or(name);
+                let list = users.entry(id.clone()).or_default();
+                if !list.contains(&pool.id) {
+                    list.push(pool.id.clone());
+                }
+            }
+        }
+        users
     }
 
     /// Each policy instance's id and the policy it loads.

@@ -62,6 +62,12 @@ impl PolicyError {
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("{path} is {kind}; only regular files (or links to them) are loaded from the policy directory")]
+    NotRegularFile { path: String, kind: &'static str },
+    #[error("{path} is {size} bytes, over the {max}-byte cap on policy files (`policies.max_file_bytes`); it was not read")]
+    TooLarge { path: String, size: u64, max: u64 },
+    #[error("{0}; the serving version, if any, keeps serving until one is removed")]
+    Clash(String),
     #[error("not a WebAssembly component (expected `\\0asm` with the component layer); build policies with `scalewise policy build`")]
     NotWasm,
     #[error("this is a core WebAssembly module, not a component; wrap it with `scalewise policy build` (or `wasm-tools component new`)")]
@@ -78,7 +84,9 @@ pub enum LoadError {
     Link { world: &'static str, detail: String },
     #[error("the policy rejected its settings: {0}")]
     Config(String),
-    #[error("the smoke call failed: {0}")]
+    #[error("the policy's `validate-config` call failed: {0}")]
+    ValidateConfig(PolicyError),
+    #[error("the smoke call (one call on a sample input, after `validate-config` passed) failed: {0}")]
     Smoke(PolicyError),
     #[error("the rhai script does not parse: {0}")]
     RhaiSyntax(String),

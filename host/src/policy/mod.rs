@@ -16,6 +16,8 @@ pub mod component;
 mod deadline;
 pub mod engine;
 pub mod error;
+pub mod file;
+pub mod versions;
 pub mod guard;
 pub mod registry;
 mod rhai;
@@ -102,7 +104,7 @@ impl Policy {
         match policy.runtime.validate_config(src.settings) {
             Ok(Ok(())) => {}
             Ok(Err(msg)) => return Err(LoadError::Config(msg)),
-            Err(fault) => return Err(LoadError::Smoke(fault)),
+            Err(fault) => return Err(LoadError::ValidateConfig(fault)),
         }
         policy.smoke()?;
         Ok(policy)

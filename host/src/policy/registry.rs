@@ -16,22 +16,35 @@
 //! background thread then builds it with Cranelift and swaps that build in,
 //! if the version is still the one serving. Both builds pass the same checks.
 //!
+//! The directory is untrusted input: files are read through
+//! [`super::file`] (regular files only, a size cap, the header first, and
+//! only once they have settled). Two files that define the same id are a
+//! *clash*: neither is loaded, the serving version keeps serving, and the
+//! clash is reported loudly (a WARN line, the policy's status and a
+//! metric) until one file goes. A policy whose file is removed while pools
+//! use it is unloaded, and the pools it leaves are named, as loudly.
+//! A failure is logged once per cause, not on every rescan.
+//!
+//! Version numbers come from a [`Ledger`]: the same build with the same
+//! settings keeps its number across restarts, and a failed load uses none.
+//!
 //! The version a new one replaced is kept as the fallback: if the new one
 //! faults on a real input (trap, timeout, nonsense output), the call is
 //! answered by the previous version and the fault is reported. A file that
 //! fails to load leaves whatever served before in service and records the
 //! error in the policy's status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use super::error::{LoadError, PolicyError};
+use super::file::{self, FileLimits};
+use super::versions::{self, Ledger};
 use super::status::{PolicyStatus, StatusSnapshot, VersionInfo};
 use super::{Compiler, Policy, PolicyEngine, PolicySource, RoleInput, digest};
 
@@ -109,6 +122,11 @@ pub struct ScanReport {
     pub loaded: Vec<String>,
     pub unloaded: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// Changed files not loaded yet because they have not settled.
+    pub pending: Vec<String>,
+    /// When to scan again for the pending files to be due.
+    #[serde(skip)]
+    pub recheck_in: Option<Duration>,
 }
 
 /// How long a Winch build serves before its Cranelift build starts.
@@ -146,9 +164,23 @@ pub struct Registry {
     instances: BTreeMap<String, String>,
     live: ArcSwap<PolicySet>,
     statuses: Mutex<BTreeMap<String, Arc<PolicyStatus>>>,
-    generation: AtomicU64,
-    /// Serialises writers, and remembers which file each id came from.
-    writer: Mutex<HashMap<String, (PathBuf, Stamp)>>,
+    limits: FileLimits,
+    /// Which pools use each policy id, to say whom an unload affects.
+    users: BTreeMap<String, Vec<String>>,
+    /// Serialises writers, and holds what they know of the directory.
+    writer: Mutex<Files>,
+}
+
+/// What the writers know of the directory.
+#[derive(Default)]
+struct Files {
+    /// Which file (and which stamp of it) each id was last loaded from.
+    loaded: HashMap<String, (PathBuf, Stamp)>,
+    /// Changed files waiting to settle: the stamp seen, and since when.
+    pending: HashMap<PathBuf, (Stamp, Instant)>,
+    /// The ids in a clash, with the files that clash.
+    clashes: BTreeMap<String, Vec<PathBuf>>,
+    ledger: Ledger,
 }
 
 /// The policy id of a file: its name without the extension.
@@ -176,9 +208,29 @@ impl Registry {
             instances: BTreeMap::new(),
             live: ArcSwap::from_pointee(PolicySet::default()),
             statuses: Mutex::new(BTreeMap::new()),
-            generation: AtomicU64::new(1),
-            writer: Mutex::new(HashMap::new()),
+            limits: FileLimits { settle: Duration::ZERO, ..FileLimits::default() },
+            users: BTreeMap::new(),
+            writer: Mutex::new(Files { ledger: Ledger::in_memory(), ..Files::default() }),
         }
+    }
+
+    /// Read files within these limits (the default settles nothing).
+    pub fn with_file_limits(mut self, limits: FileLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Keep version numbers in this file, so they survive a restart.
+    pub fn with_version_ledger(self, path: &Path) -> Self {
+        self.writer.lock().unwrap().ledger = Ledger::open(path);
+        self
+    }
+
+    /// Which pools use which policy ids (id → pools), so that an unload
+    /// can say whom it affects.
+    pub fn with_users(mut self, users: BTreeMap<String, Vec<String>>) -> Self {
+        self.users = users;
+        self
     }
 
     /// Also load each policy instance (id → the policy it loads) whenever
@@ -303,34 +355,47 @@ impl Registry {
         self.load_locked(&mut files, id.to_owned(), path)
     }
 
-    fn load_locked(&self, files: &mut HashMap<String, (PathBuf, Stamp)>, id: String, path: &Path) -> Result<Arc<Policy>, LoadError> {
+    fn load_locked(&self, files: &mut Files, id: String, path: &Path) -> Result<Arc<Policy>, LoadError> {
         let status = self.status(&id);
         // Stamp before reading: if the file changes while it loads, the next
         // rescan sees a new stamp and loads again. (Stamping afterwards would
         // mistake the newer file for the one just loaded.)
         let before = stamp(path);
-        let result = self.load_file(&id, path, status.clone());
+        let result = self.load_file(&id, path, status.clone(), &mut files.ledger);
         if let Some(s) = before {
-            files.insert(id.clone(), (path.to_owned(), s));
+            files.loaded.insert(id.clone(), (path.to_owned(), s));
         }
         match result {
             Ok(policy) => Ok(policy),
             Err(e) => {
-                tracing::warn!(policy = %id, file = %path.display(), "policy not loaded: {e}");
-                status.record_load_error(e.to_string());
+                self.report_load_error(&id, &status, format!("{}: {e}", path.display()));
                 Err(e)
             }
         }
     }
 
-    fn load_file(&self, id: &str, path: &Path, status: Arc<PolicyStatus>) -> Result<Arc<Policy>, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    /// Record a load error; log it only if it is news, so a cause that
+    /// persists across rescans is reported once.
+    fn report_load_error(&self, id: &str, status: &PolicyStatus, message: String) {
+        let repeated = status.snapshot(id).last_load_error.is_some_and(|e| e.message == message);
+        if repeated {
+            tracing::debug!(policy = %id, "policy still not loaded: {message}");
+        } else {
+            tracing::warn!(policy = %id, "policy not loaded: {message}");
+        }
+        status.record_load_error(message);
+    }
+
+    fn load_file(&self, id: &str, path: &Path, status: Arc<PolicyStatus>, ledger: &mut Ledger) -> Result<Arc<Policy>, LoadError> {
+        let bytes = file::read(path, &self.limits)?;
         let settings = self.settings_of(id);
+        let digest = digest(&bytes);
         if let Some(current) = self.get(id)
-            && current.digest == digest(&bytes) && current.settings() == settings && current.source == path {
+            && current.digest == digest && current.settings() == settings && current.source == path {
                 return Ok(current);
             }
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let key = versions::key(&digest, &settings);
+        let generation = ledger.peek(id, &key);
         // Winch first when tiering is on, unless Cranelift's build is cached.
         let tiering = self.tiering.lock().unwrap().clone();
         let baseline = match (&self.baseline, &tiering) {
@@ -342,6 +407,7 @@ impl Registry {
         };
         let src = PolicySource { id, path, bytes: &bytes, settings: &settings, generation };
         let policy = Arc::new(Policy::load(baseline.unwrap_or(&self.engine), src, status.clone())?);
+        ledger.commit(id, &key, generation);
         status.set_serving(Some(version_info(&policy)));
         let installed = policy.clone();
         self.publish(|set| {
@@ -356,64 +422,143 @@ impl Registry {
         Ok(policy)
     }
 
-    fn unload_locked(&self, id: &str) -> bool {
+    fn unload_locked(&self, id: &str, path: Option<&Path>) -> bool {
         let present = self.live.load().entries.contains_key(id);
         if present {
             self.publish(|set| {
                 set.entries.remove(id);
             });
-            self.status(id).set_serving(None);
-            tracing::info!(policy = %id, "policy unloaded");
+            let status = self.status(id);
+            status.set_serving(None);
+            let file = path.map_or_else(|| "its file".to_owned(), |p| p.display().to_string());
+            match self.users.get(id).filter(|pools| !pools.is_empty()) {
+                Some(pools) => {
+                    let message = format!(
+                        "unloaded: {file} was removed while pools [{}] use this policy; they decide without it (a strategy abstains, a missing consensus or cost rule holds the pool) until a file for `{id}` is back",
+                        pools.join(", ")
+                    );
+                    tracing::warn!(policy = %id, pools = ?pools, "policy {message}");
+                    status.record_load_error(message);
+                }
+                None => tracing::info!(policy = %id, "policy unloaded: {file} was removed; no pool uses it"),
+            }
         }
         present
+    }
+
+    /// Has the changed file at `path` settled? Either its modification
+    /// time is older than the settle time, or this registry has seen the
+    /// same stamp for that long (which also covers a clock that runs behind
+    /// the file system's).
+    fn settled(&self, files: &mut Files, path: &Path, now: Instant) -> Result<(), Duration> {
+        let settle = self.limits.settle;
+        let Some(current) = stamp(path) else { return Ok(()) };
+        if file::settled(current.modified, SystemTime::now(), settle) {
+            files.pending.remove(path);
+            return Ok(());
+        }
+        match files.pending.get(path) {
+            Some((seen, since)) if *seen == current => {
+                let waited = now.duration_since(*since);
+                if waited >= settle {
+                    files.pending.remove(path);
+                    Ok(())
+                } else {
+                    Err(settle - waited)
+                }
+            }
+            _ => {
+                files.pending.insert(path.to_owned(), (current, now));
+                Err(settle)
+            }
+        }
     }
 
     /// Bring the live set in line with the directory: load new and changed
     /// files, unload the ones that are gone.
     pub fn rescan(&self) -> ScanReport {
         let mut report = ScanReport::default();
-        let mut files = self.writer.lock().unwrap();
-        let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
-        if let Ok(dir) = std::fs::read_dir(&self.dir) {
-            let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            paths.sort();
-            for path in paths {
-                let Some(id) = policy_id(&path) else { continue };
-                if let Some(other) = found.get(&id) {
-                    let msg = format!("both {} and {} define policy `{id}`; remove one", other.display(), path.display());
-                    self.status(&id).record_load_error(msg.clone());
-                    report.failed.push((id, msg));
-                    continue;
+        let mut guard = self.writer.lock().unwrap();
+        let files = &mut *guard;
+        let mut candidates: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        match std::fs::read_dir(&self.dir) {
+            Ok(dir) => {
+                for path in dir.filter_map(|e| e.ok().map(|e| e.path())) {
+                    if let Some(id) = policy_id(&path) {
+                        candidates.entry(id).or_default().push(path);
+                    }
                 }
-                found.insert(id, path);
             }
-        } else {
-            tracing::warn!(dir = %self.dir.display(), "cannot read the policy directory");
+            Err(e) => tracing::warn!(dir = %self.dir.display(), "cannot read the policy directory: {e}"),
+        }
+        let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut clashes: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+        for (id, mut paths) in candidates {
+            paths.sort();
+            if paths.len() == 1 {
+                found.insert(id, paths.pop().expect("one path"));
+            } else {
+                clashes.insert(id, paths);
+            }
         }
         for (id, base) in &self.instances {
             if let Some(path) = found.get(base).cloned() {
                 found.insert(id.clone(), path);
+            } else if let Some(paths) = clashes.get(base).cloned() {
+                clashes.insert(id.clone(), paths);
             }
         }
+        self.report_clashes(files, &clashes, &mut report);
+        let now = Instant::now();
         for (id, path) in &found {
-            let unchanged = files.get(id).is_some_and(|(p, s)| p == path && Some(*s) == stamp(path));
+            let unchanged = files.loaded.get(id).is_some_and(|(p, s)| p == path && Some(*s) == stamp(path));
             if unchanged {
                 continue;
             }
-            match self.load_locked(&mut files, id.clone(), path) {
+            if let Err(wait) = self.settled(files, path, now) {
+                report.pending.push(id.clone());
+                report.recheck_in = Some(report.recheck_in.map_or(wait, |w| w.min(wait)));
+                continue;
+            }
+            match self.load_locked(files, id.clone(), path) {
                 Ok(_) => report.loaded.push(id.clone()),
                 Err(e) => report.failed.push((id.clone(), e.to_string())),
             }
         }
-        let gone: Vec<String> = self.live.load().ids().filter(|id| !found.contains_key(*id)).map(str::to_owned).collect();
+        // An id in a clash keeps serving what it served: it is not gone.
+        let gone: Vec<String> = self.live.load().ids().filter(|id| !found.contains_key(*id) && !clashes.contains_key(*id)).map(str::to_owned).collect();
         for id in gone {
-            files.remove(&id);
-            if self.unload_locked(&id) {
+            let path = files.loaded.remove(&id).map(|(p, _)| p);
+            if self.unload_locked(&id, path.as_deref()) {
                 report.unloaded.push(id);
             }
         }
-        files.retain(|id, _| found.contains_key(id));
+        files.loaded.retain(|id, _| found.contains_key(id) || clashes.contains_key(id));
+        let live_paths: BTreeSet<&PathBuf> = found.values().collect();
+        files.pending.retain(|p, _| live_paths.contains(p));
         report
+    }
+
+    /// Refuse every file in a clash, keep what served, and say so: loudly
+    /// when a clash starts, and again in the status until it ends.
+    fn report_clashes(&self, files: &mut Files, clashes: &BTreeMap<String, Vec<PathBuf>>, report: &mut ScanReport) {
+        for (id, paths) in clashes {
+            let status = self.status(id);
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            let serving = self.get(id).map_or_else(|| "nothing was serving".to_owned(), |p| format!("v{} keeps serving", p.generation));
+            let message = LoadError::Clash(format!("{} all define policy `{id}`; none was loaded and {serving}; remove all but one", names.join(" and ")));
+            if files.clashes.get(id) != Some(paths) {
+                tracing::warn!(policy = %id, files = ?names, "policy clash: {message}");
+            }
+            status.set_clash(Some(names));
+            status.record_load_error(message.to_string());
+            report.failed.push((id.clone(), message.to_string()));
+        }
+        for (id, _) in files.clashes.iter().filter(|(id, _)| !clashes.contains_key(*id)) {
+            tracing::info!(policy = %id, "policy clash resolved");
+            self.status(id).set_clash(None);
+        }
+        files.clashes = clashes.clone();
     }
 
     /// Evaluate policy `id`. If the serving version faults and a previous

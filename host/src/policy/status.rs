@@ -47,6 +47,7 @@ struct Descriptive {
     serving: Option<VersionInfo>,
     last_error: Option<ErrorRecord>,
     last_load_error: Option<ErrorRecord>,
+    clash: Option<Vec<String>>,
 }
 
 /// Everything the host knows about one policy id.
@@ -79,6 +80,9 @@ pub struct StatusSnapshot {
     pub latency_p99_us: Option<f64>,
     pub last_error: Option<ErrorRecord>,
     pub last_load_error: Option<ErrorRecord>,
+    /// Set while several files define this id: none of them is loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clash: Option<Vec<String>>,
 }
 
 impl PolicyStatus {
@@ -121,6 +125,16 @@ impl PolicyStatus {
             Some(ErrorRecord { at_ms: unix_ms(SystemTime::now()), message });
     }
 
+    /// Several files define this id (`Some(files)`), or no longer do.
+    /// The clash's load error goes with it.
+    pub fn set_clash(&self, files: Option<Vec<String>>) {
+        let mut info = self.info.lock().unwrap();
+        if files.is_none() && info.clash.is_some() {
+            info.last_load_error = None;
+        }
+        info.clash = files;
+    }
+
     pub fn latency(&self) -> &LatencyHistogram {
         &self.latency
     }
@@ -142,6 +156,7 @@ impl PolicyStatus {
             latency_p99_us: self.latency.quantile_micros(0.99),
             last_error: info.last_error.clone(),
             last_load_error: info.last_load_error.clone(),
+            clash: info.clash.clone(),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! copy writes a file in several steps), then the registry rescans the
 //! directory and loads whatever changed. A slow periodic rescan backs the
 //! events up, for filesystems that do not deliver them (some network and
-//! container mounts). Dropping the [`Watcher`] stops both.
+//! container mounts). A file that has not settled yet (see
+//! [`super::file`]) is looked at again as soon as it could have. Dropping
+//! the [`Watcher`] stops all of it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,8 +56,9 @@ fn is_policy_file(path: &Path) -> bool {
 
 fn run(registry: &Registry, rx: &mpsc::Receiver<notify::Result<notify::Event>>) {
     let mut last_scan = Instant::now();
+    let mut next_scan = POLL;
     loop {
-        match rx.recv_timeout(POLL) {
+        match rx.recv_timeout(next_scan.saturating_sub(last_scan.elapsed())) {
             Ok(Ok(event)) if relevant(&event) => {
                 // Debounce: wait until the directory has been quiet for a while.
                 let burst_started = Instant::now();
@@ -72,12 +75,14 @@ fn run(registry: &Registry, rx: &mpsc::Receiver<notify::Result<notify::Event>>) 
                 tracing::warn!("policy directory watch error: {e}");
                 continue;
             }
-            Err(RecvTimeoutError::Timeout) if last_scan.elapsed() >= POLL => {}
+            Err(RecvTimeoutError::Timeout) if last_scan.elapsed() >= next_scan => {}
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        registry.rescan();
+        let report = registry.rescan();
         last_scan = Instant::now();
+        // A few ms past the settle time, so the file is due when looked at.
+        next_scan = report.recheck_in.map_or(POLL, |d| (d + Duration::from_millis(5)).min(POLL));
     }
 }
 

@@ -12,6 +12,9 @@ use scalewise_sdk::prelude::*;
 pub struct Settings {
     #[serde(default)]
     always: Option<String>,
+    /// `loop`: hang inside `validate-config`.
+    #[serde(default)]
+    validate: Option<String>,
 }
 
 pub struct Hostile;
@@ -26,6 +29,15 @@ fn recurse(n: u64) -> u64 {
 impl Strategy for Hostile {
     type Settings = Settings;
     type State = ();
+
+    fn validate(s: &Settings) -> Result<(), String> {
+        if s.validate.as_deref() == Some("loop") {
+            loop {
+                black_box(());
+            }
+        }
+        Ok(())
+    }
 
     fn evaluate(input: &StrategyInput, s: &Settings, _: &mut ()) -> Result<Proposal, String> {
         let pool = &input.pool;
