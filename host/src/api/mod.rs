@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/demo/take", post(pools::demo_take))
         .route("/sources", get(list_sources))
         .route("/leader", get(leader))
+        .route("/journal", get(journal_stats))
         .route("/policies", get(list_policies))
         .route("/policies/reload", post(reload))
         .route("/policies/{id}", get(get_policy))
@@ -85,6 +86,18 @@ pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Res
 /// Who acts: this replica's view of the leader lease (null without election).
 async fn leader(State(state): State<AppState>) -> Response {
     Json(state.leadership.as_ref().map(|l| l.view())).into_response()
+}
+
+/// The journal's size, retention, and each pool's oldest and newest decision.
+async fn journal_stats(State(state): State<AppState>) -> Response {
+    let Some(journal) = state.journal.clone() else {
+        return error(StatusCode::NOT_FOUND, "this host keeps no journal (it has no pools)");
+    };
+    match tokio::task::spawn_blocking(move || journal.stats()).await {
+        Ok(Ok(stats)) => Json(stats).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 async fn list_sources(State(state): State<AppState>) -> Response {

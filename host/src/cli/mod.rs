@@ -36,6 +36,13 @@ pub enum Command {
     /// Replay load traces through policy sets under a virtual clock and
     /// compare them (elasticity metrics, cost, the clairvoyant oracle).
     Simulate(SimulateArgs),
+    /// Read the decision journal: its size, new decisions, an export.
+    Journal {
+        #[command(flatten)]
+        at: JournalAt,
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// The built-in demo's parts.
     Demo {
         #[command(subcommand)]
@@ -50,6 +57,65 @@ pub enum DemoCommand {
         /// The demo queue's URL.
         #[arg(long, env = "SCALEWISE_DEMO_QUEUE", default_value = "http://127.0.0.1:7070/demo")]
         queue: String,
+    },
+}
+
+/// Which journal: a file, or a running host that holds it.
+#[derive(Debug, Args)]
+pub struct JournalAt {
+    /// The config whose `journal.path` (and `server.listen`) to use.
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// The journal file (default: the config's, or .scalewise/journal.redb).
+    #[arg(long, global = true)]
+    pub journal: Option<PathBuf>,
+    /// Read through a running host's API (`http://127.0.0.1:7070`). Used
+    /// by default, at the config's `server.listen`, when a running host
+    /// holds the journal file.
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// The journal's size and retention, and each pool's oldest and newest decision.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the newest decisions, then follow new ones as a host makes them.
+    Tail {
+        /// Only these pools (default: all).
+        #[arg(long)]
+        pool: Vec<String>,
+        /// How many of the newest decisions to print first.
+        #[arg(long, short = 'n', default_value_t = 10)]
+        lines: usize,
+        /// Stop after this many new decisions (default: follow until interrupted).
+        #[arg(long)]
+        max: Option<usize>,
+        /// How often to look for new decisions, in ms.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every decision as JSON lines, oldest first, by pool and time range.
+    Export {
+        /// Only these pools (default: all).
+        #[arg(long)]
+        pool: Vec<String>,
+        /// From this time: Unix milliseconds, or an age like `90s`, `30m`, `6h`, `7d`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time, in the same forms.
+        #[arg(long)]
+        until: Option<String>,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
 }
 

@@ -1,5 +1,6 @@
 //! Carrying out each command of [`crate::cli`].
 
+mod journal;
 mod policy;
 mod serve;
 mod simulate;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Policy { command } => policy::run(command),
         Command::Simulate(args) => simulate::run(args),
+        Command::Journal { at, command } => journal::run(at, command),
         Command::Demo { command: DemoCommand::Worker { queue } } => {
             crate::demo::worker::run(&queue)?;
             Ok(ExitCode::SUCCESS)

@@ -61,7 +61,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
-        let journal = if config.pools.is_empty() { None } else { Some(Journal::open(&config.journal.path)?) };
+        let journal = if config.pools.is_empty() { None } else { Some(Journal::open_retaining(&config.journal.path, config.journal.retention())?) };
         let service = Service::start(&config, registry.clone(), journal.clone()).await?;
         let pools = Arc::new(service.pools.clone());
         let sources = Arc::new(service.sources.clone());

@@ -285,6 +285,12 @@ impl Config {
         if p.max_file_bytes < 8 {
             problems.push(format!("policies.max_file_bytes: must be at least 8 (a component's header), got {}", p.max_file_bytes));
         }
+        if self.journal.max_bytes < 16 << 20 {
+            problems.push(format!("journal.max_bytes: must be at least 16 MiB (16777216), got {}", self.journal.max_bytes));
+        }
+        if self.journal.max_age_secs < 60 {
+            problems.push(format!("journal.max_age_secs: must be at least 60, got {}", self.journal.max_age_secs));
+        }
         if p.settle_ms > 60_000 {
             problems.push(format!("policies.settle_ms: must be at most 60000, got {}", p.settle_ms));
         }

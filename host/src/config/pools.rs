@@ -17,12 +17,33 @@ pub struct JournalConfig {
     /// The redb file; unset in a config means `.scalewise/journal.redb`.
     #[serde(default = "default_journal")]
     pub path: PathBuf,
+    /// The journal file stays under this size: old decisions are dropped,
+    /// every pool's newest decision, memory and states are kept.
+    #[serde(default = "default_journal_max_bytes")]
+    pub max_bytes: u64,
+    /// Decisions older than this are dropped (default 30 days).
+    #[serde(default = "default_journal_max_age")]
+    pub max_age_secs: u64,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { path: default_journal() }
+        Self { path: default_journal(), max_bytes: default_journal_max_bytes(), max_age_secs: default_journal_max_age() }
     }
+}
+
+impl JournalConfig {
+    pub fn retention(&self) -> crate::journal::retention::Retention {
+        crate::journal::retention::Retention { max_bytes: self.max_bytes, max_age: std::time::Duration::from_secs(self.max_age_secs) }
+    }
+}
+
+fn default_journal_max_bytes() -> u64 {
+    crate::journal::retention::Retention::default().max_bytes
+}
+
+fn default_journal_max_age() -> u64 {
+    crate::journal::retention::Retention::default().max_age.as_secs()
 }
 
 fn default_journal() -> PathBuf {

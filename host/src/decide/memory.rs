@@ -19,7 +19,7 @@ pub struct PoolMemory {
     pub seq: u64,
     pub guard: GuardState,
     /// Each policy's state from its last call, by policy id.
-    #[serde(with = "super::state_text")]
+    #[serde(with = "super::state_text", default)]
     pub states: BTreeMap<String, Vec<u8>>,
     /// Money spent in the budget period so far, and when the period began.
     pub spent: f64,

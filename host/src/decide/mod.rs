@@ -25,4 +25,4 @@ pub mod guardrails;
 pub mod memory;
 pub mod pipeline;
 pub mod record;
-mod state_text;
+pub(crate) mod state_text;

@@ -23,82 +23,66 @@
 //! A write that fails (disk full, read-only file system) is reported to the
 //! pool that asked, which keeps deciding; what was committed before stays.
 
+mod heads;
+pub mod retention;
 mod segment;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::Serialize;
 
+use heads::{Head, Index};
+use retention::{Buckets, Retention};
 use segment::{Frame, Ptr};
 use tokio::sync::oneshot;
 
 use crate::decide::memory::PoolMemory;
 use crate::decide::record::DecisionRecord;
 
+pub use retention::Retention as JournalRetention;
+
 /// Segment number → the frames one commit wrote.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
-/// `"index"` → the newest segment the checkpoint covers, then every pool's [`Head`].
+/// [`heads::KEY`] → the newest segment the checkpoint covers, then every pool's [`Head`].
 const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
 /// How long the writer gathers records into one commit.
 const GATHER: Duration = Duration::from_millis(3);
 /// How often the index is checkpointed.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// redb's page cache. Its default (1 GiB) would let the host's memory grow
+/// with the journal; the writer and the API's reads need little.
+const CACHE_BYTES: usize = 32 << 20;
+/// A policy state this large is worth a warning (once per pool and policy):
+/// it is written again each time it changes.
+pub const LARGE_STATE: usize = 256 * 1024;
 
-/// Where a pool's newest decision and memory are.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Head {
-    decision: Ptr,
-    seq: u64,
-    /// The newest decision's own predecessor (what replacing it links to).
-    prev: Ptr,
-    memory: Ptr,
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-type Index = HashMap<String, Head>;
-
-fn encode_index(covered: u64, index: &Index) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + index.len() * 48);
-    v.extend_from_slice(&covered.to_le_bytes());
-    for (pool, h) in index {
-        v.extend_from_slice(&(pool.len() as u16).to_le_bytes());
-        v.extend_from_slice(pool.as_bytes());
-        for x in [h.decision, h.seq, h.prev, h.memory] {
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    v
+/// A pool's policy states, written as the pool memory writes them.
+#[derive(Serialize, serde::Deserialize)]
+struct States {
+    #[serde(with = "crate::decide::state_text")]
+    states: BTreeMap<String, Vec<u8>>,
 }
 
-fn decode_index(bytes: &[u8]) -> Option<(u64, Index)> {
-    let covered = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let mut rest = &bytes[8..];
-    let mut index = Index::new();
-    while !rest.is_empty() {
-        let n = u16::from_le_bytes(rest.get(..2)?.try_into().ok()?) as usize;
-        let pool = std::str::from_utf8(rest.get(2..2 + n)?).ok()?.to_owned();
-        let mut x = [0u64; 4];
-        for (i, v) in x.iter_mut().enumerate() {
-            let at = 2 + n + i * 8;
-            *v = u64::from_le_bytes(rest.get(at..at + 8)?.try_into().ok()?);
-        }
-        index.insert(pool, Head { decision: x[0], seq: x[1], prev: x[2], memory: x[3] });
-        rest = &rest[2 + n + 32..];
-    }
-    Some((covered, index))
+#[derive(Serialize)]
+struct StatesRef<'a> {
+    #[serde(serialize_with = "crate::decide::state_text::serialize")]
+    states: &'a BTreeMap<String, Vec<u8>>,
 }
 
-/// Fold one frame (at `at`) into the heads.
-fn apply(heads: &mut Index, at: Ptr, f: &Frame<'_>) {
-    let h = heads.entry(f.pool.to_owned()).or_default();
-    if !f.record.is_empty() {
-        *h = Head { decision: at, seq: f.seq, prev: f.prev, memory: h.memory };
-    }
-    if !f.memory.is_empty() {
-        h.memory = at;
-    }
+fn states_hash(states: &BTreeMap<String, Vec<u8>>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    states.hash(&mut h);
+    h.finish()
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -117,6 +101,8 @@ struct Job {
     pool: String,
     record: Option<(u64, Vec<u8>)>,
     memory: Option<Vec<u8>>,
+    /// The policy states, when they changed since the last write.
+    states: Option<Vec<u8>>,
     ack: oneshot::Sender<Result<(), JournalError>>,
 }
 
@@ -132,6 +118,15 @@ struct Inner {
     detached: bool,
     db: Arc<Database>,
     index: Arc<RwLock<Index>>,
+    /// The oldest segment retention kept; pointers below it lead nowhere.
+    oldest: Arc<AtomicU64>,
+    buckets: Arc<Mutex<Buckets>>,
+    /// None: a reader's open, which never compacts.
+    retention: Option<Retention>,
+    /// The hash of each pool's states as last written.
+    written_states: Mutex<HashMap<String, u64>>,
+    /// (pool, policy) pairs already warned about for a large state.
+    warned: Mutex<HashSet<(String, String)>>,
     tx: Option<mpsc::Sender<Job>>,
     writer: Option<std::thread::JoinHandle<()>>,
     path: PathBuf,
@@ -146,6 +141,29 @@ impl Drop for Inner {
     }
 }
 
+/// What the journal holds: `scalewise journal stats` and `GET /journal`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct JournalStats {
+    pub path: String,
+    pub file_bytes: u64,
+    /// The log as counted for retention (see [`retention`]).
+    pub counted_bytes: u64,
+    /// The retention of the host that has it open (none when read offline).
+    pub max_bytes: Option<u64>,
+    pub max_age_secs: Option<u64>,
+    pub pools: Vec<PoolStats>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PoolStats {
+    pub pool: String,
+    /// The oldest decision kept, and when it was made (ms since the epoch).
+    pub oldest_seq: Option<u64>,
+    pub oldest_at: Option<i64>,
+    pub newest_seq: Option<u64>,
+    pub newest_at: Option<i64>,
+}
+
 impl Journal {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         Self::open_with(path, CHECKPOINT_EVERY)
@@ -153,7 +171,21 @@ impl Journal {
 
     /// Open with a given checkpoint interval (tests use zero: every commit).
     pub fn open_with(path: &Path, checkpoint_every: Duration) -> Result<Self, JournalError> {
-        Self::open_mode(path, checkpoint_every, false)
+        Self::open_mode(path, checkpoint_every, false, Some(Retention::default()))
+    }
+
+    /// Open, keeping the past `retention` allows.
+    pub fn open_retaining(path: &Path, retention: Retention) -> Result<Self, JournalError> {
+        Self::open_mode(path, CHECKPOINT_EVERY, false, Some(retention))
+    }
+
+    /// Open an existing journal to read it (`scalewise journal`): nothing
+    /// is compacted, whatever retention the host that wrote it had.
+    pub fn open_to_read(path: &Path) -> Result<Self, JournalError> {
+        if !path.is_file() {
+            return Err(JournalError::Open { path: path.display().to_string(), detail: "no journal there (give --journal, or --config for its `journal.path`)".into() });
+        }
+        Self::open_mode(path, CHECKPOINT_EVERY, false, None)
     }
 
     /// Open for a simulation: the same records, frames and commits, but a
@@ -162,30 +194,53 @@ impl Journal {
     /// waiting for each commit would make a replay of 50,000 steps wait
     /// 50,000 times). Dropping the last clone still commits everything.
     pub fn open_detached(path: &Path) -> Result<Self, JournalError> {
-        Self::open_mode(path, CHECKPOINT_EVERY, true)
+        Self::open_mode(path, CHECKPOINT_EVERY, true, Some(Retention::default()))
     }
 
-    fn open_mode(path: &Path, checkpoint_every: Duration, detached: bool) -> Result<Self, JournalError> {
+    fn open_mode(path: &Path, checkpoint_every: Duration, detached: bool, retention: Option<Retention>) -> Result<Self, JournalError> {
         let open = |detail: String| JournalError::Open { path: path.display().to_string(), detail };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open(e.to_string()))?;
         }
-        let db = Database::create(path).map_err(|e| open(e.to_string()))?;
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(open("another process (a running host?) has it open; stop it, or read it through that host's API".into()));
+            }
+            Err(e) => return Err(open(e.to_string())),
+        };
         // Make sure the tables exist so readers never see them missing.
         let w = db.begin_write().map_err(|e| open(e.to_string()))?;
         w.open_table(LOG).map_err(|e| open(e.to_string()))?;
         w.open_table(CHECKPOINT).map_err(|e| open(e.to_string()))?;
+        let buckets = Buckets::load(&w, now_ms()).map_err(open)?;
         w.commit().map_err(|e| open(e.to_string()))?;
-        let (index, next) = rebuild(&db).map_err(open)?;
+        let (index, next) = heads::rebuild(&db).map_err(open)?;
+        let oldest = Arc::new(AtomicU64::new(buckets.list.front().map_or(next, |b| b.first_seg)));
         let db = Arc::new(db);
         let index = Arc::new(RwLock::new(index));
+        let buckets = Arc::new(Mutex::new(buckets));
         let (tx, rx) = mpsc::channel::<Job>();
-        let (writer_db, writer_index) = (db.clone(), index.clone());
+        let writer = Writer { db: db.clone(), index: index.clone(), oldest: oldest.clone(), buckets: buckets.clone(), retention, next, checkpoint_every, durable: !detached };
         let writer = std::thread::Builder::new()
             .name("scalewise-journal".into())
-            .spawn(move || write_loop(&writer_db, &writer_index, next, checkpoint_every, detached, rx))
+            .spawn(move || writer.run(rx))
             .map_err(|e| open(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { detached, db, index, tx: Some(tx), writer: Some(writer), path: path.to_owned() }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                detached,
+                db,
+                index,
+                oldest,
+                buckets,
+                retention,
+                written_states: Mutex::default(),
+                warned: Mutex::default(),
+                tx: Some(tx),
+                writer: Some(writer),
+                path: path.to_owned(),
+            }),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -193,54 +248,147 @@ impl Journal {
     }
 
     /// Durably record a decision and the pool's memory after it. Resolves
-    /// once committed.
+    /// once committed. The policy states are written only if they changed.
     pub async fn record(&self, record: &DecisionRecord, memory: &PoolMemory) -> Result<(), JournalError> {
         let rec = serde_json::to_vec(record).map_err(|e| JournalError::Write(e.to_string()))?;
-        let mem = serde_json::to_vec(memory).map_err(|e| JournalError::Write(e.to_string()))?;
-        self.submit(record.pool.clone(), Some((record.seq, rec)), Some(mem)).await
+        self.submit(&record.pool, Some((record.seq, rec)), memory).await
     }
 
     /// Durably record a pool's memory alone (a pause, a resume).
     pub async fn remember(&self, pool: &str, memory: &PoolMemory) -> Result<(), JournalError> {
-        let mem = serde_json::to_vec(memory).map_err(|e| JournalError::Write(e.to_string()))?;
-        self.submit(pool.to_owned(), None, Some(mem)).await
+        self.submit(pool, None, memory).await
     }
 
-    async fn submit(&self, pool: String, record: Option<(u64, Vec<u8>)>, memory: Option<Vec<u8>>) -> Result<(), JournalError> {
+    async fn submit(&self, pool: &str, record: Option<(u64, Vec<u8>)>, memory: &PoolMemory) -> Result<(), JournalError> {
+        let write = |e: serde_json::Error| JournalError::Write(e.to_string());
+        // Everything but the states; they go in a section of their own.
+        let bare = PoolMemory { guard: memory.guard.clone(), states: BTreeMap::new(), alerts_fired: memory.alerts_fired.clone(), placement: memory.placement.clone(), ..*memory };
+        let mem = serde_json::to_vec(&bare).map_err(write)?;
+        let hash = states_hash(&memory.states);
+        let changed = self.inner.written_states.lock().unwrap().get(pool) != Some(&hash);
+        let states = if changed {
+            self.warn_large(pool, &memory.states);
+            Some(serde_json::to_vec(&StatesRef { states: &memory.states }).map_err(write)?)
+        } else {
+            None
+        };
         let (ack, done) = oneshot::channel();
-        self.inner.tx.as_ref().ok_or(JournalError::Closed)?.send(Job { pool, record, memory, ack }).map_err(|_| JournalError::Closed)?;
-        if self.inner.detached {
-            return Ok(());
+        let job = Job { pool: pool.to_owned(), record, memory: Some(mem), states, ack };
+        self.inner.tx.as_ref().ok_or(JournalError::Closed)?.send(job).map_err(|_| JournalError::Closed)?;
+        let result = if self.inner.detached { Ok(()) } else { done.await.map_err(|_| JournalError::Closed)? };
+        if result.is_ok() && changed {
+            self.inner.written_states.lock().unwrap().insert(pool.to_owned(), hash);
         }
-        done.await.map_err(|_| JournalError::Closed)?
+        result
+    }
+
+    fn warn_large(&self, pool: &str, states: &BTreeMap<String, Vec<u8>>) {
+        for (policy, state) in states.iter().filter(|(_, s)| s.len() >= LARGE_STATE) {
+            if self.inner.warned.lock().unwrap().insert((pool.to_owned(), policy.clone())) {
+                tracing::warn!(
+                    pool,
+                    policy = %policy,
+                    bytes = state.len(),
+                    "a large policy state: the journal writes it again every time it changes; retention bounds the journal ({} bytes), but a smaller state keeps more history",
+                    self.inner.retention.unwrap_or_default().max_bytes
+                );
+            }
+        }
     }
 
     /// A pool's memory as last committed.
     pub fn memory(&self, pool: &str) -> Result<Option<PoolMemory>, JournalError> {
-        let Some(at) = self.inner.index.read().unwrap().get(pool).map(|h| h.memory).filter(|p| *p != 0) else {
+        let Some(head) = self.inner.index.read().unwrap().get(pool).copied().filter(|h| h.memory != 0) else {
             return Ok(None);
         };
         let mut reader = Reader::new(&self.inner.db)?;
         let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
-        let memory = reader.with_frame(at, |f| serde_json::from_slice(f.memory).map_err(|e| read(&e)))?;
-        memory.map(Some)
+        let mut memory: PoolMemory = reader.with_frame(head.memory, |f| serde_json::from_slice(f.memory).map_err(|e| read(&e)))??;
+        if head.states != 0 {
+            let states: States = reader.with_frame(head.states, |f| serde_json::from_slice(f.states).map_err(|e| read(&e)))??;
+            memory.states = states.states;
+        }
+        Ok(Some(memory))
     }
 
     /// Decisions of `pool`, newest first, with `seq < before`.
     pub fn decisions(&self, pool: &str, before: Option<u64>, limit: usize) -> Result<Vec<DecisionRecord>, JournalError> {
+        self.walk(pool, before, |_| true, limit)
+    }
+
+    /// Decisions of `pool`, newest first, with `seq < before` and `keep`
+    /// true, at most `limit` of them. The walk ends where retention did.
+    pub fn walk(&self, pool: &str, before: Option<u64>, mut keep: impl FnMut(&DecisionRecord) -> bool, limit: usize) -> Result<Vec<DecisionRecord>, JournalError> {
         let Some(mut at) = self.inner.index.read().unwrap().get(pool).map(|h| h.decision) else { return Ok(Vec::new()) };
         let before = before.unwrap_or(u64::MAX);
         let mut reader = Reader::new(&self.inner.db)?;
         let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
         let mut out = Vec::new();
         while at != 0 && out.len() < limit {
-            let (prev, record) = reader.with_frame(at, |f| (f.prev, (f.seq < before).then(|| serde_json::from_slice(f.record))))?;
+            if segment::split(at).0 < self.inner.oldest.load(Ordering::Acquire) {
+                break; // compacted away
+            }
+            let (prev, record) = reader.with_frame(at, |f| (f.prev, (f.seq < before).then(|| serde_json::from_slice::<DecisionRecord>(f.record))))?;
             if let Some(r) = record {
-                out.push(r.map_err(|e| read(&e))?);
+                let r = r.map_err(|e| read(&e))?;
+                if keep(&r) {
+                    out.push(r);
+                }
             }
             at = prev;
         }
         Ok(out)
+    }
+
+    /// The pools the journal has decisions for.
+    pub fn pools(&self) -> Vec<String> {
+        let mut pools: Vec<String> = self.inner.index.read().unwrap().iter().filter(|(_, h)| h.decision != 0).map(|(p, _)| p.clone()).collect();
+        pools.sort();
+        pools
+    }
+
+    /// Size, retention, and each pool's oldest and newest decision.
+    pub fn stats(&self) -> Result<JournalStats, JournalError> {
+        let pools = self.pools();
+        let mut oldest: HashMap<String, (u64, i64)> = HashMap::new();
+        // The oldest decision of each pool is near the start of the log:
+        // read forward until every pool has been seen.
+        let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
+        let tx = self.inner.db.begin_read().map_err(|e| read(&e))?;
+        let log = tx.open_table(LOG).map_err(|e| read(&e))?;
+        for entry in log.range(self.inner.oldest.load(Ordering::Acquire)..).map_err(|e| read(&e))? {
+            let (_, v) = entry.map_err(|e| read(&e))?;
+            for f in segment::frames(v.value()).filter(|f| !f.record.is_empty()) {
+                if !oldest.contains_key(f.pool)
+                    && let Ok(r) = serde_json::from_slice::<DecisionRecord>(f.record)
+                {
+                    oldest.insert(f.pool.to_owned(), (r.seq, r.at));
+                }
+            }
+            if oldest.len() >= pools.len() {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for pool in pools {
+            let newest = self.decisions(&pool, None, 1)?.pop();
+            let first = oldest.get(&pool);
+            out.push(PoolStats {
+                oldest_seq: first.map(|f| f.0),
+                oldest_at: first.map(|f| f.1),
+                newest_seq: newest.as_ref().map(|r| r.seq),
+                newest_at: newest.as_ref().map(|r| r.at),
+                pool,
+            });
+        }
+        Ok(JournalStats {
+            path: self.inner.path.display().to_string(),
+            file_bytes: std::fs::metadata(&self.inner.path).map_or(0, |m| m.len()),
+            counted_bytes: self.inner.buckets.lock().unwrap().total(),
+            max_bytes: self.inner.retention.map(|r| r.max_bytes),
+            max_age_secs: self.inner.retention.map(|r| r.max_age.as_secs()),
+            pools: out,
+        })
     }
 }
 
@@ -269,109 +417,188 @@ impl Reader {
     }
 }
 
-/// The heads from the last checkpoint and the segments after it; and the
-/// next segment number.
-fn rebuild(db: &Database) -> Result<(Index, u64), String> {
-    let r = db.begin_read().map_err(|e| e.to_string())?;
-    let checkpoint = r.open_table(CHECKPOINT).map_err(|e| e.to_string())?;
-    let (covered, mut index) = match checkpoint.get("index").map_err(|e| e.to_string())? {
-        Some(v) => decode_index(v.value()).ok_or("the journal's checkpoint is unreadable")?,
-        None => (0, Index::new()),
-    };
-    let log = r.open_table(LOG).map_err(|e| e.to_string())?;
-    let mut next = covered + 1;
-    for entry in log.range(covered + 1..).map_err(|e| e.to_string())? {
-        let (k, v) = entry.map_err(|e| e.to_string())?;
-        for (i, f) in segment::frames(v.value()).enumerate() {
-            apply(&mut index, segment::ptr(k.value(), i), &f);
-        }
-        next = k.value() + 1;
-    }
-    Ok((index, next))
+/// The one writer: group commits, checkpoints, and compaction.
+struct Writer {
+    db: Arc<Database>,
+    index: Arc<RwLock<Index>>,
+    oldest: Arc<AtomicU64>,
+    buckets: Arc<Mutex<Buckets>>,
+    retention: Option<Retention>,
+    next: u64,
+    checkpoint_every: Duration,
+    durable: bool,
 }
 
-fn write_loop(db: &Database, index: &RwLock<Index>, mut next: u64, checkpoint_every: Duration, detached: bool, rx: mpsc::Receiver<Job>) {
-    let mut last_checkpoint = Instant::now();
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        // Whatever else arrives within the gathering window goes in the same
-        // commit: a commit costs about the same for one record as for
-        // hundreds. Sleeping through the window, rather than waiting on the
-        // channel, spares a wake-up per record.
-        // Under a backlog there is no need to wait for more.
-        let drain = |batch: &mut Vec<Job>| {
-            while batch.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut last_checkpoint = Instant::now();
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            // Whatever else arrives within the gathering window goes in the same
+            // commit: a commit costs about the same for one record as for
+            // hundreds. Sleeping through the window, rather than waiting on the
+            // channel, spares a wake-up per record.
+            // Under a backlog there is no need to wait for more.
+            let drain = |batch: &mut Vec<Job>| {
+                while batch.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
                 }
-            }
-        };
-        drain(&mut batch);
-        if batch.len() < 256 && !detached {
-            std::thread::sleep(GATHER);
-            drain(&mut batch);
-        }
-        let checkpoint = last_checkpoint.elapsed() >= checkpoint_every;
-        let result = commit(db, index, next, &batch, checkpoint, !detached).map_err(JournalError::Write);
-        match &result {
-            Ok(()) => {
-                next += 1;
-                if checkpoint {
-                    last_checkpoint = Instant::now();
-                }
-            }
-            Err(e) => tracing::error!("{e}"),
-        }
-        for job in batch {
-            let _ = job.ack.send(result.clone());
-        }
-    }
-    if detached {
-        // An empty durable commit makes every earlier non-durable one durable.
-        if let Err(e) = db.begin_write().map_err(redb::Error::from).and_then(|w| w.commit().map_err(redb::Error::from)) {
-            tracing::error!("journal: final commit failed: {e}");
-        }
-    }
-}
-
-/// Write `batch` as segment `seg`; publish the new heads only once committed.
-fn commit(db: &Database, index: &RwLock<Index>, seg: u64, batch: &[Job], checkpoint: bool, durable: bool) -> Result<(), String> {
-    let mut changed = Index::new();
-    let mut bytes = Vec::with_capacity(batch.iter().map(|j| 64 + j.record.as_ref().map_or(0, |r| r.1.len()) + j.memory.as_ref().map_or(0, Vec::len)).sum());
-    {
-        let heads = index.read().unwrap();
-        for (i, job) in batch.iter().enumerate() {
-            let h = changed.get(&job.pool).or_else(|| heads.get(&job.pool)).copied().unwrap_or_default();
-            let (seq, prev, record) = match &job.record {
-                // The same decision again (its outcome after its intent)
-                // replaces it in the pool's chain.
-                Some((seq, rec)) if h.decision != 0 && h.seq == *seq => (*seq, h.prev, rec.as_slice()),
-                Some((seq, rec)) => (*seq, h.decision, rec.as_slice()),
-                None => (h.seq, 0, &[][..]),
             };
-            let frame = Frame { pool: &job.pool, seq, prev, record, memory: job.memory.as_deref().unwrap_or_default() };
-            segment::push(&mut bytes, &frame);
-            changed.entry(job.pool.clone()).or_insert(h);
-            apply(&mut changed, segment::ptr(seg, i), &frame);
+            drain(&mut batch);
+            if batch.len() < 256 && self.durable {
+                std::thread::sleep(GATHER);
+                drain(&mut batch);
+            }
+            let checkpoint = last_checkpoint.elapsed() >= self.checkpoint_every;
+            let result = self.commit(&batch, checkpoint).map_err(JournalError::Write);
+            match &result {
+                Ok(()) => {
+                    self.next += 1;
+                    if checkpoint {
+                        last_checkpoint = Instant::now();
+                    }
+                }
+                Err(e) => tracing::error!("{e}"),
+            }
+            for job in batch {
+                let _ = job.ack.send(result.clone());
+            }
+            // Cheap when there is nothing to drop: a look at the bucket list.
+            if let Err(e) = self.compact() {
+                tracing::error!("journal compaction failed: {e}; the journal is unchanged and will be compacted at the next try");
+            }
+        }
+        if !self.durable {
+            // An empty durable commit makes every earlier non-durable one durable.
+            if let Err(e) = self.db.begin_write().map_err(redb::Error::from).and_then(|w| w.commit().map_err(redb::Error::from)) {
+                tracing::error!("journal: final commit failed: {e}");
+            }
         }
     }
-    let mut w = db.begin_write().map_err(|e| e.to_string())?;
-    if !durable {
-        w.set_durability(redb::Durability::None).map_err(|e| e.to_string())?;
-    }
-    {
-        let mut log = w.open_table(LOG).map_err(|e| e.to_string())?;
-        log.insert(seg, bytes.as_slice()).map_err(|e| e.to_string())?;
-        if checkpoint {
-            let mut all = index.read().unwrap().clone();
-            all.extend(changed.iter().map(|(k, v)| (k.clone(), *v)));
-            let mut cp = w.open_table(CHECKPOINT).map_err(|e| e.to_string())?;
-            cp.insert("index", encode_index(seg, &all).as_slice()).map_err(|e| e.to_string())?;
+
+    /// Write `batch` as the next segment; publish the new heads only once committed.
+    fn commit(&self, batch: &[Job], checkpoint: bool) -> Result<(), String> {
+        let seg = self.next;
+        let mut changed = Index::new();
+        let mut bytes = Vec::with_capacity(batch.iter().map(|j| 64 + j.record.as_ref().map_or(0, |r| r.1.len()) + j.memory.as_ref().map_or(0, Vec::len) + j.states.as_ref().map_or(0, Vec::len)).sum());
+        {
+            let heads = self.index.read().unwrap();
+            for (i, job) in batch.iter().enumerate() {
+                let h = changed.get(&job.pool).or_else(|| heads.get(&job.pool)).copied().unwrap_or_default();
+                let (seq, prev, record) = match &job.record {
+                    // The same decision again (its outcome after its intent)
+                    // replaces it in the pool's chain.
+                    Some((seq, rec)) if h.decision != 0 && h.seq == *seq => (*seq, h.prev, rec.as_slice()),
+                    Some((seq, rec)) => (*seq, h.decision, rec.as_slice()),
+                    None => (h.seq, 0, &[][..]),
+                };
+                let frame = Frame { pool: &job.pool, seq, prev, record, memory: job.memory.as_deref().unwrap_or_default(), states: job.states.as_deref().unwrap_or_default() };
+                segment::push(&mut bytes, &frame);
+                changed.entry(job.pool.clone()).or_insert(h);
+                heads::apply(&mut changed, segment::ptr(seg, i), &frame);
+            }
         }
+        let mut w = self.db.begin_write().map_err(|e| e.to_string())?;
+        if !self.durable {
+            w.set_durability(redb::Durability::None).map_err(|e| e.to_string())?;
+        }
+        let mut buckets = self.buckets.lock().unwrap();
+        let before = buckets.list.clone();
+        let written = (|| {
+            let mut log = w.open_table(LOG).map_err(|e| e.to_string())?;
+            log.insert(seg, bytes.as_slice()).map_err(|e| e.to_string())?;
+            drop(log);
+            buckets.add(&w, seg, bytes.len(), now_ms(), &self.retention.unwrap_or_default())?;
+            if checkpoint {
+                let mut all = self.index.read().unwrap().clone();
+                all.extend(changed.iter().map(|(k, v)| (k.clone(), *v)));
+                write_checkpoint(&w, seg, &all)?;
+            }
+            w.commit().map_err(|e| e.to_string())
+        })();
+        if written.is_err() {
+            buckets.list = before;
+        }
+        written?;
+        self.index.write().unwrap().extend(changed);
+        Ok(())
     }
-    w.commit().map_err(|e| e.to_string())?;
-    index.write().unwrap().extend(changed);
+
+    /// Drop what retention no longer keeps, carrying every pool's newest
+    /// decision, memory and states forward first; see [`retention`].
+    fn compact(&mut self) -> Result<(), String> {
+        let Some(retention) = self.retention else { return Ok(()) };
+        let now = now_ms();
+        let mut buckets = self.buckets.lock().unwrap();
+        let n = buckets.to_drop(&retention, now);
+        if n == 0 {
+            return Ok(());
+        }
+        let cutoff = buckets.list.get(n).map_or(self.next, |b| b.first_seg);
+        let seg = self.next;
+        let old = |p: Ptr| p != 0 && segment::split(p).0 < cutoff;
+        let heads = self.index.read().unwrap().clone();
+        let mut carried = Index::new();
+        let mut bytes = Vec::new();
+        {
+            let mut reader = Reader::new(&self.db).map_err(|e| e.to_string())?;
+            // 0: the record, 1: the memory, 2: the states.
+            let mut copy = |at: Ptr, part: usize| -> Result<Vec<u8>, String> {
+                if !old(at) {
+                    return Ok(Vec::new());
+                }
+                reader.with_frame(at, |f| [f.record, f.memory, f.states][part].to_vec()).map_err(|e| e.to_string())
+            };
+            let mut pools: Vec<(&String, &Head)> = heads.iter().filter(|(_, h)| old(h.decision) || old(h.memory) || old(h.states)).collect();
+            pools.sort_by_key(|(p, _)| p.as_str());
+            for (i, (pool, h)) in pools.into_iter().enumerate() {
+                let record = copy(h.decision, 0)?;
+                let memory = copy(h.memory, 1)?;
+                let states = copy(h.states, 2)?;
+                let frame = Frame { pool, seq: h.seq, prev: 0, record: &record, memory: &memory, states: &states };
+                segment::push(&mut bytes, &frame);
+                carried.insert(pool.clone(), *h);
+                heads::apply(&mut carried, segment::ptr(seg, i), &frame);
+            }
+        }
+        let w = self.db.begin_write().map_err(|e| e.to_string())?;
+        let before = buckets.list.clone();
+        let done = (|| {
+            let first_kept = buckets.drop_oldest(&w, n)?;
+            debug_assert_eq!(first_kept.min(self.next), cutoff);
+            let mut log = w.open_table(LOG).map_err(|e| e.to_string())?;
+            log.retain_in(..cutoff, |_, _| false).map_err(|e| e.to_string())?;
+            if !bytes.is_empty() {
+                log.insert(seg, bytes.as_slice()).map_err(|e| e.to_string())?;
+            }
+            drop(log);
+            if !bytes.is_empty() {
+                buckets.add(&w, seg, bytes.len(), now, &retention)?;
+            }
+            let mut all = heads.clone();
+            all.extend(carried.iter().map(|(k, v)| (k.clone(), *v)));
+            write_checkpoint(&w, seg, &all)?;
+            w.commit().map_err(|e| e.to_string())
+        })();
+        if let Err(e) = done {
+            buckets.list = before;
+            return Err(e);
+        }
+        self.index.write().unwrap().extend(carried.clone());
+        self.oldest.store(cutoff, Ordering::Release);
+        self.next = seg + 1;
+        tracing::info!(dropped_buckets = n, carried_pools = carried.len(), counted_bytes = buckets.total(), "journal compacted");
+        Ok(())
+    }
+}
+
+fn write_checkpoint(w: &redb::WriteTransaction, covered: u64, index: &Index) -> Result<(), String> {
+    let mut cp = w.open_table(CHECKPOINT).map_err(|e| e.to_string())?;
+    cp.insert(heads::KEY, heads::encode(covered, index).as_slice()).map_err(|e| e.to_string())?;
+    cp.remove("index").map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -15,6 +15,9 @@ pub struct Settings {
     /// `loop`: hang inside `validate-config`.
     #[serde(default)]
     validate: Option<String>,
+    /// Return a new state of about this many bytes on every call.
+    #[serde(default)]
+    state_bytes: Option<usize>,
 }
 
 pub struct Hostile;
@@ -28,7 +31,7 @@ fn recurse(n: u64) -> u64 {
 
 impl Strategy for Hostile {
     type Settings = Settings;
-    type State = ();
+    type State = String;
 
     fn validate(s: &Settings) -> Result<(), String> {
         if s.validate.as_deref() == Some("loop") {
@@ -39,7 +42,10 @@ impl Strategy for Hostile {
         Ok(())
     }
 
-    fn evaluate(input: &StrategyInput, s: &Settings, _: &mut ()) -> Result<Proposal, String> {
+    fn evaluate(input: &StrategyInput, s: &Settings, state: &mut String) -> Result<Proposal, String> {
+        if let Some(n) = s.state_bytes {
+            *state = format!("{}:{}", input.now, "x".repeat(n));
+        }
         let pool = &input.pool;
         let ok = |reason: String| Ok(Proposal::new(pool.clamp(pool.running as f64), 1.0, reason));
         match s.always.as_deref().unwrap_or(&pool.id) {
