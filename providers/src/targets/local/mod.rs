@@ -15,8 +15,13 @@
 //! member is draining.
 //!
 //! Every member has a pidfile in the run directory holding its pid and start
-//! time. At start, [`LocalPool::reconcile`] adopts members a previous host
-//! left running (after a crash or `kill -9`) instead of launching new ones.
+//! time, written before the worker's command runs (see `process`). At
+//! start, [`LocalPool::reconcile`] adopts every member a previous host left
+//! running (after a crash or `kill -9`) instead of launching new ones: those
+//! its pidfiles name, and any it finds in /proc by their environment whose
+//! pidfile is gone. Member ids are never reused while a process with one
+//! may live: the next number is kept in `next-id` in the run directory,
+//! written before the members it numbers are launched.
 
 mod headroom;
 mod process;
@@ -167,6 +172,32 @@ impl LocalPool {
         process::Files::new(&self.config.run_dir, id)
     }
 
+    fn next_id_file(&self) -> PathBuf {
+        self.config.run_dir.join("next-id")
+    }
+
+    /// Keep `next` on disk before members numbered below it are launched.
+    fn save_next(&self, next: u64) -> Result<(), String> {
+        let path = self.next_id_file();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{next}\n")).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Adopt the live worker `pid` as member `id`.
+    fn adopt(&self, inner: &mut Inner, id: String, pid: u32, start_ticks: u64) {
+        let files = self.files(&id);
+        let draining = files.drain.exists();
+        let mut slot = Slot { handle: Handle::Adopted, pid, start_ticks, state: MemberState::Active, ..Slot::new(id.clone(), Instant::now() - STABLE_AFTER) };
+        if draining {
+            self.drain(&mut slot);
+        }
+        tracing::info!(member = %id, pid, draining, "adopted a worker left by an earlier run");
+        if let Some(n) = id.strip_prefix("w-").and_then(|n| n.parse::<u64>().ok()) {
+            inner.next = inner.next.max(n + 1);
+        }
+        inner.slots.insert(id, slot);
+    }
+
     /// Launch (or relaunch) the member in `slot`.
     fn launch(&self, slot: &mut Slot) {
         let files = self.files(&slot.id);
@@ -312,6 +343,9 @@ impl Target for LocalPool {
         let entries = std::fs::read_dir(dir).map_err(|e| ProviderError::Read(format!("{}: {e}", dir.display())))?;
         {
             let mut inner = self.inner.lock().unwrap();
+            if let Some(n) = std::fs::read_to_string(self.next_id_file()).ok().and_then(|t| t.trim().parse::<u64>().ok()) {
+                inner.next = inner.next.max(n);
+            }
             for entry in entries.flatten() {
                 let path = entry.path();
                 let Some(id) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".pid")).map(str::to_owned) else {
@@ -325,23 +359,30 @@ impl Target for LocalPool {
                 }
                 let files = self.files(&id);
                 match process::read_pidfile(&path) {
-                    Some((pid, start_ticks)) if process::is_same_live(pid, start_ticks) => {
-                        let draining = files.drain.exists();
-                        let mut slot = Slot {
-                            handle: Handle::Adopted,
-                            pid,
-                            start_ticks,
-                            state: MemberState::Active,
-                            ..Slot::new(id.clone(), Instant::now() - STABLE_AFTER)
-                        };
-                        if draining {
-                            self.drain(&mut slot);
-                        }
-                        tracing::info!(member = %id, pid, draining, "adopted a worker left by an earlier run");
-                        inner.slots.insert(id, slot);
+                    Some((pid, Some(start_ticks))) if process::is_same_live(pid, start_ticks) => self.adopt(&mut inner, id, pid, start_ticks),
+                    // Written by the worker before it ran; its launcher
+                    // stopped before adding the start time.
+                    Some((pid, None)) if process::is_member(pid, &id, &files) => {
+                        let start_ticks = process::read_stat(pid).map_or(0, |s| s.start_ticks);
+                        let _ = std::fs::write(&files.pid, format!("{pid} {start_ticks}\n"));
+                        self.adopt(&mut inner, id, pid, start_ticks);
                     }
                     _ => files.remove_all(),
                 }
+            }
+            // Workers whose pidfile is gone: found by their environment.
+            for (id, pid) in process::find_members(dir) {
+                if inner.slots.contains_key(&id) {
+                    continue;
+                }
+                let start_ticks = process::read_stat(pid).map_or(0, |s| s.start_ticks);
+                tracing::warn!(member = %id, pid, "a worker of this pool was running without a pidfile; adopting it");
+                let _ = std::fs::write(self.files(&id).pid, format!("{pid} {start_ticks}\n"));
+                self.adopt(&mut inner, id, pid, start_ticks);
+            }
+            let next = inner.next;
+            if let Err(e) = self.save_next(next) {
+                tracing::warn!("{e}");
             }
         }
         self.tick();
@@ -366,6 +407,12 @@ impl Target for LocalPool {
                         outcome.removed.push(id);
                     }
                 }
+            }
+            if desired > capacity
+                && let Err(e) = self.save_next(inner.next + u64::from(desired - capacity))
+            {
+                // Without it a later host could reuse an id; launch nothing.
+                return Err(ProviderError::Launch(format!("{e}; no worker was started")));
             }
             for _ in capacity..desired {
                 let id = format!("w-{}", inner.next);

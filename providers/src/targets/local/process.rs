@@ -4,6 +4,16 @@
 //! A pid alone does not identify a process across a host restart (pids are
 //! reused), so each worker's pidfile also records the process' start time
 //! from /proc/<pid>/stat; a pid is adopted only if both match.
+//!
+//! There must be no moment when a worker runs unrecorded, or a host killed
+//! at that moment leaves a worker nobody manages. So the pidfile is written
+//! by the forked child itself, *before* it executes the worker command
+//! (with raw system calls only: nothing else is safe between fork and
+//! exec). It holds the pid alone until the host adds the start time. A
+//! pidfile with a pid alone is trusted only if that process is the worker:
+//! a process-group leader whose environment names this member and this
+//! pool's status file ([`is_member`]). The same check finds workers whose
+//! pidfile is gone ([`find_members`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,33 +99,115 @@ impl Files {
 
 /// Start a worker in its own process group (a Ctrl-C at the host's terminal
 /// is the host's to handle, not the workers'), tell it where its files are,
-/// and write its pidfile.
+/// and write its pidfile: first from the child, before the command runs,
+/// then again with its start time.
 pub fn launch(command: &[String], env: &[(String, String)], id: &str, files: &Files) -> Result<(Child, u64), String> {
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
     let (program, args) = command.split_first().ok_or("the worker command is empty")?;
     let _ = std::fs::remove_file(&files.drain);
     let _ = std::fs::remove_file(&files.status);
-    let child = Command::new(program)
+    let pidfile = std::ffi::CString::new(files.pid.as_os_str().as_bytes()).map_err(|_| "the run directory's path holds a NUL byte")?;
+    let mut command = Command::new(program);
+    command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("SCALEWISE_MEMBER_ID", id)
         .env("SCALEWISE_STATUS_FILE", &files.status)
         .env("SCALEWISE_DRAIN_FILE", &files.drain)
         .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("`{program}`: {e}"))?;
+        .process_group(0);
+    // SAFETY: between fork and exec the closure makes only async-signal-safe
+    // system calls (getpid, open, write, close) and does not allocate.
+    unsafe {
+        command.pre_exec(move || write_own_pid(&pidfile));
+    }
+    let child = command.spawn().map_err(|e| format!("`{program}`: {e}"))?;
     let start = read_stat(child.id()).map_or(0, |s| s.start_ticks);
     std::fs::write(&files.pid, format!("{} {start}\n", child.id()))
         .map_err(|e| format!("cannot write pidfile {}: {e}", files.pid.display()))?;
     Ok((child, start))
 }
 
-/// Read a pidfile: `pid start_ticks`.
-pub fn read_pidfile(path: &Path) -> Option<(u32, u64)> {
+/// In the forked child: write its own pid to the pidfile, or fail the
+/// spawn (a worker that cannot be recorded must not run).
+fn write_own_pid(path: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: async-signal-safe calls on a valid C string and a stack buffer.
+    unsafe {
+        let mut buf = [0u8; 24];
+        let mut n = libc::getpid() as u64;
+        let mut i = buf.len() - 1;
+        buf[i] = b'\n';
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC, 0o644);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let len = buf.len() - i;
+        let written = libc::write(fd, buf[i..].as_ptr().cast(), len);
+        libc::close(fd);
+        if written != len as isize {
+            return Err(std::io::Error::other("cannot write the pidfile"));
+        }
+    }
+    Ok(())
+}
+
+/// Read a pidfile: `pid start_ticks`, or `pid` alone when the host that
+/// launched the worker stopped before it could add the start time.
+pub fn read_pidfile(path: &Path) -> Option<(u32, Option<u64>)> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut it = text.split_whitespace();
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    let pid = it.next()?.parse().ok()?;
+    Some((pid, it.next().and_then(|s| s.parse().ok())))
+}
+
+/// Is `pid` this pool's worker `id`: alive, the leader of its own process
+/// group (as every worker is launched), with the environment it was
+/// launched with? Children a worker started share its environment but not
+/// its pid as their group.
+pub fn is_member(pid: u32, id: &str, files: &Files) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return false };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let leader = f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pid);
+    let alive = f.first().is_some_and(|s| *s != "Z" && *s != "X");
+    if !(leader && alive) {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+    let want_id = format!("SCALEWISE_MEMBER_ID={id}");
+    let want_status = format!("SCALEWISE_STATUS_FILE={}", files.status.display());
+    let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    vars.contains(&want_id.as_bytes()) && vars.contains(&want_status.as_bytes())
+}
+
+/// Every live worker of the pool whose files are in `run_dir`, found by
+/// its environment in /proc: (member id, pid).
+pub fn find_members(run_dir: &Path) -> Vec<(String, u32)> {
+    let prefix = format!("SCALEWISE_STATUS_FILE={}/", run_dir.display());
+    let Ok(proc) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in proc.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+        if !vars.iter().any(|v| v.starts_with(prefix.as_bytes())) {
+            continue;
+        }
+        let Some(id) = vars.iter().find_map(|v| v.strip_prefix(b"SCALEWISE_MEMBER_ID=")).and_then(|v| std::str::from_utf8(v).ok()) else { continue };
+        if is_member(pid, id, &Files::new(run_dir, id)) {
+            found.push((id.to_owned(), pid));
+        }
+    }
+    found
 }
 
 /// What a worker last wrote to its status file, if anything.
@@ -133,6 +225,30 @@ mod tests {
         let line = "1234 (my (odd) worker) S 1 1234 1234 0 -1 4194560 100 0 0 0 25 17 0 0 20 0 1 0 5555 1000000 321 18446744073709551615";
         let s = parse_stat(line).unwrap();
         assert_eq!(s, ProcStat { state: 'S', cpu_ticks: 42, start_ticks: 5555, rss_pages: 321 });
+    }
+
+    #[test]
+    fn the_child_writes_its_pidfile_before_the_command_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path(), "w-7");
+        // The command reads its own pidfile: it exists when the command starts.
+        let command: Vec<String> = ["sh", "-c", "cat \"$0\"; sleep 5", files.pid.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+        let (mut child, start) = launch(&command, &[], "w-7", &files).unwrap();
+        let pid = child.id();
+        assert!(is_member(pid, "w-7", &files), "found by its environment");
+        assert!(!is_member(pid, "w-8", &files), "not another member");
+        assert!(find_members(dir.path()).contains(&("w-7".to_string(), pid)));
+        assert_eq!(read_pidfile(&files.pid), Some((pid, Some(start))));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!is_member(pid, "w-7", &files), "gone");
+    }
+
+    #[test]
+    fn a_pidfile_that_cannot_be_written_stops_the_launch() {
+        let files = Files::new(Path::new("/proc/no-such-dir"), "w-1");
+        let err = launch(&["true".to_string()], &[], "w-1", &files).unwrap_err();
+        assert!(err.contains("true"), "{err}");
     }
 
     #[test]

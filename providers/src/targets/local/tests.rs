@@ -148,6 +148,41 @@ async fn a_new_pool_adopts_workers_left_running() {
     }
 }
 
+/// A host killed while it was starting workers: one worker's pidfile holds
+/// only the pid its child wrote before running the command; another's is
+/// gone altogether. The next host adopts both, and gives no new worker
+/// their ids, nor the id of one whose number was reserved but never used.
+#[tokio::test]
+async fn workers_a_crashed_host_was_starting_are_adopted_and_their_ids_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = pool(dir.path(), SLEEPER, 2000);
+    first.reconcile().await.unwrap();
+    first.scale_to(3).await.unwrap();
+    settle(&first, |s| s.running() == 3).await;
+    let before = pids(&first);
+    drop(first);
+    // w-0: killed before the start time was added. w-1: pidfile lost.
+    let w0 = process::read_pidfile(&dir.path().join("w-0.pid")).unwrap().0;
+    std::fs::write(dir.path().join("w-0.pid"), format!("{w0}\n")).unwrap();
+    std::fs::remove_file(dir.path().join("w-1.pid")).unwrap();
+    // And a number was reserved for a launch that never came.
+    std::fs::write(dir.path().join("next-id"), "5\n").unwrap();
+
+    let second = pool(dir.path(), SLEEPER, 2000);
+    let s = second.reconcile().await.unwrap();
+    let mut after = pids(&second);
+    after.sort();
+    let mut before = before;
+    before.sort();
+    assert_eq!((s.members.len(), after), (3, before.clone()), "every worker adopted, none launched");
+    assert!(process::read_pidfile(&dir.path().join("w-1.pid")).is_some_and(|(_, start)| start.is_some()), "its pidfile is written again");
+    assert_eq!(second.scale_to(4).await.unwrap().launched, ["w-5"]);
+    second.shutdown().await;
+    for pid in before {
+        assert!(process::read_stat(pid).is_none_or(|s| s.state == 'Z'), "{pid} was stopped");
+    }
+}
+
 #[tokio::test]
 async fn headroom_follows_free_memory_and_the_workers_size() {
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +201,7 @@ async fn headroom_follows_free_memory_and_the_workers_size() {
     }
     let free_now = || headroom::available_memory(&std::fs::read_to_string("/proc/meminfo").unwrap()).unwrap();
     let before = free_now();
-    let h = p.headroom(&state).await.expect("a memory headroom once workers have a size");
+    let h = p.headroom(&state).await.unwrap_or_else(|| panic!("a memory headroom once workers have a size: {:?}", state.members));
     let after = free_now();
     let rss = state.members.iter().filter_map(|m| m.memory_bytes).max().unwrap();
     // The figure is this machine's, and free memory moves while other
