@@ -390,3 +390,74 @@ guardrails = {{ tolerance = 0.0, scale_down_stabilization_secs = 0 }}
     let gpu_vote = d["votes"].as_array().unwrap().iter().find(|v| v["expert"] == "gpu-memory").unwrap();
     assert!(gpu_vote["abstained"].is_string(), "{gpu_vote}");
 }
+
+/// The README's manual scale, on the demo with its times shortened: the 6
+/// holds for the hold time while the policies' votes are recorded, and the
+/// pool then comes down through the guardrails in their documented order,
+/// each clamp saying which rule and why.
+#[test]
+fn the_readme_manual_scale_holds_then_the_guardrails_step_down_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    install_builtins(&dir.path().join("policies.d"), &["queue-depth", "target-tracking", "safest", "budget-cap"]);
+    let port = free_port();
+    let example = std::fs::read_to_string(scalewise_e2e::root().join("examples/scalewise.toml")).unwrap();
+    let config = example
+        .replace("cache_dir = \"../.scalewise/cache\"", "cache_dir = \"cache\"")
+        .replace("../.scalewise/", "")
+        .replace("127.0.0.1:7070", &format!("127.0.0.1:{port}"))
+        .replace("peak_rate = 10.0", "peak_rate = 0.5")
+        .replace("spike_at = 0.12", "spike_at = 0.95")
+        .replace("interval_ms = 1000", "interval_ms = 500")
+        .replace("manual_hold_secs = 60", "manual_hold_secs = 5")
+        .replace("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 4")
+        // Longer than the step limit's 5 s period, so the cooldown is what shows next.
+        .replace("scale_down_cooldown_secs = 10", "scale_down_cooldown_secs = 7");
+    assert!(config.contains("manual_hold_secs = 5") && config.contains("scale_down_stabilization_secs = 4"), "the example changed");
+    let path = dir.path().join("scalewise.toml");
+    std::fs::write(&path, config).unwrap();
+    let host = Host::start(&path, port);
+    host.wait_for("the demo to settle low", Duration::from_secs(30), |h| (capacity(h, "demo") <= 2).then_some(()));
+
+    // The README's own request.
+    let readme = std::fs::read_to_string(scalewise_e2e::root().join("README.md")).unwrap();
+    let body = readme.split("/pools/demo/scale").nth(1).and_then(|r| r.split("-d '").nth(1)).and_then(|r| r.split('\'').next()).unwrap();
+    let (status, answer) = host.post("/pools/demo/scale", Some("demo-token"), body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["capacity"], 6);
+    let (since, until) = (answer["hold"]["since"].as_i64().unwrap(), answer["hold"]["until"].as_i64().unwrap());
+    assert_eq!(until - since, 5000, "the pool's manual_hold_secs");
+
+    host.wait_for("the hold to end and the pool to come down", Duration::from_secs(40), |h| (capacity(h, "demo") <= 2).then_some(()));
+    let all: Vec<Value> = host.get("/pools/demo/decisions?limit=1000").as_array().unwrap().iter().rev().cloned().collect();
+    let manual = all.iter().position(|d| d["action"]["cause"] == "manual").unwrap();
+    let after = &all[manual + 1..];
+    let rules = |d: &Value| d["clamps"].as_array().unwrap().iter().map(|c| c["guardrail"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    // During the hold: every decision holds 6, says why, and records the votes.
+    let held: Vec<&Value> = after.iter().filter(|d| d["at"].as_i64().unwrap() < until).collect();
+    assert!(held.len() >= 5, "{} decisions in a 5 s hold at 500 ms", held.len());
+    for d in &held {
+        assert_eq!((d["desired"].as_u64(), rules(d).contains(&"manual_hold".to_string())), (Some(6), true), "{d}");
+        assert!(d["votes"].as_array().unwrap().iter().any(|v| v["proposal"]["desired"].as_f64().is_some_and(|p| p < 6.0)), "the policies wanted less: {d}");
+        assert!(d["action"].is_null(), "{d}");
+    }
+    let reason = &held[0]["clamps"].as_array().unwrap().iter().find(|c| c["guardrail"] == "manual_hold").unwrap()["reason"];
+    assert!(reason.as_str().unwrap().contains("an operator set 6"), "{reason}");
+    // After it: stabilization first (the manual 6 is the window's highest), ...
+    let rest: Vec<&Value> = after.iter().filter(|d| d["at"].as_i64().unwrap() >= until).collect();
+    assert!(rules(rest[0]).contains(&"scale_down_stabilization".to_string()) && rest[0]["desired"] == 6, "{}", rest[0]);
+    assert!(rest.iter().all(|d| !rules(d).contains(&"manual_hold".to_string())), "the hold ended");
+    // ... then the step limit, named, takes 2 at a time ...
+    let first_down = rest.iter().find(|d| d["action"]["to"].as_u64().is_some_and(|t| t < 6)).unwrap();
+    assert_eq!(first_down["action"]["to"], 4, "{first_down}");
+    let limit = first_down["clamps"].as_array().unwrap().iter().find(|c| c["guardrail"] == "scale_down_limit").expect("the step limit clamped");
+    assert!(limit["reason"].as_str().unwrap().starts_with("scale_down_limits[0]: at most 2 members per 5s"), "{limit}");
+    assert!(first_down["at"].as_i64().unwrap() >= until + 4000, "not before the stabilization window");
+    // ... and, once the step limit's period is over, the cooldown counts
+    // from that action.
+    let cooled = rest
+        .iter()
+        .filter(|d| d["seq"].as_u64() > first_down["seq"].as_u64())
+        .find_map(|d| d["clamps"].as_array().unwrap().iter().find(|c| c["guardrail"] == "scale_down_cooldown").cloned())
+        .expect("a decision in the scale-down cooldown");
+    assert!(cooled["reason"].as_str().unwrap().contains("the last action, up or down (6 → 4), was less than 7s ago"), "{cooled}");
+}

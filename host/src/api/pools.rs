@@ -64,6 +64,9 @@ pub async fn decisions(State(state): State<AppState>, Path(id): Path<String>, pa
 struct ScaleBody {
     capacity: u32,
     reason: String,
+    /// How long the capacity holds against the policies (default: the
+    /// pool's `guardrails.manual_hold_secs`; 0: not at all).
+    hold_secs: Option<u64>,
 }
 
 async fn ask<T>(p: &PoolEntry, make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> PoolCommand) -> Result<T, Response> {
@@ -88,8 +91,12 @@ pub async fn scale(State(state): State<AppState>, Path(id): Path<String>, header
     if b.reason.trim().is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "a manual scale needs a reason; it goes into the journal"));
     }
-    let to = ask(&p, |reply| PoolCommand::Scale { to: b.capacity, reason: b.reason, reply }).await?;
-    Ok(Json(json!({ "capacity": to })).into_response())
+    let max = crate::decide::guardrails::MAX_HOLD_SECS;
+    if b.hold_secs.is_some_and(|h| h > max) {
+        return Err(error(StatusCode::BAD_REQUEST, format!("hold_secs: at most {max} (7 days)")));
+    }
+    let to = ask(&p, |reply| PoolCommand::Scale { to: b.capacity, reason: b.reason, hold_secs: b.hold_secs, reply }).await?;
+    Ok(Json(json!({ "capacity": to, "hold": p.handle.snapshot().hold })).into_response())
 }
 
 async fn set_paused(state: AppState, id: String, headers: HeaderMap, paused: bool) -> Result<Response, Response> {

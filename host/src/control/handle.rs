@@ -24,7 +24,8 @@ const RECENT: usize = 600;
 
 /// What the API may ask of a running pool.
 pub enum PoolCommand {
-    Scale { to: u32, reason: String, reply: oneshot::Sender<Result<u32, String>> },
+    /// `hold_secs`: how long it holds; `None`: the pool's `manual_hold_secs`.
+    Scale { to: u32, reason: String, hold_secs: Option<u64>, reply: oneshot::Sender<Result<u32, String>> },
     Pause { paused: bool, reply: oneshot::Sender<Result<(), String>> },
     Approve { seq: u64, reply: oneshot::Sender<Result<u32, String>> },
 }
@@ -59,6 +60,9 @@ pub struct PoolSnapshot {
     pub actions: u64,
     /// The budget's standing, if the pool has one.
     pub budget: Option<BudgetStatus>,
+    /// A manual scale's hold, while it lasts (its end may have passed
+    /// since the last decision, which then lifts it).
+    pub hold: Option<crate::decide::guardrails::Hold>,
 }
 
 /// Picks one of a pool's lag histograms ([`PoolHandle::lag`] or

@@ -68,6 +68,8 @@ pub struct PoolLoop {
     actions: u64,
     /// On standby: the capacity at the last tick, to see the leader's actions.
     seen_capacity: Option<u32>,
+    /// The last error of each metric, so a lasting one is logged once.
+    metric_errors: std::collections::HashMap<String, String>,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -116,7 +118,7 @@ pub async fn prepare(
     }
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle::new(id.clone(), tx, recent));
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None };
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default() };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -160,7 +162,9 @@ impl PoolLoop {
         supervisor.shutdown().await;
     }
 
-    async fn collect(&self, now: i64) -> (Vec<MetricWindow>, Vec<MetricReading>) {
+    async fn collect(&mut self, now: i64) -> (Vec<MetricWindow>, Vec<MetricReading>) {
+        let pool = &self.s.plan.id;
+        let logged = &mut self.metric_errors;
         let queries = self.s.metrics.iter().map(|m| async move {
             let window = Window { end: now, length_ms: m.window.as_millis() as i64, step_ms: m.step.as_millis().max(1) as i64 };
             let r = tokio::time::timeout(Duration::from_secs(2), m.source.query(&m.query, window)).await;
@@ -175,11 +179,19 @@ impl PoolLoop {
         for (name, r) in futures_join(queries).await {
             match r {
                 Ok(samples) => {
+                    if logged.remove(&name).is_some() {
+                        tracing::info!(pool = %pool, metric = %name, "metric answers again");
+                    }
                     readings.push(MetricReading { name: name.clone(), samples: samples.len(), last: samples.last().map(|s| s.value), error: None });
                     windows.push(MetricWindow::new(name, samples));
                 }
                 Err(e) => {
-                    tracing::warn!(pool = %self.s.plan.id, metric = %name, "{e}");
+                    // Once per cause: a metric that stays missing is in
+                    // every decision record, not in every log line.
+                    if logged.get(&name) != Some(&e) {
+                        tracing::warn!(pool = %pool, metric = %name, "{e}");
+                        logged.insert(name.clone(), e.clone());
+                    }
                     readings.push(MetricReading { name, samples: 0, last: None, error: Some(e) });
                 }
             }
@@ -396,6 +408,7 @@ impl PoolLoop {
             decisions: self.decisions,
             actions: self.actions,
             budget: budget::status(&p.cost, &self.memory, state.capacity(), now),
+            hold: self.memory.guard.hold.clone(),
             members: state,
         });
     }
@@ -411,7 +424,7 @@ impl PoolLoop {
                 self.publish(state, None);
                 let _ = reply.send(Ok(()));
             }
-            PoolCommand::Scale { to, reason, reply } => {
+            PoolCommand::Scale { to, reason, hold_secs, reply } => {
                 let (min, max) = (self.s.plan.min, self.s.plan.max);
                 if to < min || to > max {
                     let _ = reply.send(Err(format!("{to} is outside this pool's bounds {min}..={max}")));
@@ -421,7 +434,8 @@ impl PoolLoop {
                     let _ = reply.send(Err(why));
                     return;
                 }
-                let r = self.manual(to, "manual", reason).await;
+                let hold = hold_secs.unwrap_or(self.s.plan.guardrails.manual_hold_secs);
+                let r = self.manual(to, "manual", reason, hold).await;
                 let _ = reply.send(r);
             }
             PoolCommand::Approve { seq, reply } => {
@@ -434,18 +448,18 @@ impl PoolLoop {
                     let _ = reply.send(Err(why));
                     return;
                 }
-                let r = self.manual(p.to, "approval", format!("approved change of decision {seq}")).await;
+                let r = self.manual(p.to, "approval", format!("approved change of decision {seq}"), 0).await;
                 let _ = reply.send(r);
             }
         }
     }
 
     /// An operator's action: recorded as a decision of its own.
-    async fn manual(&mut self, to: u32, cause: &str, reason: String) -> Result<u32, String> {
+    async fn manual(&mut self, to: u32, cause: &str, reason: String, hold_secs: u64) -> Result<u32, String> {
         let now = self.clock.now_ms();
         let state = self.s.target.state().await.map_err(|e| e.to_string())?;
         let from = state.capacity();
-        let change = OperatorChange { to, cause, reason: &reason };
+        let change = OperatorChange { to, cause, reason: &reason, hold_secs };
         let mut record = pipeline::operator(&self.s.plan, &mut self.memory, now, state.running(), state.booting(), change);
         self.act(&mut record, from, to, cause, reason, now).await;
         let failed = match &record.action.as_ref().unwrap().outcome {

@@ -8,6 +8,18 @@
 //! section where it has one: tolerance, stabilization windows (scale down to
 //! the highest recommendation of the window), and step policies (at most N
 //! members or P percent per period, the most permissive policy winning).
+//!
+//! Where scalewise goes beyond HPA, it says so:
+//! - An operator's manual scale *holds* for a stated time (HPA overwrites
+//!   a manual change at its next sync). During the hold the policies still
+//!   vote and are recorded, and the decision's `manual_hold` clamp says why
+//!   they did not move the pool. The manual target also counts as a
+//!   recommendation for stabilization, so the pool does not drop from a
+//!   manual 12 to 1 the moment a hold ends.
+//! - Cooldowns (HPA has none; these are the EC2 Auto Scaling kind): no
+//!   scale-up within `scale_up_cooldown_secs` of the last scale-up, and no
+//!   scale-down within `scale_down_cooldown_secs` of the last action in
+//!   *either* direction. Manual and approved actions count.
 
 use std::collections::VecDeque;
 
@@ -35,12 +47,17 @@ pub struct StepLimit {
 pub struct Guardrails {
     /// A change smaller than this fraction of the current capacity is ignored.
     pub tolerance: f64,
+    /// No scale-up within this long of the last scale-up (by a policy or an operator).
     pub scale_up_cooldown_secs: u64,
+    /// No scale-down within this long of the last action, up or down.
     pub scale_down_cooldown_secs: u64,
-    /// Scale down only to the highest recommendation of this window.
+    /// Scale down only to the highest recommendation of this window
+    /// (manual targets count as recommendations).
     pub scale_down_stabilization_secs: u64,
     pub scale_up_limits: Vec<StepLimit>,
     pub scale_down_limits: Vec<StepLimit>,
+    /// How long a manual scale holds when its request gives no `hold_secs`.
+    pub manual_hold_secs: u64,
 }
 
 impl Default for Guardrails {
@@ -55,6 +72,7 @@ impl Default for Guardrails {
                 StepLimit { kind: StepKind::Members, value: 4.0, period_secs: 15 },
             ],
             scale_down_limits: vec![StepLimit { kind: StepKind::Percent, value: 100.0, period_secs: 15 }],
+            manual_hold_secs: 300,
         }
     }
 }
@@ -76,9 +94,23 @@ pub struct Scaled {
     pub to: u32,
 }
 
+/// The longest a manual scale may hold: a week.
+pub const MAX_HOLD_SECS: u64 = 7 * 24 * 3600;
+
+/// An operator's target, held against the policies until `until`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub target: u32,
+    pub since: i64,
+    pub until: i64,
+}
+
 /// What the guardrails remember between ticks; persisted by the journal.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GuardState {
+    /// A manual scale's hold, while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
     /// Recommendations (time, members) that may still be the highest of the
     /// stabilization window, oldest (and highest) first.
     pub recommendations: VecDeque<(i64, u32)>,
@@ -96,6 +128,32 @@ impl GuardState {
     }
     pub fn last_down(&self) -> Option<&Scaled> {
         self.actions.iter().rev().find(|a| a.to < a.from)
+    }
+    /// The last action in either direction.
+    pub fn last_action(&self) -> Option<&Scaled> {
+        self.actions.iter().rev().find(|a| a.to != a.from)
+    }
+
+    /// Count `members` as a recommendation at `now`, for a stabilization
+    /// window of `window_ms`. The history is a sliding-window maximum: a
+    /// recommendation that a later, higher one outlives can never be the
+    /// highest again, so it is dropped, and what is kept (and journalled
+    /// every tick) stays short however long the window.
+    pub fn recommend(&mut self, now: i64, members: u32, window_ms: i64) {
+        while self.recommendations.back().is_some_and(|(_, r)| *r <= members) {
+            self.recommendations.pop_back();
+        }
+        self.recommendations.push_back((now, members));
+        while self.recommendations.front().is_some_and(|(t, _)| *t < now - window_ms) {
+            self.recommendations.pop_front();
+        }
+    }
+
+    /// An operator set `target` at `now`: it counts as a recommendation,
+    /// and holds for `hold_secs` (0: no hold, and any earlier hold ends).
+    pub fn manual(&mut self, g: &Guardrails, now: i64, target: u32, hold_secs: u64) {
+        self.recommend(now, target, g.scale_down_stabilization_secs as i64 * 1000);
+        self.hold = (hold_secs > 0).then(|| Hold { target, since: now, until: now.saturating_add(hold_secs as i64 * 1000) });
     }
 
     /// Remember an action; forget what no rule can look back to.
@@ -123,7 +181,8 @@ pub struct Guarded {
     pub clamps: Vec<Clamp>,
 }
 
-/// Apply every rule, in order: bounds, tolerance, stabilization, step limits,
+/// Apply every rule, in order: bounds, a manual hold (which skips the
+/// rules after it but the last), tolerance, stabilization, step limits,
 /// cooldowns, one action in flight. Updates the recommendation history.
 pub fn apply(g: &Guardrails, state: &mut GuardState, now: i64, current: u32, min: u32, max: u32, proposed: u32) -> Guarded {
     let mut clamps = Vec::new();
@@ -136,6 +195,29 @@ pub fn apply(g: &Guardrails, state: &mut GuardState, now: i64, current: u32, min
     };
     let bounded = d.clamp(min, max.max(min));
     set(&mut clamps, &mut d, bounded, "bounds", format!("the pool holds {min} to {max} members"));
+    let window = g.scale_down_stabilization_secs as i64 * 1000;
+
+    if let Some(h) = state.hold.clone() {
+        if now < h.until {
+            let target = h.target.clamp(min, max.max(min));
+            // Said even when the policies agree: the hold, not they, sets the number.
+            clamps.push(Clamp {
+                guardrail: "manual_hold".into(),
+                from: d,
+                to: target,
+                reason: format!(
+                    "an operator set {} {}s ago, held for {}s more; the policies' {d} is recorded, not acted on",
+                    h.target,
+                    (now - h.since) / 1000,
+                    (h.until - now + 999) / 1000
+                ),
+            });
+            d = target;
+            state.recommend(now, d, window);
+            return in_flight(state, current, d, clamps);
+        }
+        state.hold = None;
+    }
 
     if current > 0 && d != current && current >= min && current <= max {
         let change = (d as f64 / current as f64 - 1.0).abs();
@@ -144,19 +226,8 @@ pub fn apply(g: &Guardrails, state: &mut GuardState, now: i64, current: u32, min
         }
     }
 
-    // Stabilization: scale down only to the highest recommendation of the
-    // window. The history is a sliding-window maximum: a recommendation
-    // that a later, higher one outlives can never be the highest again, so
-    // it is dropped, and what is kept (and journalled every tick) stays
-    // short however long the window.
-    let window = g.scale_down_stabilization_secs as i64 * 1000;
-    while state.recommendations.back().is_some_and(|(_, r)| *r <= d) {
-        state.recommendations.pop_back();
-    }
-    state.recommendations.push_back((now, d));
-    while state.recommendations.front().is_some_and(|(t, _)| *t < now - window) {
-        state.recommendations.pop_front();
-    }
+    // Stabilization: scale down only to the highest recommendation of the window.
+    state.recommend(now, d, window);
     if d < current {
         let highest = state.recommendations.front().map_or(d, |(_, r)| *r).min(current);
         set(&mut clamps, &mut d, highest, "scale_down_stabilization", format!("the highest recommendation of the last {}s was {highest}", g.scale_down_stabilization_secs));
@@ -164,38 +235,56 @@ pub fn apply(g: &Guardrails, state: &mut GuardState, now: i64, current: u32, min
 
     // Step limits: how far the pool may move from where it was at the start
     // of each period.
-    let limits = if d > current { &g.scale_up_limits } else { &g.scale_down_limits };
+    let up = d > current;
+    let (limits, field) = if up { (&g.scale_up_limits, "scale_up_limits") } else { (&g.scale_down_limits, "scale_down_limits") };
     if d != current && !limits.is_empty() {
-        let allowed = limits
-            .iter()
-            .map(|l| {
-                let since = now - l.period_secs as i64 * 1000;
-                // Capacity at the start of the period: undo the actions since.
-                let base = state.actions.iter().rev().take_while(|a| a.at > since).last().map_or(current, |a| a.from);
-                let step = match l.kind {
-                    StepKind::Members => l.value.max(0.0).floor() as u32,
-                    StepKind::Percent => ((base as f64 * l.value / 100.0).ceil() as u32).max(1),
-                };
-                if d > current { base.saturating_add(step) } else { base.saturating_sub(step) }
-            });
-        let bound = if d > current { allowed.max().unwrap() } else { allowed.min().unwrap() };
-        let limited = if d > current { d.min(bound.max(current)) } else { d.max(bound.min(current)) };
-        let rule = if d > current { "scale_up_limit" } else { "scale_down_limit" };
-        set(&mut clamps, &mut d, limited, rule, "the step limit per period".into());
+        let allowed = limits.iter().map(|l| {
+            let since = now - l.period_secs as i64 * 1000;
+            // Capacity at the start of the period: undo the actions since.
+            let base = state.actions.iter().rev().take_while(|a| a.at > since).last().map_or(current, |a| a.from);
+            let step = match l.kind {
+                StepKind::Members => l.value.max(0.0).floor() as u32,
+                StepKind::Percent => ((base as f64 * l.value / 100.0).ceil() as u32).max(1),
+            };
+            (if up { base.saturating_add(step) } else { base.saturating_sub(step) }, base)
+        });
+        // The most permissive limit is the one that applies.
+        let (i, (bound, base)) = if up { allowed.enumerate().max_by_key(|(_, (b, _))| *b) } else { allowed.enumerate().min_by_key(|(_, (b, _))| *b) }.expect("limits");
+        let limited = if up { d.min(bound.max(current)) } else { d.max(bound.min(current)) };
+        let l = &limits[i];
+        let unit = match l.kind {
+            StepKind::Members => " members",
+            StepKind::Percent => "%",
+        };
+        let rule = if up { "scale_up_limit" } else { "scale_down_limit" };
+        let reason = format!("{field}[{i}]: at most {}{unit} per {}s, from {base} at the start of the period (the most permissive limit)", l.value, l.period_secs);
+        set(&mut clamps, &mut d, limited, rule, reason);
     }
 
-    let in_cooldown = |last: Option<&Scaled>, secs: u64| last.is_some_and(|a| now < a.at + secs as i64 * 1000);
-    if d > current && in_cooldown(state.last_up(), g.scale_up_cooldown_secs) {
-        let until = state.last_up().unwrap().at + g.scale_up_cooldown_secs as i64 * 1000;
-        set(&mut clamps, &mut d, current, "scale_up_cooldown", format!("the last scale-up was less than {}s ago ({}s left)", g.scale_up_cooldown_secs, (until - now + 999) / 1000));
+    let left = |at: i64, secs: u64| (at + secs as i64 * 1000 - now + 999) / 1000;
+    if d > current
+        && let Some(last) = state.last_up().filter(|a| now < a.at + g.scale_up_cooldown_secs as i64 * 1000)
+    {
+        let reason = format!("the last scale-up ({} → {}) was less than {}s ago ({}s left)", last.from, last.to, g.scale_up_cooldown_secs, left(last.at, g.scale_up_cooldown_secs));
+        set(&mut clamps, &mut d, current, "scale_up_cooldown", reason);
     }
-    if d < current && in_cooldown(state.last_down().or(state.last_up()), g.scale_down_cooldown_secs) {
-        set(&mut clamps, &mut d, current, "scale_down_cooldown", format!("the last action was less than {}s ago", g.scale_down_cooldown_secs));
+    if d < current
+        && let Some(last) = state.last_action().filter(|a| now < a.at + g.scale_down_cooldown_secs as i64 * 1000)
+    {
+        let reason = format!("the last action, up or down ({} → {}), was less than {}s ago ({}s left)", last.from, last.to, g.scale_down_cooldown_secs, left(last.at, g.scale_down_cooldown_secs));
+        set(&mut clamps, &mut d, current, "scale_down_cooldown", reason);
     }
+    in_flight(state, current, d, clamps)
+}
+
+/// The last rule: one action at a time.
+fn in_flight(state: &GuardState, current: u32, mut d: u32, mut clamps: Vec<Clamp>) -> Guarded {
     if d != current
-        && let Some(f) = state.in_flight {
-            set(&mut clamps, &mut d, current, "in_flight", format!("the action {} → {} has not finished", f.from, f.to));
-        }
+        && let Some(f) = state.in_flight
+    {
+        clamps.push(Clamp { guardrail: "in_flight".into(), from: d, to: current, reason: format!("the action {} → {} has not finished", f.from, f.to) });
+        d = current;
+    }
     Guarded { desired: d, clamps }
 }
 
@@ -204,7 +293,7 @@ mod tests {
     use super::*;
 
     fn quiet() -> Guardrails {
-        Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![] }
+        Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0 }
     }
 
     fn rules(c: &Guarded) -> Vec<&str> {
@@ -262,6 +351,7 @@ mod tests {
         assert_eq!(apply(&g, &mut s, 31_000, 4, 1, 100, 8).desired, 8);
         let r = apply(&g, &mut s, 60_000, 4, 1, 100, 2);
         assert_eq!(rules(&r), vec!["scale_down_cooldown"]);
+        assert!(r.clamps[0].reason.contains("the last action, up or down (2 → 4)") && r.clamps[0].reason.contains("60s left"), "{:?}", r.clamps);
         s.in_flight = Some(Scaled { at: 100_000, from: 4, to: 6 });
         let r = apply(&g, &mut s, 200_000, 4, 1, 100, 8);
         assert_eq!((r.desired, rules(&r)), (4, vec!["in_flight"]));
@@ -273,5 +363,56 @@ mod tests {
         assert_eq!(round_desired(4.2), 5);
         assert_eq!(round_desired(f64::NAN), 0);
         assert_eq!(round_desired(-3.0), 0);
+    }
+
+    /// The scale-down cooldown counts from the last action in either
+    /// direction, as its documentation and its message say: a scale-up
+    /// after an older scale-down restarts it.
+    #[test]
+    fn the_scale_down_cooldown_counts_from_the_last_action_either_way() {
+        let g = Guardrails { scale_down_cooldown_secs: 60, ..quiet() };
+        let mut s = GuardState::default();
+        s.record_action(Scaled { at: 0, from: 10, to: 8 });
+        s.record_action(Scaled { at: 100_000, from: 8, to: 12 });
+        let r = apply(&g, &mut s, 130_000, 12, 1, 100, 6);
+        assert_eq!((r.desired, rules(&r)), (12, vec!["scale_down_cooldown"]), "30 s after a scale-up");
+        assert_eq!(apply(&g, &mut s, 161_000, 12, 1, 100, 6).desired, 6);
+    }
+
+    #[test]
+    fn a_step_limit_clamp_names_the_limit_that_applied() {
+        let g = Guardrails {
+            scale_up_limits: vec![StepLimit { kind: StepKind::Percent, value: 50.0, period_secs: 60 }, StepLimit { kind: StepKind::Members, value: 3.0, period_secs: 15 }],
+            ..quiet()
+        };
+        let r = apply(&g, &mut GuardState::default(), 0, 4, 1, 100, 20);
+        assert_eq!(r.desired, 7);
+        assert!(r.clamps[0].reason.starts_with("scale_up_limits[1]: at most 3 members per 15s, from 4"), "{:?}", r.clamps);
+        let r = apply(&g, &mut GuardState::default(), 0, 10, 1, 100, 40);
+        assert_eq!(r.desired, 15);
+        assert!(r.clamps[0].reason.starts_with("scale_up_limits[0]: at most 50% per 60s, from 10"), "{:?}", r.clamps);
+    }
+
+    #[test]
+    fn a_manual_target_holds_then_counts_for_stabilization() {
+        let g = Guardrails { scale_down_stabilization_secs: 120, ..quiet() };
+        let mut s = GuardState::default();
+        s.manual(&g, 0, 12, 60);
+        s.record_action(Scaled { at: 0, from: 3, to: 12 });
+        // During the hold the policies' 1 is recorded but the pool stays.
+        let r = apply(&g, &mut s, 30_000, 12, 1, 20, 1);
+        assert_eq!((r.desired, rules(&r)), (12, vec!["manual_hold"]));
+        assert!(r.clamps[0].reason.contains("an operator set 12 30s ago, held for 30s more; the policies' 1"), "{:?}", r.clamps);
+        // The hold is said even when the policies agree.
+        assert_eq!(rules(&apply(&g, &mut s, 40_000, 12, 1, 20, 12)), vec!["manual_hold"]);
+        // After it, stabilization keeps the manual 12 for its window, not a drop to 1.
+        let r = apply(&g, &mut s, 61_000, 12, 1, 20, 1);
+        assert_eq!((r.desired, rules(&r)), (12, vec!["scale_down_stabilization"]));
+        assert!(s.hold.is_none(), "an expired hold is forgotten");
+        assert_eq!(apply(&g, &mut s, 61_000 + 121_000, 12, 1, 20, 1).desired, 1);
+        // A manual scale without a hold still counts as a recommendation.
+        let mut s = GuardState::default();
+        s.manual(&g, 0, 9, 0);
+        assert_eq!(apply(&g, &mut s, 10_000, 9, 1, 20, 2).desired, 9);
     }
 }

@@ -173,6 +173,8 @@ pub struct OperatorChange<'a> {
     /// `manual` or `approval`.
     pub cause: &'a str,
     pub reason: &'a str,
+    /// How long the target holds against the policies (0: not at all).
+    pub hold_secs: u64,
 }
 
 /// An operator's change (a manual scale, an approved one): a decision of
@@ -180,9 +182,14 @@ pub struct OperatorChange<'a> {
 /// no votes and no clamps. The caller has checked it against the bounds.
 pub fn operator(plan: &PoolPlan, memory: &mut PoolMemory, now: i64, running: u32, booting: u32, change: OperatorChange<'_>) -> DecisionRecord {
     let pool = Pool { id: plan.id.clone(), running, booting, min: plan.min, max: plan.max };
-    let OperatorChange { to, cause, reason } = change;
+    let OperatorChange { to, cause, reason, hold_secs } = change;
+    memory.guard.manual(&plan.guardrails, now, to, hold_secs);
+    let explanation = match hold_secs {
+        0 => reason.to_owned(),
+        s => format!("{reason} (held for {s}s: the policies vote but do not move the pool until then)"),
+    };
     DecisionRecord {
-        consensus: ConsensusResult { policy: cause.into(), desired: Some(f64::from(to)), confidence: 1.0, explanation: reason.into() },
+        consensus: ConsensusResult { policy: cause.into(), desired: Some(f64::from(to)), confidence: 1.0, explanation },
         proposed: to,
         desired: to,
         ..record(plan, memory, now, Mode::Live, &pool)

@@ -50,7 +50,7 @@ fn plan(strategies: &[&str], consensus: Option<&str>, cost: &[&str]) -> PoolPlan
         consensus: consensus.map(String::from),
         cost_rules: cost.iter().map(|s| s.to_string()).collect(),
         cost: CostSpec::default(),
-        guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![] },
+        guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0 },
         limits: vec![],
         instances: Default::default(),
     }
@@ -137,7 +137,7 @@ fn the_mode_given_is_recorded_and_an_operator_change_is_live_and_numbered() {
     let mut m = PoolMemory { paused: true, ..Default::default() };
     let r = decide(&e, TickInput { mode: Mode::Paused, ..tick(&p, 4) }, &mut m);
     assert_eq!((r.seq, r.mode, r.desired), (1, Mode::Paused, 8), "a paused pool still decides; the loop does not act");
-    let change = OperatorChange { to: 6, cause: "manual", reason: "warming up" };
+    let change = OperatorChange { to: 6, cause: "manual", reason: "warming up", hold_secs: 0 };
     let r = operator(&p, &mut m, 2000, 4, 1, change);
     assert_eq!((r.seq, r.at, r.mode, r.running, r.booting), (2, 2000, Mode::Live, 4, 1));
     assert_eq!((r.proposed, r.desired, r.consensus.desired), (6, 6, Some(6.0)));
