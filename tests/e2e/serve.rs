@@ -56,23 +56,74 @@ fn a_new_strategy_is_picked_up_by_a_running_host() {
         "now": 1000
     });
     let r = client.post(format!("{}/policies/newcomer/evaluate", host.base)).json(&input).send().unwrap();
+    assert_eq!(r.status(), 401, "evaluate needs the token");
+    let body: Value = r.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    // The scheme is case-insensitive (RFC 9110).
+    let r = client.post(format!("{}/policies/newcomer/evaluate", host.base)).header("authorization", "bearer s3cret").json(&input).send().unwrap();
     assert!(r.status().is_success());
     let evaluation: Value = r.json().unwrap();
     assert_eq!(evaluation["output"]["proposal"]["desired"], 8.0);
     assert_eq!(evaluation["digest"], status["serving"]["digest"]);
 
     // Bad API calls get clear errors and change nothing.
-    let r = client.post(format!("{}/policies/newcomer/evaluate", host.base)).body("{").send().unwrap();
+    let r = client.post(format!("{}/policies/newcomer/evaluate", host.base)).bearer_auth("s3cret").body("{").send().unwrap();
     assert_eq!(r.status(), 400);
-    let r = client.post(format!("{}/policies/nope/evaluate", host.base)).json(&input).send().unwrap();
+    let r = client.post(format!("{}/policies/nope/evaluate", host.base)).bearer_auth("s3cret").json(&input).send().unwrap();
     assert_eq!(r.status(), 404);
+    // Settings as an object, as `policy test` takes them.
+    let mut with_settings = input.clone();
+    with_settings["settings"] = json!({"target_per_worker": 10});
+    let r = client.post(format!("{}/policies/newcomer/evaluate", host.base)).bearer_auth("s3cret").json(&with_settings).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    // Every error is JSON: an unknown route, a wrong method, a body too large.
+    for (r, status) in [
+        (client.get(format!("{}/no/such/route", host.base)).send().unwrap(), 404),
+        (client.delete(format!("{}/policies/newcomer", host.base)).send().unwrap(), 405),
+        (client.post(format!("{}/policies/newcomer/evaluate", host.base)).bearer_auth("s3cret").body(vec![b' '; 3 << 20]).send().unwrap(), 413),
+    ] {
+        assert_eq!(r.status(), status);
+        let body: Value = r.json().expect("a JSON error");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    }
     let r = client.post(format!("{}/policies/reload", host.base)).send().unwrap();
     assert_eq!(r.status(), 401);
     let r = client.post(format!("{}/policies/reload", host.base)).bearer_auth("s3cret").send().unwrap();
     assert_eq!(r.status(), 200);
     let r = client.get(format!("{}/policies/newcomer", host.base)).send().unwrap();
     let s: Value = r.json().unwrap();
-    assert_eq!(s["calls"], 1, "{s}");
+    assert_eq!(s["calls"], 0, "trying a policy out is not a live call: {s}");
+}
+
+/// `POST /policies/ID/evaluate` runs at most `server.evaluate_concurrency`
+/// at once: a caller cannot take the CPU the pools' ticks need, nor make a
+/// policy look faulty in its live counters.
+#[test]
+fn evaluate_is_bounded_and_leaves_the_live_counters_alone() {
+    use scalewise_e2e::guest;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies.d")).unwrap();
+    install(&guest("hostile"), &dir.path().join("policies.d"), "h.wasm");
+    let config = dir.path().join("scalewise.toml");
+    std::fs::write(&config, "[server]\ntoken = \"t\"\nevaluate_without_token = true\n[policies]\ndir = \"policies.d\"\ncache_dir = \"cache\"\ndeadline_ms = 1500\n").unwrap();
+    let host = Host::start(&config, free_port());
+    let input = |pool: &str| json!({"pool": {"id": pool, "running": 2, "min": 1, "max": 20}, "metrics": [], "now": 1000});
+    let base = host.base.clone();
+    // The hostile guest loops on pool `loop`: this call holds the one permit.
+    let slow = std::thread::spawn(move || reqwest::blocking::Client::new().post(format!("{base}/policies/h/evaluate")).json(&input("loop")).send().unwrap().status().as_u16());
+    std::thread::sleep(Duration::from_millis(400));
+    let client = reqwest::blocking::Client::new();
+    let r = client.post(format!("{}/policies/h/evaluate", host.base)).json(&input("fine")).send().unwrap();
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("server.evaluate_concurrency"), "{body}");
+    assert_eq!(slow.join().unwrap(), 422, "the loop ran past its deadline");
+    // Open without a token (opted in), and counted nowhere live.
+    let r = client.post(format!("{}/policies/h/evaluate", host.base)).json(&input("fine")).send().unwrap();
+    assert!(r.status().is_success());
+    let status = host.get("/policies/h");
+    assert_eq!((status["calls"].as_u64(), status["timeouts"].as_u64()), (Some(0), Some(0)), "{status}");
+    assert!(status["last_error"].is_null(), "{status}");
 }
 
 /// A policy directory holding a link to `/dev/zero`, a 2 GB sparse

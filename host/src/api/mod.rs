@@ -2,8 +2,11 @@
 //! metrics, policy status, Prometheus exposition and the dashboard.
 //!
 //! Read calls are open (the API listens on loopback by default); calls that
-//! change anything need `Authorization: Bearer <server.token>`. Every error
-//! is a JSON object `{"error": "..."}` that says what was wrong.
+//! change anything, and `POST /policies/ID/evaluate` (which costs CPU), need
+//! `Authorization: Bearer <server.token>` (the scheme in any case). Every
+//! error is a JSON object `{"error": "..."}` that says what was wrong: the
+//! handlers' own, and, through [`json_errors`], axum's (an unknown route, a
+//! wrong method, a body over `server.max_body_bytes`).
 
 // Handlers return `Result<_, Response>`: the error is the reply itself.
 #![allow(clippy::result_large_err)]
@@ -15,8 +18,8 @@ mod pools;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,7 +31,9 @@ use crate::policy::{AnyInput, Registry};
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
-    pub token: Option<String>,
+    pub server: Arc<crate::config::ServerConfig>,
+    /// Permits for `POST /policies/ID/evaluate`: `server.evaluate_concurrency`.
+    pub evaluations: Arc<tokio::sync::Semaphore>,
     pub pools: Arc<BTreeMap<String, Arc<PoolEntry>>>,
     /// The named metric sources (Prometheus, replay, nvml).
     pub sources: Arc<BTreeMap<String, Arc<dyn scalewise_providers::MetricSource>>>,
@@ -63,7 +68,32 @@ pub fn router(state: AppState) -> Router {
         .route("/policies/reload", post(reload))
         .route("/policies/{id}", get(get_policy))
         .route("/policies/{id}/evaluate", post(evaluate))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see the API table in README.md") })
+        .layer(DefaultBodyLimit::max(state.server.max_body_bytes))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Make every error JSON: an error response that is not JSON yet (axum's
+/// own rejections: 404, 405, 413, ...) has its text wrapped as
+/// `{"error": "..."}`.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is too large (server.max_body_bytes): {text}"),
+        StatusCode::METHOD_NOT_ALLOWED => format!("this route does not take that method{}", if text.is_empty() { String::new() } else { format!(": {text}") }),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
+        _ => text,
+    };
+    error(status, message)
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -71,15 +101,24 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 }
 
 pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &state.token else {
+    let Some(token) = &state.server.token else {
         return Err(error(StatusCode::FORBIDDEN, "mutating calls are disabled: set server.token in the config"));
     };
-    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(g) if g == token => Ok(()),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
-        None => Err(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")),
+    let header = headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+    // RFC 9110: the scheme is case-insensitive.
+    let given = header.and_then(|v| v.trim().split_once(' ')).filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim());
+    match (header, given) {
+        (_, Some(g)) if same(g.as_bytes(), token.as_bytes()) => Ok(()),
+        (_, Some(_)) => Err(error(StatusCode::UNAUTHORIZED, "wrong bearer token")),
+        (Some(_), None) => Err(error(StatusCode::UNAUTHORIZED, "the Authorization header is not `Bearer <token>`")),
+        (None, None) => Err(error(StatusCode::UNAUTHORIZED, "missing `Authorization: Bearer <token>` header")),
     }
+}
+
+/// Compare without stopping at the first difference, so the time taken
+/// says nothing about how much of a guessed token was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Every named metric source, its kind and whether it answers.
@@ -127,7 +166,16 @@ async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, body: String) -> Response {
+async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: String) -> Response {
+    if !state.server.evaluate_without_token
+        && let Err(r) = authorize(&state, &headers)
+    {
+        return r;
+    }
+    let Ok(_permit) = state.evaluations.clone().try_acquire_owned() else {
+        let n = state.server.evaluate_concurrency;
+        return error(StatusCode::TOO_MANY_REQUESTS, format!("{n} evaluation{} already running (server.evaluate_concurrency); try again", if n == 1 { " is" } else { "s are" }));
+    };
     let Some(policy) = state.registry.get(&id) else {
         return error(StatusCode::NOT_FOUND, RegistryError::NotLoaded(id).to_string());
     };
@@ -139,7 +187,7 @@ async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, body: S
     let registry = state.registry.clone();
     let result = tokio::task::spawn_blocking(move || {
         let input = AnyInput::parse(role, value).map_err(|e| format!("the body is not a valid {role} input: {e}"))?;
-        Ok::<_, String>(input.evaluate_in(&registry, &id))
+        Ok::<_, String>(input.try_in(&registry, &id))
     })
     .await;
     match result {

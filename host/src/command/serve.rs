@@ -75,7 +75,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         tracing::info!(addr = %listener.local_addr()?, "scalewise API listening; dashboard at http://{}/", listener.local_addr()?);
-        let app = api::router(api::AppState { registry, token: config.server.token.clone(), pools, sources, journal, demo, leadership: service.leadership.clone() });
+        let app = api::router(api::AppState {
+            registry,
+            evaluations: Arc::new(tokio::sync::Semaphore::new(config.server.evaluate_concurrency)),
+            server: Arc::new(config.server.clone()),
+            pools, sources, journal, demo, leadership: service.leadership.clone() });
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         tracing::info!("shutting down: finishing in-flight decisions");
         service.stop().await;

@@ -76,12 +76,37 @@ pub struct ServerConfig {
     /// Bearer token required by mutating API calls. Unset: they are refused.
     #[serde(default)]
     pub token: Option<String>,
+    /// Let `POST /policies/ID/evaluate` run without the token. It changes
+    /// nothing (it is counted in no live counter), but it costs CPU.
+    #[serde(default)]
+    pub evaluate_without_token: bool,
+    /// How many `POST /policies/ID/evaluate` calls run at once; more are
+    /// answered 429, so that trying policies out cannot delay pool ticks.
+    #[serde(default = "default_evaluate_concurrency")]
+    pub evaluate_concurrency: usize,
+    /// The largest request body accepted, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), token: None }
+        Self {
+            listen: default_listen(),
+            token: None,
+            evaluate_without_token: false,
+            evaluate_concurrency: default_evaluate_concurrency(),
+            max_body_bytes: default_max_body_bytes(),
+        }
     }
+}
+
+fn default_evaluate_concurrency() -> usize {
+    1
+}
+
+fn default_max_body_bytes() -> usize {
+    2 << 20
 }
 
 fn default_listen() -> SocketAddr {
@@ -278,6 +303,12 @@ impl Config {
         }
         if !(1..=4096).contains(&p.memory_mib) {
             problems.push(format!("policies.memory_mib: must be between 1 and 4096, got {}", p.memory_mib));
+        }
+        if !(1..=64).contains(&self.server.evaluate_concurrency) {
+            problems.push(format!("server.evaluate_concurrency: must be between 1 and 64, got {}", self.server.evaluate_concurrency));
+        }
+        if !(1024..=256 << 20).contains(&self.server.max_body_bytes) {
+            problems.push(format!("server.max_body_bytes: must be between 1024 and 268435456, got {}", self.server.max_body_bytes));
         }
         if p.warm_max_calls == 0 {
             problems.push("policies.warm_max_calls: must be at least 1".into());

@@ -141,7 +141,7 @@ impl Policy {
     }
 
     /// Call in the sandbox and check the answer for sense.
-    fn call_unrecorded<I: RoleInput>(&self, input: &I) -> Result<I::Output, PolicyError> {
+    pub(crate) fn call_unrecorded<I: RoleInput>(&self, input: &I) -> Result<I::Output, PolicyError> {
         if I::ROLE != self.role() {
             return Err(PolicyError::WrongRole { expected: I::ROLE.as_str(), actual: self.role().as_str() });
         }

@@ -561,6 +561,14 @@ impl Registry {
         files.clashes = clashes.clone();
     }
 
+    /// Evaluate the serving version of `id` without counting the call in
+    /// its status, and without falling back: see [`super::AnyInput::try_in`].
+    pub fn try_out<I: RoleInput>(&self, id: &str, input: &I) -> Result<Evaluation<I::Output>, RegistryError> {
+        let policy = self.get(id).ok_or_else(|| RegistryError::NotLoaded(id.to_owned()))?;
+        let output = policy.call_unrecorded(input)?;
+        Ok(Evaluation { output, generation: policy.generation, digest: policy.digest.clone(), fallback: None })
+    }
+
     /// Evaluate policy `id`. If the serving version faults and a previous
     /// version exists, the previous one answers and the fault is reported.
     pub fn evaluate<I: RoleInput>(&self, id: &str, input: &I) -> Result<Evaluation<I::Output>, RegistryError> {

@@ -161,8 +161,12 @@ pub enum AnyOutput {
 }
 
 impl AnyInput {
-    /// Read `role`'s input from JSON.
-    pub fn parse(role: Role, value: serde_json::Value) -> Result<Self, serde_json::Error> {
+    /// Read `role`'s input from JSON. Its `settings` may be a JSON object
+    /// (as a person writes them) or JSON text (as the host passes them).
+    pub fn parse(role: Role, mut value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        if let Some(settings) = value.get_mut("settings").filter(|s| !s.is_string() && !s.is_null()) {
+            *settings = serde_json::Value::String(settings.to_string());
+        }
         Ok(match role {
             Role::Strategy => AnyInput::Strategy(serde_json::from_value(value)?),
             Role::CostRule => AnyInput::CostRule(serde_json::from_value(value)?),
@@ -203,6 +207,18 @@ impl AnyInput {
             AnyInput::Strategy(i) => registry.evaluate(id, i)?.map(AnyOutput::Strategy),
             AnyInput::CostRule(i) => registry.evaluate(id, i)?.map(AnyOutput::CostRule),
             AnyInput::Consensus(i) => registry.evaluate(id, i)?.map(AnyOutput::Consensus),
+        })
+    }
+
+    /// Try the serving version of `id` on this input, as `POST
+    /// /policies/ID/evaluate` does: checked like any call, but counted in
+    /// no live counter and with no fallback, so a caller's experiments
+    /// cannot make a policy look faulty.
+    pub fn try_in(&self, registry: &Registry, id: &str) -> Result<Evaluation<AnyOutput>, RegistryError> {
+        Ok(match self {
+            AnyInput::Strategy(i) => registry.try_out(id, i)?.map(AnyOutput::Strategy),
+            AnyInput::CostRule(i) => registry.try_out(id, i)?.map(AnyOutput::CostRule),
+            AnyInput::Consensus(i) => registry.try_out(id, i)?.map(AnyOutput::Consensus),
         })
     }
 }
