@@ -101,7 +101,14 @@ pub trait Consensus {
 /// defaults needs no configuration at all.
 pub fn parse_settings<T: DeserializeOwned>(settings: &str) -> Result<T, String> {
     let text = if settings.trim().is_empty() { "{}" } else { settings };
-    serde_json::from_str(text).map_err(|e| format!("invalid settings: {e}"))
+    // With the path to the field that is wrong: `metrics[0].target: ...`.
+    let mut de = serde_json::Deserializer::from_str(text);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| match e.path().to_string().as_str() {
+        "." => format!("invalid settings: {}", e.inner()),
+        path => format!("invalid settings: {path}: {}", e.inner()),
+    })?;
+    de.end().map_err(|e| format!("invalid settings: {e}"))?;
+    Ok(parsed)
 }
 
 thread_local! {

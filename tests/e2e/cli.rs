@@ -145,10 +145,65 @@ fn config_check_names_the_field() {
     std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
     let o = scalewise(&["config", "check", path(&cfg)]);
     assert!(o.status.success(), "{}", text(&o));
+    // The shipped examples, with the built-in policies they name.
+    let policies = dir.path().join("policies.d");
+    scalewise_e2e::host::install_builtins(&policies, &["queue-depth", "target-tracking", "safest", "budget-cap"]);
     for example in ["examples/scalewise.toml", "examples/prometheus-pool.toml"] {
-        let o = scalewise(&["config", "check", path(&root().join(example))]);
+        let o = scalewise(&["config", "check", path(&root().join(example)), "--policy-dir", path(&policies)]);
         assert!(o.status.success(), "the shipped example config {example}: {}", text(&o));
+        assert!(text(&o).contains("references checked"), "{}", text(&o));
     }
+}
+
+/// `config check` loads the policies as the host would: a name no file
+/// defines, a policy in the wrong role and settings its `validate-config`
+/// rejects are each a problem with its field path.
+#[test]
+fn config_check_loads_the_policies_and_runs_their_validate_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.d");
+    scalewise_e2e::host::install_builtins(&policies, &["queue-depth", "safest"]);
+    let cfg = dir.path().join("scalewise.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[policies]
+dir = "policies.d"
+[policies.settings.queue-depth]
+target_per_worker = "ten"
+
+[[pools]]
+id = "web"
+min = 1
+max = 5
+strategies = [{ policy = "queue-depth" }, { policy = "safest" }, { policy = "no-such-policy" }]
+consensus = "safest"
+provider = { kind = "local", command = ["true"] }
+metrics = [{ name = "queue_depth", source = "push" }]
+
+[[pools]]
+id = "batch"
+min = 1
+max = 5
+strategies = [{ policy = "queue-depth" }]
+settings = { queue-depth = { target_per_worker = 5 } }
+provider = { kind = "local", command = ["true"] }
+metrics = [{ name = "queue_depth", source = "push" }]
+"#,
+    )
+    .unwrap();
+    let o = scalewise(&["config", "check", path(&cfg)]);
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    for want in [
+        "3 problems",
+        "pools[0].strategies[0].policy: `queue-depth` rejected its settings (policies.settings.queue-depth): invalid settings: target_per_worker: invalid type: string \"ten\"",
+        "pools[0].strategies[1].policy: `safest` is a consensus, not a strategy",
+        "pools[0].strategies[2].policy: no policy file defines `no-such-policy`",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    assert!(!out.contains("pools[1]"), "the pool's own settings are valid: {out}");
 }
 
 #[test]

@@ -210,6 +210,12 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Parse and validate a config file; report every problem with its field.
-    Check { file: PathBuf },
+    /// Parse and validate a config file, load its policies as the host
+    /// would, and report every problem with its field path.
+    Check {
+        file: PathBuf,
+        /// Load the policies from here instead of the config's `policies.dir`.
+        #[arg(long)]
+        policy_dir: Option<PathBuf>,
+    },
 }

@@ -1,5 +1,6 @@
 //! Carrying out each command of [`crate::cli`].
 
+mod config;
 mod journal;
 mod policy;
 mod serve;
@@ -8,7 +9,6 @@ mod simulate;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ConfigCommand, DemoCommand};
-use crate::config::Config;
 
 pub use policy::{build_policy_crate, build_policy_crates};
 
@@ -23,28 +23,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::demo::worker::run(&queue)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config { command: ConfigCommand::Check { file } } => {
-            let config = match Config::load(&file) {
-                Ok(c) => c,
-                Err(crate::config::ConfigError::Invalid { path, message }) => {
-                    let n = message.lines().count();
-                    eprintln!("{path}: {n} problem{}", if n == 1 { "" } else { "s" });
-                    for line in message.lines() {
-                        eprintln!("  {line}");
-                    }
-                    return Ok(ExitCode::FAILURE);
-                }
-                Err(e) => return Err(e.into()),
-            };
-            println!(
-                "ok: {} (policies from {}, API on {}, {} pool{})",
-                file.display(),
-                config.policies.dir.display(),
-                config.server.listen,
-                config.pools.len(),
-                if config.pools.len() == 1 { "" } else { "s" }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Config { command: ConfigCommand::Check { file, policy_dir } } => config::check(&file, policy_dir),
     }
 }

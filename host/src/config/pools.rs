@@ -344,6 +344,9 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
         if !(0.0..1.0).contains(&g.tolerance) {
             problems.push(format!("{at}.guardrails.tolerance: must be in [0, 1), got {}", g.tolerance));
         }
+        if g.manual_hold_secs > crate::decide::guardrails::MAX_HOLD_SECS {
+            problems.push(format!("{at}.guardrails.manual_hold_secs: must be at most {} (7 days), got {}", crate::decide::guardrails::MAX_HOLD_SECS, g.manual_hold_secs));
+        }
         for (name, limits) in [("scale_up_limits", &g.scale_up_limits), ("scale_down_limits", &g.scale_down_limits)] {
             for (j, l) in limits.iter().enumerate() {
                 if !(l.value.is_finite() && l.value > 0.0) || l.period_secs == 0 {
