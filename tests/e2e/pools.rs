@@ -29,30 +29,42 @@ fn live_workers(run_dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// The demo of `examples/scalewise.toml` in `dir`, on `port`, with its
+/// policies built and each `(from, to)` replaced; fails if one is not there.
+fn demo(dir: &Path, port: u16, changes: &[(&str, &str)]) -> Host {
+    install_builtins(&dir.join("policies.d"), &["queue-depth", "target-tracking", "safest", "budget-cap"]);
+    let mut config = std::fs::read_to_string(scalewise_e2e::root().join("examples/scalewise.toml")).unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let local = [("cache_dir = \"../.scalewise/cache\"", "cache_dir = \"cache\""), ("../.scalewise/", ""), ("127.0.0.1:7070", listen.as_str())];
+    for (from, to) in local.iter().chain(changes) {
+        assert!(config.contains(from), "the example no longer has `{from}`");
+        config = config.replace(from, to);
+    }
+    let path = dir.join("scalewise.toml");
+    std::fs::write(&path, config).unwrap();
+    Host::start(&path, port)
+}
+
 #[test]
 fn the_demo_scales_up_on_the_spike_and_back_down() {
     let dir = tempfile::tempdir().unwrap();
-    install_builtins(&dir.path().join("policies.d"), &["queue-depth", "target-tracking", "safest", "budget-cap"]);
-    let port = free_port();
     // The README's demo, compressed: the spike comes 4.5 s into a 150-second
     // day and lasts 10 s; the day's own peak (2 jobs/s) needs one or two workers.
-    let example = std::fs::read_to_string(scalewise_e2e::root().join("examples/scalewise.toml")).unwrap();
-    let config = example
-        .replace("cache_dir = \"../.scalewise/cache\"", "cache_dir = \"cache\"")
-        .replace("../.scalewise/", "")
-        .replace("127.0.0.1:7070", &format!("127.0.0.1:{port}"))
-        .replace("day_secs = 180", "day_secs = 150")
-        .replace("peak_rate = 10.0", "peak_rate = 2.0")
-        .replace("spike_at = 0.12", "spike_at = 0.03")
-        .replace("spike_len = 0.10", "spike_len = 0.07")
-        .replace("spike_factor = 3.0", "spike_factor = 8.0")
-        .replace("interval_ms = 1000", "interval_ms = 500")
-        .replace("scale_down_cooldown_secs = 10", "scale_down_cooldown_secs = 2")
-        .replace("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 5")
-        .replace("value = 2, period_secs = 5", "value = 4, period_secs = 5");
-    let path = dir.path().join("scalewise.toml");
-    std::fs::write(&path, config).unwrap();
-    let host = Host::start(&path, port);
+    let host = demo(
+        dir.path(),
+        free_port(),
+        &[
+            ("day_secs = 180", "day_secs = 150"),
+            ("peak_rate = 10.0", "peak_rate = 2.0"),
+            ("spike_at = 0.12", "spike_at = 0.03"),
+            ("spike_len = 0.10", "spike_len = 0.07"),
+            ("spike_factor = 3.0", "spike_factor = 8.0"),
+            ("interval_ms = 1000", "interval_ms = 500"),
+            ("scale_down_cooldown_secs = 10", "scale_down_cooldown_secs = 2"),
+            ("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 5"),
+            ("value = 2, period_secs = 5", "value = 4, period_secs = 5"),
+        ],
+    );
 
     let peak = host.wait_for("the pool to grow on the spike", Duration::from_secs(40), |h| {
         let c = capacity(h, "demo");
@@ -398,24 +410,19 @@ guardrails = {{ tolerance = 0.0, scale_down_stabilization_secs = 0 }}
 #[test]
 fn the_readme_manual_scale_holds_then_the_guardrails_step_down_as_documented() {
     let dir = tempfile::tempdir().unwrap();
-    install_builtins(&dir.path().join("policies.d"), &["queue-depth", "target-tracking", "safest", "budget-cap"]);
-    let port = free_port();
-    let example = std::fs::read_to_string(scalewise_e2e::root().join("examples/scalewise.toml")).unwrap();
-    let config = example
-        .replace("cache_dir = \"../.scalewise/cache\"", "cache_dir = \"cache\"")
-        .replace("../.scalewise/", "")
-        .replace("127.0.0.1:7070", &format!("127.0.0.1:{port}"))
-        .replace("peak_rate = 10.0", "peak_rate = 0.5")
-        .replace("spike_at = 0.12", "spike_at = 0.95")
-        .replace("interval_ms = 1000", "interval_ms = 500")
-        .replace("manual_hold_secs = 60", "manual_hold_secs = 5")
-        .replace("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 4")
-        // Longer than the step limit's 5 s period, so the cooldown is what shows next.
-        .replace("scale_down_cooldown_secs = 10", "scale_down_cooldown_secs = 7");
-    assert!(config.contains("manual_hold_secs = 5") && config.contains("scale_down_stabilization_secs = 4"), "the example changed");
-    let path = dir.path().join("scalewise.toml");
-    std::fs::write(&path, config).unwrap();
-    let host = Host::start(&path, port);
+    let host = demo(
+        dir.path(),
+        free_port(),
+        &[
+            ("peak_rate = 10.0", "peak_rate = 0.5"),
+            ("spike_at = 0.12", "spike_at = 0.95"),
+            ("interval_ms = 1000", "interval_ms = 500"),
+            ("manual_hold_secs = 60", "manual_hold_secs = 5"),
+            ("scale_down_stabilization_secs = 20", "scale_down_stabilization_secs = 4"),
+            // Longer than the step limit's 5 s period, so the cooldown is what shows next.
+            ("scale_down_cooldown_secs = 10", "scale_down_cooldown_secs = 7"),
+        ],
+    );
     host.wait_for("the demo to settle low", Duration::from_secs(30), |h| (capacity(h, "demo") <= 2).then_some(()));
 
     // The README's own request.
