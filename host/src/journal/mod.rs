@@ -298,6 +298,10 @@ impl Journal {
 
     /// A pool's memory as last committed.
     pub fn memory(&self, pool: &str) -> Result<Option<PoolMemory>, JournalError> {
+        retried(|| self.memory_once(pool))
+    }
+
+    fn memory_once(&self, pool: &str) -> Result<Option<PoolMemory>, JournalError> {
         let Some(head) = self.inner.index.read().unwrap().get(pool).copied().filter(|h| h.memory != 0) else {
             return Ok(None);
         };
@@ -319,6 +323,10 @@ impl Journal {
     /// Decisions of `pool`, newest first, with `seq < before` and `keep`
     /// true, at most `limit` of them. The walk ends where retention did.
     pub fn walk(&self, pool: &str, before: Option<u64>, mut keep: impl FnMut(&DecisionRecord) -> bool, limit: usize) -> Result<Vec<DecisionRecord>, JournalError> {
+        retried(|| self.walk_once(pool, before, &mut keep, limit))
+    }
+
+    fn walk_once(&self, pool: &str, before: Option<u64>, keep: &mut impl FnMut(&DecisionRecord) -> bool, limit: usize) -> Result<Vec<DecisionRecord>, JournalError> {
         let Some(mut at) = self.inner.index.read().unwrap().get(pool).map(|h| h.decision) else { return Ok(Vec::new()) };
         let before = before.unwrap_or(u64::MAX);
         let mut reader = Reader::new(&self.inner.db)?;
@@ -389,6 +397,16 @@ impl Journal {
             max_age_secs: self.inner.retention.map(|r| r.max_age.as_secs()),
             pools: out,
         })
+    }
+}
+
+/// Run a read again if it met a segment a compaction dropped between its
+/// look at the index and its read transaction: the index it reads the
+/// second time points at the copies carried forward.
+fn retried<T>(mut read: impl FnMut() -> Result<T, JournalError>) -> Result<T, JournalError> {
+    match read() {
+        Err(JournalError::Read(e)) if e.contains("is missing") => read(),
+        other => other,
     }
 }
 
