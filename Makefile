@@ -17,7 +17,7 @@ run: policies
 test: targets
 	cargo test --workspace
 
-# The reference baselines on the public traces in ../shared/traces.
+# The reference baselines on the public traces in data/traces.
 simulate: policies
 	cargo run --release -q -p scalewise -- simulate examples/simulate/simulate.toml --out simulation
 

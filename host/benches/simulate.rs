@@ -2,8 +2,8 @@
 //! two examples, WASM policies) on the 50,714-step Wikipedia trace, run as
 //! `scalewise simulate` runs them, in parallel; then each set alone.
 //!
-//! Run with `cargo bench -p scalewise --bench simulate`. Needs
-//! `../shared/traces/` beside the repository. `SCALEWISE_BENCH_RUNS` sets the
+//! Run with `cargo bench -p scalewise --bench simulate`. The traces are in
+//! the repository's `data/traces/`. `SCALEWISE_BENCH_RUNS` sets the
 //! number of timed runs of the six sets (default 3).
 
 use std::path::{Path, PathBuf};

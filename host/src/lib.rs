@@ -37,14 +37,15 @@ mod layering;
 
 /// Set up `tracing` output: human-readable (coloured only on a terminal),
 /// or JSON lines.
-pub fn init_tracing(filter: &str, json: bool) {
+pub fn init_tracing(filter: &str, json: bool) -> Result<(), String> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::builder().parse(filter).map_err(|e| e.to_string())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    Ok(())
 }
 
 /// The host allocates and frees small objects on every tick of every pool

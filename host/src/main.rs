@@ -7,8 +7,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A simulation takes thousands of actions a second: only warnings by default.
     let simulating = matches!(cli.command, scalewise::cli::Command::Simulate(_));
-    let filter = if simulating && cli.log == "info" { "warn" } else { &cli.log };
-    scalewise::init_tracing(filter, cli.log_json);
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let (filter, from) = match (&cli.log, &rust_log) {
+        (Some(f), _) => (f.as_str(), "--log / SCALEWISE_LOG"),
+        (None, Some(f)) => (f.as_str(), "RUST_LOG"),
+        (None, None) => (if simulating { "warn" } else { "info" }, "the default"),
+    };
+    if let Err(e) = scalewise::init_tracing(filter, cli.log_json) {
+        eprintln!("error: the log filter `{filter}` from {from} does not parse: {e}; give levels like `info` or `scalewise=debug,warn`");
+        return ExitCode::from(2);
+    }
     match scalewise::command::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -255,3 +255,26 @@ cost = { kind = "m5.large" }
     let out = text(&scalewise(&["config", "check", path(&cfg)]));
     assert!(out.contains("pools[0].min:") && out.contains("line 3"), "{out}");
 }
+
+/// `RUST_LOG` is honoured when `--log` / `SCALEWISE_LOG` are not given,
+/// and a filter that does not parse is refused, naming where it came from.
+#[test]
+fn a_bad_log_filter_is_refused_and_rust_log_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("scalewise.toml");
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(scalewise_bin());
+        c.env_remove("SCALEWISE_LOG").env_remove("RUST_LOG").envs(env.iter().copied()).args(args).arg("config").arg("check").arg(&cfg);
+        c.output().unwrap()
+    };
+    let o = run(&[("RUST_LOG", "scalewise=loud")], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("`scalewise=loud` from RUST_LOG does not parse"), "{}", text(&o));
+    let o = run(&[], &["--log", "nonsense=="]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("from --log / SCALEWISE_LOG"), "{}", text(&o));
+    // --log wins over RUST_LOG, and a good RUST_LOG is taken.
+    assert!(run(&[("RUST_LOG", "scalewise=loud")], &["--log", "warn"]).status.success());
+    assert!(run(&[("RUST_LOG", "scalewise=debug")], &[]).status.success());
+}

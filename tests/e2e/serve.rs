@@ -185,3 +185,32 @@ fn a_hostile_policy_directory_does_not_hold_the_host_up() {
     assert!(loaded["last_load_error"].is_null(), "{loaded}");
     assert_eq!(loaded["serving"]["generation"], 2, "one version for queue-depth, one for the finished file: {loaded}");
 }
+
+/// `/readyz` is ready only when every policy a pool uses serves; `/healthz`
+/// answers all along.
+#[test]
+fn readyz_waits_for_the_policies_the_pools_use() {
+    use scalewise_e2e::host::SLEEPER;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies.d")).unwrap();
+    let config = dir.path().join("scalewise.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policies]\ndir = \"policies.d\"\nsettle_ms = 100\n[journal]\npath = \"journal.redb\"\n\
+             [[pools]]\nid = \"web\"\nmin = 1\nmax = 2\nstrategies = [{{ policy = \"later\" }}]\n\
+             provider = {{ kind = \"local\", command = {SLEEPER} }}\nmetrics = [{{ name = \"x\", source = \"push\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let host = Host::start(&config, free_port());
+    let r = reqwest::blocking::get(format!("{}/readyz", host.base)).unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().unwrap();
+    assert!(body["problems"][0].as_str().unwrap().contains("policy `later` (used by web) is not loaded"), "{body}");
+    std::fs::write(dir.path().join("policies.d/later.rhai"), r#"fn strategy(input) { #{ desired: 1, reason: "here" } }"#).unwrap();
+    host.wait_for("readiness", Duration::from_secs(15), |h| {
+        let r = reqwest::blocking::get(format!("{}/readyz", h.base)).ok()?;
+        (r.status() == 200).then_some(())
+    });
+}

@@ -207,7 +207,7 @@ async fn the_live_loop_decides_exactly_what_the_simulator_decides() {
     let d = dir.path();
     install_builtins(&d.join("policies.d"), BUILTINS);
     // The first hours of the Azure trace: bursty, so the guardrails work.
-    let azure = std::fs::read_to_string(root().join("../shared/traces/azure_functions_day_per_minute.csv")).unwrap();
+    let azure = std::fs::read_to_string(root().join("data/traces/azure_functions_day_per_minute.csv")).unwrap();
     let loads: Vec<f64> = azure.lines().skip(1).take(STEPS).map(|l| l.split(',').nth(1).unwrap().trim().parse().unwrap()).collect();
     let trace = write(&d.join("azure.csv"), &azure.lines().take(STEPS + 1).collect::<Vec<_>>().join("\n"));
     let config = write(

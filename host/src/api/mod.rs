@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(dashboard::page))
         .route("/dashboard.js", get(dashboard::script))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(exposition::metrics))
         .route("/pools", get(pools::list))
         .route("/pools/{id}", get(pools::get_one))
@@ -125,6 +126,30 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// Who acts: this replica's view of the leader lease (null without election).
 async fn leader(State(state): State<AppState>) -> Response {
     Json(state.leadership.as_ref().map(|l| l.view())).into_response()
+}
+
+/// Ready to decide: every policy a pool uses serves, the journal takes
+/// writes, and, with leader election, the lease's holder is known. 503 with
+/// each reason otherwise. (`/healthz` says only that the process answers.)
+async fn readyz(State(state): State<AppState>) -> Response {
+    let mut problems: Vec<String> = state
+        .registry
+        .unserved()
+        .into_iter()
+        .map(|(id, pools)| format!("policy `{id}` (used by {}) is not loaded; see GET /policies/{id}", pools.join(", ")))
+        .collect();
+    for p in state.pools.values() {
+        if let Some(e) = p.handle.snapshot().journal_error {
+            problems.push(format!("pool `{}`: {e}", p.handle.id));
+        }
+    }
+    if let Some(view) = state.leadership.as_ref().map(|l| l.view())
+        && view.holder.is_none()
+    {
+        problems.push(format!("the leader is not known yet{}", view.detail.map(|d| format!(": {d}")).unwrap_or_default()));
+    }
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({ "ready": problems.is_empty(), "problems": problems }))).into_response()
 }
 
 /// The journal's size, retention, and each pool's oldest and newest decision.

@@ -9,9 +9,11 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "scalewise", version, about = "A WebAssembly-extensible autoscaling policy engine")]
 pub struct Cli {
-    /// Log filter, e.g. `info` or `scalewise=debug` (RUST_LOG syntax).
-    #[arg(long, global = true, env = "SCALEWISE_LOG", default_value = "info")]
-    pub log: String,
+    /// Log filter, e.g. `info` or `scalewise=debug,scalewise::journal=trace`.
+    /// Unset: `RUST_LOG`, then `info` (`warn` for `simulate`). A filter that
+    /// does not parse is refused.
+    #[arg(long, global = true, env = "SCALEWISE_LOG")]
+    pub log: Option<String>,
     /// Write logs as JSON lines.
     #[arg(long, global = true)]
     pub log_json: bool,

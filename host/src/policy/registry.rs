@@ -561,6 +561,12 @@ impl Registry {
         files.clashes = clashes.clone();
     }
 
+    /// The policy ids some pool uses that no version serves, with those pools.
+    pub fn unserved(&self) -> Vec<(String, Vec<String>)> {
+        let live = self.live.load();
+        self.users.iter().filter(|(id, _)| live.get(id).is_none()).map(|(id, pools)| (id.clone(), pools.clone())).collect()
+    }
+
     /// Evaluate the serving version of `id` without counting the call in
     /// its status, and without falling back: see [`super::AnyInput::try_in`].
     pub fn try_out<I: RoleInput>(&self, id: &str, input: &I) -> Result<Evaluation<I::Output>, RegistryError> {

@@ -7,7 +7,7 @@
 //! boot_steps = 2
 //!
 //! [[traces]]
-//! path = "../../../shared/traces/nasa_http_1995_per_minute.csv"
+//! path = "../../data/traces/nasa_http_1995_per_minute.csv"
 //!
 //! [[sets]]
 //! name = "hpa"
