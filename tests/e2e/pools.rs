@@ -80,6 +80,21 @@ fn the_demo_scales_up_on_the_spike_and_back_down() {
     let with_votes = decisions.as_array().unwrap().iter().find(|d| d["votes"].as_array().unwrap().len() == 2).unwrap();
     assert!(with_votes["votes"].as_array().unwrap().iter().all(|v| v["proposal"]["reason"].is_string()));
     assert_eq!(with_votes["consensus"]["policy"], "safest");
+    // Its /metrics: what an operator's dashboards read, and valid as promtool sees it.
+    let metrics = reqwest::blocking::get(format!("{}/metrics", host.base)).unwrap().text().unwrap();
+    for series in [
+        "scalewise_build_info{version=",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "scalewise_pool_min{pool=\"demo\"} 1",
+        "scalewise_pool_max{pool=\"demo\"}",
+        "scalewise_pool_cost_per_hour{pool=\"demo\"}",
+        "scalewise_budget_spent{pool=\"demo\"}",
+        "scalewise_pool_metric{pool=\"demo\",metric=\"queue_depth\"}",
+    ] {
+        assert!(metrics.contains(series), "/metrics lacks {series}");
+    }
+    scalewise_e2e::tools::promtool_check_metrics(&metrics).unwrap_or_else(|e| panic!("promtool check metrics: {e}"));
     eprintln!("peak capacity {peak}, {} actions", actions.len());
 }
 

@@ -47,3 +47,14 @@ pub fn dump_dom(chromium: &Path, url: &str) -> String {
 pub fn chromium() -> PathBuf {
     find("SCALEWISE_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"], "apt-get install chromium")
 }
+
+/// `promtool check metrics` on an exposition: its complaints, if any.
+pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
+    use std::io::Write;
+    let promtool = find("SCALEWISE_PROMTOOL", &["promtool"], "apt-get install prometheus");
+    let mut child = Command::new(promtool).args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(()) } else { Err(said) }
+}

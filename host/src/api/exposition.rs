@@ -29,6 +29,9 @@ pub fn render(state: &AppState) -> String {
     let family = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
+    family(&mut o, "scalewise_build_info", "gauge", "The running build: its version.");
+    let _ = writeln!(o, "scalewise_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    process(&mut o);
     let pools: Vec<_> = state.pools.values().map(|p| p.handle.snapshot()).collect();
     family(&mut o, "scalewise_pool_capacity", "gauge", "Members of the pool by state.");
     for p in &pools {
@@ -57,11 +60,31 @@ pub fn render(state: &AppState) -> String {
         let _ = writeln!(o, "scalewise_journal_healthy{{pool=\"{}\"}} {}", label(&p.id), p.journal_error.is_none() as u8);
     }
 
-    let budget_gauges: [BudgetGauge; 3] = [
-        ("scalewise_pool_cost_per_hour", "What the pool's capacity costs per hour, priced by its catalog and the spot share it bought.", |b| b.hourly),
-        ("scalewise_budget_limit", "The pool's budget for the current period.", |b| b.limit),
-        ("scalewise_budget_spent", "Money spent in the current budget period.", |b| b.spent),
-    ];
+    family(&mut o, "scalewise_pool_min", "gauge", "The pool's configured minimum capacity.");
+    for p in &pools {
+        let _ = writeln!(o, "scalewise_pool_min{{pool=\"{}\"}} {}", label(&p.id), p.min);
+    }
+    family(&mut o, "scalewise_pool_max", "gauge", "The pool's configured maximum capacity.");
+    for p in &pools {
+        let _ = writeln!(o, "scalewise_pool_max{{pool=\"{}\"}} {}", label(&p.id), p.max);
+    }
+    family(&mut o, "scalewise_actions_failed_total", "counter", "Scaling actions whose target call failed, by cause (policy, manual, approval).");
+    for p in &pools {
+        for (cause, n) in &p.failed_actions {
+            let _ = writeln!(o, "scalewise_actions_failed_total{{pool=\"{}\",cause=\"{}\"}} {n}", label(&p.id), label(cause));
+        }
+    }
+    family(&mut o, "scalewise_pool_cost_per_hour", "gauge", "What the pool's capacity costs per hour, priced by its catalog and the spot share it bought.");
+    for p in &pools {
+        if let Some(c) = p.cost_per_hour {
+            let _ = writeln!(o, "scalewise_pool_cost_per_hour{{pool=\"{}\"}} {c}", label(&p.id));
+        }
+    }
+    family(&mut o, "scalewise_budget_spent", "gauge", "Money spent in the current budget period (accrued whether or not the pool has a budget).");
+    for p in pools.iter().filter(|p| p.cost_per_hour.is_some()) {
+        let _ = writeln!(o, "scalewise_budget_spent{{pool=\"{}\"}} {}", label(&p.id), p.spent);
+    }
+    let budget_gauges: [BudgetGauge; 1] = [("scalewise_budget_limit", "The pool's budget for the current period.", |b| b.limit)];
     for (name, help, value) in budget_gauges {
         family(&mut o, name, "gauge", help);
         for p in &pools {
@@ -82,6 +105,14 @@ pub fn render(state: &AppState) -> String {
     family(&mut o, "scalewise_pool_limited", "gauge", "1 if the last decision's scale-up was cut to what the target can hold.");
     for r in &last {
         let _ = writeln!(o, "scalewise_pool_limited{{pool=\"{}\"}} {}", label(&r.pool), r.limited.is_some() as u8);
+    }
+    family(&mut o, "scalewise_pool_metric", "gauge", "The newest value of each metric a pool read at its last decision; absent while the metric has no data.");
+    for r in &last {
+        for m in &r.metrics {
+            if let Some(v) = m.last.filter(|v| v.is_finite()) {
+                let _ = writeln!(o, "scalewise_pool_metric{{pool=\"{}\",metric=\"{}\"}} {v}", label(&r.pool), label(&m.name));
+            }
+        }
     }
     family(&mut o, "scalewise_policy_gauge", "gauge", "Numbers a strategy reported about itself at the pool's last decision (a forecast's error, ...).");
     for r in &last {
@@ -177,4 +208,33 @@ pub fn render(state: &AppState) -> String {
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render(&state)).into_response()
+}
+
+/// The standard `process_*` series, from /proc/self.
+fn process(o: &mut String) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rfind(')').map(|i| stat[i + 1..].split_whitespace().collect()).unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK) as f64, libc::sysconf(libc::_SC_PAGESIZE) as f64) };
+    let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<f64>().ok())));
+    let fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
+    let max_fds = std::fs::read_to_string("/proc/self/limits").ok().and_then(|s| {
+        s.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)).and_then(|v| v.parse::<f64>().ok())
+    });
+    // After the name: utime is field 14 of the man page (index 11 here),
+    // stime 15, starttime 22, vsize 23, rss 24.
+    let series: [(&str, &str, &str, Option<f64>); 6] = [
+        ("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", field(11).zip(field(12)).map(|(u, s)| (u + s) / ticks)),
+        ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", field(21).map(|p| p * page)),
+        ("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", field(20)),
+        ("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", field(19).zip(boot).map(|(s, b)| b + s / ticks)),
+        ("process_open_fds", "gauge", "Number of open file descriptors.", fds.map(|n| n as f64)),
+        ("process_max_fds", "gauge", "Maximum number of open file descriptors.", max_fds),
+    ];
+    for (name, kind, help, value) in series {
+        if let Some(v) = value {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
+    }
 }

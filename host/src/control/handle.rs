@@ -63,6 +63,12 @@ pub struct PoolSnapshot {
     /// A manual scale's hold, while it lasts (its end may have passed
     /// since the last decision, which then lifts it).
     pub hold: Option<crate::decide::guardrails::Hold>,
+    /// What the capacity costs per hour, when the pool has a catalog.
+    pub cost_per_hour: Option<f64>,
+    /// Money spent so far in the budget period (accrued with or without a budget).
+    pub spent: f64,
+    /// Actions whose target call failed, by cause (`policy`, `manual`, `approval`).
+    pub failed_actions: std::collections::BTreeMap<String, u64>,
 }
 
 /// Picks one of a pool's lag histograms ([`PoolHandle::lag`] or

@@ -70,6 +70,8 @@ pub struct PoolLoop {
     seen_capacity: Option<u32>,
     /// The last error of each metric, so a lasting one is logged once.
     metric_errors: std::collections::HashMap<String, String>,
+    /// Actions whose target call failed, by cause.
+    failed_actions: std::collections::BTreeMap<String, u64>,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -118,7 +120,7 @@ pub async fn prepare(
     }
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle::new(id.clone(), tx, recent));
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default() };
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default() };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -279,6 +281,9 @@ impl PoolLoop {
         }
         tracing::info!(pool = %self.s.plan.id, from, to, cause, ?outcome, "scaled");
         self.actions += 1;
+        if matches!(outcome, Outcome::Failed(_)) {
+            *self.failed_actions.entry(cause.to_owned()).or_default() += 1;
+        }
         if let Some(a) = record.action.as_mut() {
             a.outcome = outcome;
         }
@@ -409,6 +414,9 @@ impl PoolLoop {
             actions: self.actions,
             budget: budget::status(&p.cost, &self.memory, state.capacity(), now),
             hold: self.memory.guard.hold.clone(),
+            cost_per_hour: (!p.cost.catalog.is_empty()).then(|| budget::hourly(&p.cost, self.memory.placement.as_ref(), state.capacity())),
+            spent: self.memory.spent,
+            failed_actions: self.failed_actions.clone(),
             members: state,
         });
     }
