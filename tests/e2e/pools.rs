@@ -95,6 +95,20 @@ fn the_demo_scales_up_on_the_spike_and_back_down() {
         assert!(metrics.contains(series), "/metrics lacks {series}");
     }
     scalewise_e2e::tools::promtool_check_metrics(&metrics).unwrap_or_else(|e| panic!("promtool check metrics: {e}"));
+    // Every series the shipped Grafana dashboard queries is one the host exports.
+    let families: Vec<&str> = metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_whitespace().next()).collect();
+    let exported = |name: &str| families.iter().any(|f| name == *f || [*f, "_bucket"].concat() == name || [*f, "_sum"].concat() == name || [*f, "_count"].concat() == name);
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(scalewise_e2e::root().join("deploy/grafana/scalewise.json")).unwrap()).unwrap();
+    let mut queries: Vec<String> = dashboard["panels"].as_array().unwrap().iter().flat_map(|p| p["targets"].as_array().unwrap().iter().map(|t| t["expr"].as_str().unwrap().to_owned())).collect();
+    queries.extend(dashboard["templating"]["list"].as_array().unwrap().iter().filter_map(|v| v["query"].as_str().map(str::to_owned)));
+    let mut named = 0;
+    for q in &queries {
+        for word in q.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).filter(|w| w.starts_with("scalewise_") || w.starts_with("process_")) {
+            assert!(exported(word), "the Grafana dashboard queries `{word}` ({q}), which /metrics does not export");
+            named += 1;
+        }
+    }
+    assert!(named >= 20, "{named} series named in the dashboard");
     eprintln!("peak capacity {peak}, {} actions", actions.len());
 }
 
