@@ -19,7 +19,7 @@ use scalewise_providers::leader::{LeaseCheck, Leadership};
 use scalewise_providers::targets::local::{LocalConfig, LocalPool, Needs};
 use scalewise_providers::sources::nvml::NvmlSource;
 use scalewise_providers::sources::members::MembersSource;
-use scalewise_providers::sources::prometheus::PrometheusSource;
+use scalewise_providers::sources::prometheus::{PrometheusAccess, PrometheusSource};
 use scalewise_providers::sources::push::PushSource;
 use scalewise_providers::sources::replay::ReplaySource;
 use scalewise_providers::{MetricSource, Target};
@@ -77,6 +77,26 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
         limits: p.limits.clone(),
         instances: p.instances.clone(),
     }
+}
+
+/// A file of a credential or certificate: read with a bound (they are small).
+fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    const MAX: u64 = 1 << 20;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX {
+        return Err(format!("{} is over {MAX} bytes; it should hold one secret or certificate", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// A secret from a file, without its trailing newline.
+fn read_secret(path: &std::path::Path) -> Result<String, String> {
+    let bytes = read_bounded(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 /// A pool's target, and the local pool's supervisor where it has one.
@@ -179,9 +199,31 @@ impl Service {
         let mut named: BTreeMap<String, Arc<dyn MetricSource>> = BTreeMap::new();
         for (name, s) in &config.sources {
             let source: Arc<dyn MetricSource> = match s {
-                SourceConfig::Prometheus { url, timeout_ms } => Arc::new(
-                    PrometheusSource::new(url, Duration::from_millis(*timeout_ms)).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?,
-                ),
+                SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, headers, ca_file } => {
+                    let at = |field: &str, e: String| anyhow::anyhow!("sources.{name}.{field}: {e}");
+                    let bearer_token = match (bearer_token, bearer_token_file) {
+                        (Some(t), _) => Some(t.clone()),
+                        (None, Some(f)) => Some(read_secret(f).map_err(|e| at("bearer_token_file", e))?),
+                        (None, None) => None,
+                    };
+                    let basic_auth = match basic_auth {
+                        Some(b) => {
+                            let password = match (&b.password, &b.password_file) {
+                                (Some(p), _) => p.clone(),
+                                (None, Some(f)) => read_secret(f).map_err(|e| at("basic_auth.password_file", e))?,
+                                (None, None) => String::new(),
+                            };
+                            Some((b.username.clone(), password))
+                        }
+                        None => None,
+                    };
+                    let ca_pem = match ca_file {
+                        Some(f) => Some(read_bounded(f).map_err(|e| at("ca_file", e))?),
+                        None => None,
+                    };
+                    let access = PrometheusAccess { bearer_token, basic_auth, headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), ca_pem };
+                    Arc::new(PrometheusSource::with_access(url, Duration::from_millis(*timeout_ms), access).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?)
+                }
                 SourceConfig::Replay { path, step_ms } => Arc::new(
                     ReplaySource::open(path, clock.now_ms(), *step_ms as i64).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?,
                 ),

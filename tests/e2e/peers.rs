@@ -204,3 +204,108 @@ fn a_source_that_is_down_or_answers_garbage_makes_the_expert_abstain() {
     assert_eq!(d["desired"], 0, "held");
     assert_eq!(reqwest::blocking::get(format!("{}/healthz", host.base)).unwrap().status(), 200);
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made by openssl in `dir`.
+fn tls_files(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (apt-get install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    std::fs::write(dir.join("leaf.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=scalewise test CA"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "leaf.ext"]);
+}
+
+/// A gateway in front of Prometheus, as hosted services put one: it wants
+/// `Authorization: Bearer gw-token` and `X-Scope-OrgID: team-a`, and
+/// forwards the query to the real server.
+fn serve_gateway(prometheus: String, ca: Vec<u8>) -> Fixed {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = reqwest::blocking::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut s = stream;
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = vec![0u8; 16384];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+            let path = String::from_utf8_lossy(&buf[..n]).split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let allowed = head.contains("\r\nauthorization: bearer gw-token\r\n") && head.contains("\r\nx-scope-orgid: team-a\r\n");
+            let (status, body) = if allowed {
+                let r = client.get(format!("{prometheus}{path}")).basic_auth("scalewise", Some("prom-s3cret")).send().unwrap();
+                (r.status().as_u16(), r.text().unwrap())
+            } else {
+                (401, "{\"status\":\"error\",\"error\":\"no bearer token or tenant\"}".to_owned())
+            };
+            let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    Fixed { port }
+}
+
+/// Prometheus over https with a private CA and basic auth (its own
+/// `--web.config.file`), and behind a gateway that takes a bearer token and
+/// a tenant header: the pool reads both; a wrong password is refused and
+/// said.
+#[test]
+fn a_prometheus_behind_tls_basic_auth_or_a_bearer_token_is_read() {
+    let app = serve_fixed("text/plain; version=0.0.4", "# TYPE app_queue_depth gauge\napp_queue_depth 42\n");
+    let bin = find("SCALEWISE_PROMETHEUS", &["prometheus"], "apt-get install prometheus");
+    let pdir = tempfile::tempdir().unwrap();
+    tls_files(pdir.path());
+    // The password is `prom-s3cret`; Prometheus takes only bcrypt hashes.
+    std::fs::write(
+        pdir.path().join("web.yml"),
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users:\n  scalewise: $2b$04$OSixGdArWsJFoOdiEhNsgOK26MsAihUdJSOHmkFE9mz0I28gwn2uW\n",
+    )
+    .unwrap();
+    std::fs::write(pdir.path().join("prometheus.yml"), format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n", app.port)).unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .current_dir(pdir.path())
+        .arg("--config.file=prometheus.yml")
+        .arg("--web.config.file=web.yml")
+        .arg("--storage.tsdb.path=data")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let _prom = Prometheus { child, port, _dir: tempfile::tempdir().unwrap() };
+    let ca = std::fs::read(pdir.path().join("ca.pem")).unwrap();
+    let client = reqwest::blocking::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while !client.get(format!("{url}/api/v1/query?query=app_queue_depth")).basic_auth("scalewise", Some("prom-s3cret")).send().is_ok_and(|r| r.text().unwrap_or_default().contains("\"42\"")) {
+        assert!(started.elapsed() < Duration::from_secs(40), "prometheus over https did not come up with the app's series");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let gateway = serve_gateway(url.clone(), ca);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(pdir.path().join("ca.pem"), dir.path().join("ca.pem")).unwrap();
+    std::fs::write(dir.path().join("password"), "prom-s3cret\n").unwrap();
+    std::fs::write(dir.path().join("token"), "gw-token\n").unwrap();
+    let sources = format!(
+        "[sources.tls]\nkind = \"prometheus\"\nurl = \"{url}\"\nca_file = \"ca.pem\"\nbasic_auth = {{ username = \"scalewise\", password_file = \"password\" }}\n\
+         [sources.gw]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:{}\"\nbearer_token_file = \"token\"\nheaders = {{ X-Scope-OrgID = \"team-a\" }}\n\
+         [sources.wrong]\nkind = \"prometheus\"\nurl = \"{url}\"\nca_file = \"ca.pem\"\nbasic_auth = {{ username = \"scalewise\", password = \"guess\" }}\n",
+        gateway.port
+    );
+    let metrics = r#"{ name = "queue_depth", source = "tls", query = "sum(app_queue_depth)", window_secs = 30 },
+                     { name = "via_gateway", source = "gw", query = "sum(app_queue_depth)", window_secs = 30 },
+                     { name = "refused", source = "wrong", query = "sum(app_queue_depth)", window_secs = 30 }"#;
+    let cfg = config(dir.path(), metrics, &sources);
+    let host = Host::start(&cfg, free_port());
+    let d = host.wait_for("a decision with both readings", Duration::from_secs(30), |h| {
+        let d: Value = h.get("/pools/p/decisions?limit=1");
+        (d[0]["metrics"][0]["last"] == 42.0 && d[0]["metrics"][1]["last"] == 42.0).then(|| d[0].clone())
+    });
+    let refused = d["metrics"][2]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(refused.contains("401"), "a wrong password is said: {d}");
+    let sources: Value = host.get("/sources");
+    let wrong = sources.as_array().unwrap().iter().find(|s| s["name"] == "wrong").unwrap();
+    assert!(wrong["status"].to_string().contains("401"), "{wrong}");
+}

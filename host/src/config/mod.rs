@@ -222,8 +222,17 @@ impl Config {
         config.policies.versions_file = base.join(&config.policies.versions_file);
         config.journal.path = base.join(&config.journal.path);
         for s in config.sources.values_mut() {
-            if let SourceConfig::Replay { path, .. } = s {
-                *path = base.join(&*path);
+            match s {
+                SourceConfig::Replay { path, .. } => *path = base.join(&*path),
+                SourceConfig::Prometheus { bearer_token_file, basic_auth, ca_file, .. } => {
+                    for file in [bearer_token_file, ca_file].into_iter().flatten() {
+                        *file = base.join(&*file);
+                    }
+                    if let Some(file) = basic_auth.as_mut().and_then(|b| b.password_file.as_mut()) {
+                        *file = base.join(&*file);
+                    }
+                }
+                SourceConfig::Nvml {} => {}
             }
         }
         for p in &mut config.pools {

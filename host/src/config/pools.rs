@@ -58,6 +58,19 @@ pub enum SourceConfig {
         url: String,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// `Authorization: Bearer …`, given here or read from a file.
+        #[serde(default)]
+        bearer_token: Option<String>,
+        #[serde(default)]
+        bearer_token_file: Option<PathBuf>,
+        #[serde(default)]
+        basic_auth: Option<BasicAuth>,
+        /// Sent with every query (e.g. a tenant's `X-Scope-OrgID`).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        /// A CA certificate (PEM) to trust for https, besides the built-in roots.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
     },
     Replay {
         path: PathBuf,
@@ -68,6 +81,16 @@ pub enum SourceConfig {
     /// NVIDIA GPUs through NVML (needs the driver; without one the
     /// source reports itself unavailable and the host keeps running).
     Nvml {},
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -265,11 +288,20 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
             problems.push(format!("{at}: `{name}` is a built-in source; pick another name"));
         }
         match s {
-            SourceConfig::Prometheus { url, timeout_ms } => {
-                if url.starts_with("https://") {
-                    problems.push(format!("{at}.url: https is not supported by this build yet; reach Prometheus over http (loopback, or through a local TLS proxy)"));
-                } else if !url.starts_with("http://") {
-                    problems.push(format!("{at}.url: must start with http://, got `{url}`"));
+            SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, .. } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    problems.push(format!("{at}.url: must start with http:// or https://, got `{url}`"));
+                }
+                if bearer_token.is_some() && bearer_token_file.is_some() {
+                    problems.push(format!("{at}: give bearer_token or bearer_token_file, not both"));
+                }
+                if (bearer_token.is_some() || bearer_token_file.is_some()) && basic_auth.is_some() {
+                    problems.push(format!("{at}: give a bearer token or basic_auth, not both"));
+                }
+                if let Some(b) = basic_auth
+                    && b.password.is_some() == b.password_file.is_some()
+                {
+                    problems.push(format!("{at}.basic_auth: give exactly one of password and password_file"));
                 }
                 if *timeout_ms == 0 {
                     problems.push(format!("{at}.timeout_ms: must be at least 1"));

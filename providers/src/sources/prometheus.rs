@@ -1,4 +1,6 @@
-//! PromQL over Prometheus' HTTP API (`/api/v1/query_range`).
+//! PromQL over Prometheus' HTTP API (`/api/v1/query_range`), over http or
+//! https, with basic auth, a bearer token, extra headers (a tenant id) and
+//! a private CA, as managed Prometheus services ask for.
 //!
 //! A query must come back as one series: a pool decides on one number per
 //! metric, so a query that matches several series is an error that says how
@@ -9,13 +11,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::sources::{MetricError, MetricSource, Window, tidy};
+use crate::sources::{MetricError, MetricSource, SourceStatus, Window, tidy};
 use crate::Sample;
 
 #[derive(Debug)]
 pub struct PrometheusSource {
     base: String,
     client: reqwest::Client,
+    basic: Option<(String, String)>,
+    /// Whether the server answered its last query, for the API and `/metrics`.
+    status: std::sync::Mutex<SourceStatus>,
+}
+
+/// How to reach a Prometheus that asks for more than plain http.
+#[derive(Debug, Clone, Default)]
+pub struct PrometheusAccess {
+    pub bearer_token: Option<String>,
+    /// Username and password.
+    pub basic_auth: Option<(String, String)>,
+    /// Sent with every request (e.g. `X-Scope-OrgID`).
+    pub headers: Vec<(String, String)>,
+    /// A CA certificate (PEM) to trust besides the built-in roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Deserialize)]
@@ -46,21 +63,61 @@ struct RangeSeries {
 impl PrometheusSource {
     /// `base` is the server's URL, e.g. `http://127.0.0.1:9090`.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, String> {
+        Self::with_access(base, timeout, PrometheusAccess::default())
+    }
+
+    /// With credentials, headers and a CA: see [`PrometheusAccess`].
+    pub fn with_access(base: &str, timeout: Duration, access: PrometheusAccess) -> Result<Self, String> {
+        use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
         let base = base.trim_end_matches('/').to_owned();
-        // The HTTP client is built without TLS to keep the binary lean.
-        if !base.starts_with("http://") {
-            return Err(format!("prometheus url `{base}` must start with http:// (https is not supported by this build yet)"));
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(format!("prometheus url `{base}` must start with http:// or https://"));
         }
-        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
-        Ok(Self { base, client })
+        if access.bearer_token.is_some() && access.basic_auth.is_some() {
+            return Err("give a bearer token or basic auth, not both".into());
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &access.headers {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header `{name}` is not a valid header name"))?;
+            let mut v = HeaderValue::from_str(value).map_err(|_| format!("header `{name}`: its value is not valid in a header"))?;
+            v.set_sensitive(true);
+            headers.insert(n, v);
+        }
+        if let Some(token) = &access.bearer_token {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| "the bearer token holds characters a header cannot".to_string())?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        let mut builder = reqwest::Client::builder().timeout(timeout).default_headers(headers);
+        if let Some(pem) = &access.ca_pem {
+            let ca = reqwest::Certificate::from_pem(pem).map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
+        Ok(Self { base, client, basic: access.basic_auth, status: std::sync::Mutex::new(SourceStatus::Unknown) })
     }
 
     async fn get(&self, path: &str, params: &[(&str, String)], query: &str) -> Result<Data, MetricError> {
+        let result = self.get_once(path, params, query).await;
+        let status = match &result {
+            Ok(_) => SourceStatus::Up(format!("answering at {}", self.base)),
+            Err(MetricError::Unreachable { detail, .. }) => SourceStatus::Unavailable(detail.clone()),
+            // The server answered; the query was wrong. Only a refusal
+            // (an HTTP error that is not a Prometheus reply) makes it unavailable.
+            Err(MetricError::Garbage { detail, .. }) if detail.starts_with("HTTP 4") || detail.starts_with("HTTP 5") => SourceStatus::Unavailable(detail.clone()),
+            Err(_) => SourceStatus::Up(format!("answering at {}", self.base)),
+        };
+        *self.status.lock().unwrap() = status;
+        result
+    }
+
+    async fn get_once(&self, path: &str, params: &[(&str, String)], query: &str) -> Result<Data, MetricError> {
         let url = format!("{}{}", self.base, path);
-        let reply = self
-            .client
-            .get(&url)
-            .query(params)
+        let mut request = self.client.get(&url).query(params);
+        if let Some((user, password)) = &self.basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        let reply = request
             .send()
             .await
             .map_err(|e| MetricError::Unreachable { source_kind: "prometheus", detail: format!("{url}: {e}") })?;
@@ -97,6 +154,10 @@ fn several(query: &str, n: usize) -> MetricError {
 impl MetricSource for PrometheusSource {
     fn kind(&self) -> &'static str {
         "prometheus"
+    }
+
+    fn status(&self) -> SourceStatus {
+        self.status.lock().unwrap().clone()
     }
 
     async fn query(&self, query: &str, window: Window) -> Result<Vec<Sample>, MetricError> {
