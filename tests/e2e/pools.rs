@@ -223,6 +223,8 @@ fn bad_api_calls_are_refused_with_reasons() {
     let d: Value = host.get("/pools/k/decisions?limit=1");
     assert_eq!(d[0]["action"]["cause"], "manual");
     assert_eq!(d[0]["action"]["reason"], "load test at noon");
+    assert!(d[0]["at_utc"].as_str().is_some_and(|t| t.ends_with('Z')), "{}", d[0]);
+    assert!(host.get("/pools/k")["hold"]["until_utc"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 
 #[test]

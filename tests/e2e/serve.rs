@@ -37,6 +37,9 @@ fn a_new_strategy_is_picked_up_by_a_running_host() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status["serving"]["role"], "strategy");
+    // Every timestamp also in RFC 3339.
+    let utc = status["serving"]["loaded_at_utc"].as_str().unwrap();
+    assert!(utc.len() == 24 && utc.ends_with('Z') && utc.starts_with("20"), "{status}");
     assert_eq!(status["serving"]["runtime"], "wasm");
     // It served first from its Winch build; the Cranelift build follows.
     let started = Instant::now();

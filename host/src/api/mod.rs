@@ -72,7 +72,52 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see the API table in README.md") })
         .layer(DefaultBodyLimit::max(state.server.max_body_bytes))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::map_response(with_utc_times))
         .with_state(state)
+}
+
+/// Beside every timestamp in milliseconds, the same time in RFC 3339: a
+/// field `at`, `since`, `until`, `period_start`, `period_end` or ending in
+/// `_at` or `_at_ms` gets a sibling `<name>_utc` (`loaded_at_ms` →
+/// `loaded_at_utc`). Done once here for every JSON answer, so no route can
+/// forget it.
+async fn with_utc_times(response: Response) -> Response {
+    let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    if !response.status().is_success() || !is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 256 << 20).await else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "the answer was too large to send");
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    add_utc(&mut value);
+    let mut response = Json(value).into_response();
+    *response.status_mut() = parts.status;
+    response
+}
+
+fn add_utc(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(add_utc),
+        Value::Object(map) => {
+            let mut stamps = Vec::new();
+            for (key, v) in map.iter_mut() {
+                let timed = matches!(key.as_str(), "at" | "since" | "until" | "period_start" | "period_end") || key.ends_with("_at") || key.ends_with("_at_ms");
+                match v.as_i64() {
+                    // After 1973 in ms: a timestamp, not a count.
+                    Some(ms) if timed && ms > 100_000_000_000 => stamps.push((format!("{}_utc", key.trim_end_matches("_ms")), crate::decide::budget::rfc3339(ms))),
+                    _ => add_utc(v),
+                }
+            }
+            for (key, text) in stamps {
+                map.entry(key).or_insert(Value::String(text));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Make every error JSON: an error response that is not JSON yet (axum's

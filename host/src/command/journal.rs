@@ -237,12 +237,9 @@ fn parse_time(text: &str, now: i64) -> anyhow::Result<i64> {
     Ok(now - n * scale)
 }
 
-/// `2026-11-30T12:34:56.789Z` from Unix milliseconds.
+/// RFC 3339 in UTC, from Unix milliseconds.
 fn utc(ms: i64) -> String {
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (year, month, day) = crate::decide::budget::civil_from_days(days);
-    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    crate::decide::budget::rfc3339(ms)
 }
 
 fn bytes(n: u64) -> String {
