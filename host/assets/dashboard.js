@@ -135,14 +135,16 @@ async function refresh() {
       const v = s.serving;
       const faults = s.traps + s.timeouts + s.memory_cap + s.invalid_outputs;
       const err = (s.last_load_error || s.last_error || {}).message || "";
-      return el("tr", { "data-policy": s.id },
+      // Nothing uses it and nothing configured it: not an error, just idle.
+      const idle = s.state === "unconfigured";
+      return el("tr", { "data-policy": s.id, "data-state": s.state || "" },
         el("td", {}, s.id),
-        el("td", {}, v ? el("code", {}, `v${v.generation} ${v.digest.slice(0, 12)}`) : "not serving"),
+        el("td", {}, v ? el("code", {}, `v${v.generation} ${v.digest.slice(0, 12)}`) : idle ? "unconfigured, unused" : "not serving"),
         el("td", {}, v ? `${v.runtime}${v.compiled_by ? " / " + v.compiled_by : ""}` : "–"),
         el("td", {}, String(s.calls)),
         el("td", {}, fmt(s.latency_p99_us)),
         el("td", {}, String(faults)),
-        el("td", { class: err ? "err" : "" }, err));
+        el("td", { class: idle ? "muted" : err ? "err" : "" }, err));
     });
     document.querySelector("#policies tbody").replaceChildren(...rows);
     // With leader election: say whether this replica acts (textContent: no HTML).

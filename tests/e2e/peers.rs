@@ -73,7 +73,11 @@ fn the_dashboard_shows_live_data_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = config(dir.path(), r#"{ name = "queue_depth", source = "push" }"#, "");
+    // A policy file that does not load, which no pool uses and nothing configures.
+    std::fs::write(dir.path().join("policies.d/idle.rhai"), "fn strategy(input) {").unwrap();
     let host = Host::start(&cfg, port);
+    assert_eq!(host.get("/policies/idle")["state"], "unconfigured");
+    assert_eq!(host.get("/policies/queue-depth")["used_by"][0], "p");
     push(&host, 25.0);
     host.wait_for("a few decisions", Duration::from_secs(15), |h| (h.get("/pools/p")["decisions"].as_u64()? >= 3).then_some(()));
 
@@ -85,6 +89,9 @@ fn the_dashboard_shows_live_data_in_a_real_browser() {
     assert!(!seqs.is_empty(), "the decision feed is empty");
     assert!(dom.contains("queue-depth v") && dom.contains("backlog 25 / 10 per worker"), "votes and reasons missing");
     assert!(dom.contains("data-policy=\"queue-depth\""), "policies table missing");
+    // Shown as idle, not as a red error.
+    let idle = dom.split("data-policy=\"idle\"").nth(1).and_then(|r| r.split("</tr>").next()).expect("the idle policy's row");
+    assert!(idle.contains("unconfigured, unused") && idle.contains("class=\"muted\"") && !idle.contains("class=\"err\""), "{idle}");
 
     // Live: a moment later the feed has newer decisions and the new load.
     push(&host, 55.0);

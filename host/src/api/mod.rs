@@ -215,12 +215,33 @@ async fn list_sources(State(state): State<AppState>) -> Response {
 }
 
 async fn list_policies(State(state): State<AppState>) -> Response {
-    Json(state.registry.statuses()).into_response()
+    Json(state.registry.statuses().into_iter().map(|s| with_usage(&state, s)).collect::<Vec<_>>()).into_response()
+}
+
+/// A policy's status with who uses it and a one-word `state`: `serving`;
+/// `failed` (not loaded, and a pool uses it or the config set it up);
+/// `unconfigured` (not loaded, and nothing uses or configures it: the
+/// built-ins a pool does not name, say, which need settings to load); or
+/// `unloaded` (its file went).
+fn with_usage(state: &AppState, s: crate::policy::StatusSnapshot) -> Value {
+    let (used_by, configured) = state.registry.usage(&s.id);
+    let word = match (&s.serving, &s.last_load_error) {
+        (Some(_), _) => "serving",
+        (None, _) if s.clash.is_some() => "failed",
+        (None, Some(_)) if used_by.is_empty() && !configured => "unconfigured",
+        (None, Some(_)) => "failed",
+        (None, None) => "unloaded",
+    };
+    let mut v = serde_json::to_value(s).unwrap_or_default();
+    v["used_by"] = json!(used_by);
+    v["configured"] = json!(configured);
+    v["state"] = json!(word);
+    v
 }
 
 async fn get_policy(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match state.registry.status_of(&id) {
-        Some(s) => Json(s).into_response(),
+        Some(s) => Json(with_usage(&state, s)).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no policy `{id}` has been seen in the policy directory")),
     }
 }

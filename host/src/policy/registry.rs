@@ -561,6 +561,13 @@ impl Registry {
         files.clashes = clashes.clone();
     }
 
+    /// Which pools use `id`, and whether the config gives it settings: a
+    /// policy that neither is merely unconfigured when it does not load.
+    pub fn usage(&self, id: &str) -> (Vec<String>, bool) {
+        let pools = self.users.get(id).cloned().unwrap_or_default();
+        (pools, self.settings.read().unwrap().contains_key(id))
+    }
+
     /// The policy ids some pool uses that no version serves, with those pools.
     pub fn unserved(&self) -> Vec<(String, Vec<String>)> {
         let live = self.live.load();
