@@ -27,41 +27,67 @@ function loadOf(d) {
   return m ? { name: m.name, value: m.last } : null;
 }
 
-function chart(decisions) {
-  const W = 600, H = 220, P = 28;
+// Ticks for an axis from 0 to at least `max`: whole numbers when `whole`
+// (workers come whole), else round steps of 1, 2 or 5 × a power of ten.
+function ticks(max, whole) {
+  const raw = Math.max(max, whole ? 1 : 1e-9) / 4;
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  let step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw);
+  if (whole) step = Math.max(1, Math.ceil(step));
+  const top = Math.max(step, Math.ceil(max / step) * step);
+  const out = [];
+  for (let v = 0; v <= top + step / 2; v += step) out.push(Math.round(v * 1e9) / 1e9);
+  return { top, values: out };
+}
+
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+// Capacity and desired on the left axis, in whole workers; the load on its
+// own right axis; time along the bottom.
+function chart(decisions, loadName) {
+  const W = 600, H = 230, L = 34, R = 46, T = 10, B = 26;
   const svg = svgEl("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, "data-points": String(decisions.length) });
-  if (decisions.length < 2) {
-    const t = svgEl("text", { x: P, y: H / 2, fill: "#6b7385" });
-    t.textContent = "waiting for decisions…";
+  const text = (x, y, s, attrs = {}) => {
+    const t = svgEl("text", { x, y, "font-size": 10, fill: "#6b7385", ...attrs });
+    t.textContent = s;
     svg.append(t);
+  };
+  if (decisions.length < 2) {
+    text(L, H / 2, "waiting for decisions…", { "font-size": 13 });
     return svg;
   }
   const t0 = decisions[0].at, t1 = decisions[decisions.length - 1].at;
   const cap = decisions.map((d) => d.running + d.booting);
   const want = decisions.map((d) => d.desired);
   const load = decisions.map((d) => (loadOf(d) || { value: 0 }).value);
-  const capMax = Math.max(1, ...cap, ...want);
-  const loadMax = Math.max(1, ...load);
-  const x = (t) => P + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * P);
-  const y = (v, max) => H - P - (v / max) * (H - 2 * P);
+  const capAxis = ticks(Math.max(...cap, ...want), true);
+  const loadAxis = ticks(Math.max(...load), false);
+  const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
+  const y = (v, max) => H - B - (v / max) * (H - B - T);
+  for (const v of capAxis.values) {
+    svg.append(svgEl("line", { x1: L, x2: W - R, y1: y(v, capAxis.top), y2: y(v, capAxis.top), stroke: "#e3e6ec" }));
+    text(L - 4, y(v, capAxis.top) + 4, String(v), { "text-anchor": "end", class: "cap-tick" });
+  }
+  for (const v of loadAxis.values) text(W - R + 4, y(v, loadAxis.top) + 4, fmt(v), { class: "load-tick", fill: "var(--load)" });
+  text(W - R + 4, T, loadName || "load", { fill: "var(--load)", "font-size": 9 });
+  const n = 4;
+  for (let i = 0; i <= n; i++) {
+    const t = t0 + ((t1 - t0) * i) / n;
+    const anchor = i === 0 ? "start" : i === n ? "end" : "middle";
+    svg.append(svgEl("line", { x1: x(t), x2: x(t), y1: H - B, y2: H - B + 4, stroke: "#b8bdc8" }));
+    text(x(t), H - 8, clock(t), { "text-anchor": anchor, class: "time-tick", "data-at": String(Math.round(t)) });
+  }
   const line = (vals, max, color, cls, step) => {
-    let pts = [];
+    const pts = [];
     decisions.forEach((d, i) => {
       if (step && i > 0) pts.push(`${x(d.at)},${y(vals[i - 1], max)}`);
       pts.push(`${x(d.at)},${y(vals[i], max)}`);
     });
     svg.append(svgEl("polyline", { points: pts.join(" "), fill: "none", stroke: color, "stroke-width": 2, class: cls }));
   };
-  for (let i = 0; i <= 4; i++) {
-    const v = (capMax * i) / 4;
-    svg.append(svgEl("line", { x1: P, x2: W - P, y1: y(v, capMax), y2: y(v, capMax), stroke: "#e3e6ec" }));
-    const t = svgEl("text", { x: 2, y: y(v, capMax) + 4, "font-size": 10, fill: "#6b7385" });
-    t.textContent = fmt(Math.round(v * 10) / 10);
-    svg.append(t);
-  }
-  line(load, loadMax, "var(--load)", "load", false);
-  line(cap, capMax, "var(--cap)", "capacity", true);
-  line(want, capMax, "var(--want)", "desired", true);
+  line(load, loadAxis.top, "var(--load)", "load", false);
+  line(cap, capAxis.top, "var(--cap)", "capacity", true);
+  line(want, capAxis.top, "var(--want)", "desired", true);
   return svg;
 }
 
@@ -113,7 +139,7 @@ function poolSection(p, decisions) {
   const legend = el("div", { class: "legend" });
   legend.innerHTML = `<span><i style="background:var(--load)"></i>load${load ? ` (${esc(load.name)})` : ""}</span><span><i style="background:var(--cap)"></i>capacity</span><span><i style="background:var(--want)"></i>desired</span>`;
   const grid = el("div", { class: "pool" });
-  grid.append(el("div", {}, chart(chronological), legend));
+  grid.append(el("div", {}, chart(chronological, load && load.name), legend));
   const feed = el("ol", { class: "feed" });
   decisions.slice(0, 30).forEach((d) => feed.append(decisionItem(d)));
   grid.append(feed);
@@ -152,6 +178,9 @@ async function refresh() {
     const role = !leader ? "" : leader.leading ? ` · leading as ${leader.identity}`
       : ` · standby (${leader.identity}): ${leader.holder ? leader.holder + " holds the lease" : leader.detail || "no leader"}`;
     document.getElementById("status").textContent = `updated ${new Date().toLocaleTimeString()}${role}`;
+    // For the layout test (and anyone curious): does the page fit its width?
+    document.body.dataset.scrollWidth = String(document.documentElement.scrollWidth);
+    document.body.dataset.viewWidth = String(window.innerWidth);
   } catch (e) {
     document.getElementById("status").textContent = `cannot reach the host: ${e.message}`;
   }

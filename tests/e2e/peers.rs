@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use scalewise_e2e::host::{Host, SLEEPER, free_port, queue_depth_config};
-use scalewise_e2e::tools::{dump_dom, find};
+use scalewise_e2e::tools::{dump_dom, dump_dom_at, find};
 use serde_json::Value;
 
 /// Pool `p`: queue-depth on `metric`, 0..=10 sleeping workers.
@@ -89,6 +89,23 @@ fn the_dashboard_shows_live_data_in_a_real_browser() {
     assert!(!seqs.is_empty(), "the decision feed is empty");
     assert!(dom.contains("queue-depth v") && dom.contains("backlog 25 / 10 per worker"), "votes and reasons missing");
     assert!(dom.contains("data-policy=\"queue-depth\""), "policies table missing");
+    // The chart: a time axis, whole workers on the capacity axis, the load on its own.
+    let texts = |dom: &str, class: &str| -> Vec<String> {
+        dom.split(&format!("class=\"{class}\"")).skip(1).filter_map(|r| r.split_once('>').and_then(|(_, t)| t.split('<').next()).map(str::to_owned)).collect()
+    };
+    let times = texts(&dom, "time-tick");
+    assert_eq!(times.len(), 5, "{times:?}");
+    assert!(times.iter().all(|t| t.matches(':').count() == 2), "clock times: {times:?}");
+    let caps = texts(&dom, "cap-tick");
+    assert!(caps.len() >= 2 && caps.iter().all(|t| t.parse::<u32>().is_ok()), "whole workers only: {caps:?}");
+    assert!(texts(&dom, "load-tick").len() >= 2, "the load has its own axis");
+    // No sideways scroll, on a desktop and on a phone.
+    for (width, dom) in [(1280, dom.clone()), (420, dump_dom_at(&chromium, &format!("{}/", host.base), 420))] {
+        let attr = |name: &str| attr_values(&dom, name).first().copied().unwrap_or_else(|| panic!("no {name} at {width} px"));
+        let (scroll, view) = (attr("data-scroll-width"), attr("data-view-width"));
+        assert!(scroll <= view, "at {width} px the page is {scroll} px wide: it scrolls sideways");
+        assert!(dom.contains("data-seq=") && dom.contains("data-policy=\"queue-depth\""), "at {width} px the feed and the policies show");
+    }
     // Shown as idle, not as a red error.
     let idle = dom.split("data-policy=\"idle\"").nth(1).and_then(|r| r.split("</tr>").next()).expect("the idle policy's row");
     assert!(idle.contains("unconfigured, unused") && idle.contains("class=\"muted\"") && !idle.contains("class=\"err\""), "{idle}");

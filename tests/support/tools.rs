@@ -22,6 +22,11 @@ pub fn find(env: &str, names: &[&str], install: &str) -> PathBuf {
 
 /// Headless Chromium: the DOM of `url` after its scripts ran.
 pub fn dump_dom(chromium: &Path, url: &str) -> String {
+    dump_dom_at(chromium, url, 1280)
+}
+
+/// The same, in a window `width` CSS pixels wide (420: a phone).
+pub fn dump_dom_at(chromium: &Path, url: &str, width: u32) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
         .args([
@@ -34,6 +39,7 @@ pub fn dump_dom(chromium: &Path, url: &str) -> String {
             "--virtual-time-budget=4000",
             "--dump-dom",
         ])
+        .arg(format!("--window-size={width},900"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .stderr(Stdio::null())
