@@ -8,11 +8,12 @@ targets:
 	rustup target add wasm32-unknown-unknown wasm32-wasip2
 
 # Build the built-in policies into the example host's policy directory.
+# No -q: a first build takes minutes, and cargo's progress shows it moving.
 policies: targets
-	cargo run --release -q -p scalewise -- policy build --out-dir examples/policies.d
+	cargo run --release -p scalewise -- policy build --out-dir examples/policies.d
 
 run: policies
-	cargo run --release -q -p scalewise -- serve --config examples/scalewise.toml
+	cargo run --release -p scalewise -- serve --config examples/scalewise.toml
 
 test: targets
 	cargo test --workspace
