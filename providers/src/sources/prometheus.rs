@@ -90,8 +90,13 @@ impl PrometheusSource {
         }
         let mut builder = reqwest::Client::builder().timeout(timeout).default_headers(headers);
         if let Some(pem) = &access.ca_pem {
-            let ca = reqwest::Certificate::from_pem(pem).map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
-            builder = builder.add_root_certificate(ca);
+            let cas = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA file is not PEM: {e}"))?;
+            if cas.is_empty() {
+                return Err("the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+            }
+            for ca in cas {
+                builder = builder.add_root_certificate(ca);
+            }
         }
         let client = builder.build().map_err(|e| e.to_string())?;
         Ok(Self { base, client, basic: access.basic_auth, status: std::sync::Mutex::new(SourceStatus::Unknown) })
@@ -193,8 +198,15 @@ mod tests {
     }
 
     #[test]
-    fn refuses_non_http_urls() {
-        assert!(PrometheusSource::new("localhost:9090", Duration::from_secs(1)).is_err());
-        assert!(PrometheusSource::new("https://prom.example", Duration::from_secs(1)).unwrap_err().contains("https is not supported"));
+    fn takes_http_and_https_and_refuses_the_rest() {
+        let err = PrometheusSource::new("localhost:9090", Duration::from_secs(1)).unwrap_err();
+        assert!(err.contains("must start with http:// or https://"), "{err}");
+        assert!(PrometheusSource::new("https://prom.example", Duration::from_secs(1)).is_ok());
+        let both = PrometheusAccess { bearer_token: Some("t".into()), basic_auth: Some(("u".into(), "p".into())), ..Default::default() };
+        assert!(PrometheusSource::with_access("https://prom.example", Duration::from_secs(1), both).unwrap_err().contains("not both"));
+        let bad = PrometheusAccess { headers: vec![("bad header".into(), "x".into())], ..Default::default() };
+        assert!(PrometheusSource::with_access("http://p", Duration::from_secs(1), bad).unwrap_err().contains("`bad header` is not a valid header name"));
+        let not_pem = PrometheusAccess { ca_pem: Some(b"hello".to_vec()), ..Default::default() };
+        assert!(PrometheusSource::with_access("https://p", Duration::from_secs(1), not_pem).is_err());
     }
 }

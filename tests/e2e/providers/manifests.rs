@@ -125,8 +125,9 @@ fn the_deployment_configmap_and_image_config_agree() {
     let pod = spec.template.spec.unwrap();
     assert_eq!(pod.service_account_name, account.metadata.name);
     let c = &pod.containers[0];
-    for probe in [&c.readiness_probe, &c.liveness_probe] {
-        assert_eq!(probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/healthz"));
+    // Liveness: the process answers; readiness: its pools can decide.
+    for (probe, path) in [(&c.liveness_probe, "/healthz"), (&c.readiness_probe, "/readyz")] {
+        assert_eq!(probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some(path));
     }
     assert!(c.env.as_ref().unwrap().iter().any(|e| e.name == "POD_NAME"), "the identity for leader election");
 
@@ -138,6 +139,7 @@ fn the_deployment_configmap_and_image_config_agree() {
     let mounted = |p: &std::path::Path| mounts.iter().any(|m| p.starts_with(&m.mount_path));
     assert!(mounted(&config.policies.dir), "policies.dir {} is not a volume", config.policies.dir.display());
     assert!(mounted(config.journal.path.parent().unwrap()), "the journal is not on a volume");
+    assert!(mounted(config.policies.versions_file.parent().unwrap()), "the version ledger is not on a volume");
     let args = c.args.as_ref().unwrap();
     let config_path = &args[args.iter().position(|a| a == "--config").unwrap() + 1];
     assert!(mounted(std::path::Path::new(config_path)), "--config {config_path} is not the ConfigMap mount");
