@@ -10,12 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use scalewise_providers::targets::aws::retry::Backoff;
-use scalewise_providers::targets::aws::{Ec2Config, Ec2Target, InstanceSpec};
 use scalewise_providers::sources::proc::ProcSource;
-use scalewise_providers::leader::lease::{LeaseConfig, LeaseElector};
-use scalewise_providers::targets::kubernetes::{self, WorkloadRef, WorkloadTarget};
-use scalewise_providers::leader::{LeaseCheck, Leadership};
+use scalewise_providers::leader::Leadership;
 use scalewise_providers::targets::local::{LocalConfig, LocalPool, Needs};
 use scalewise_providers::sources::nvml::NvmlSource;
 use scalewise_providers::sources::members::MembersSource;
@@ -33,6 +29,8 @@ use crate::decide::budget::CostSpec;
 use crate::decide::guardrails::Guardrails;
 use crate::decide::pipeline::{ExpertSpec, Experts, PoolPlan};
 use crate::journal::Journal;
+
+mod cloud;
 
 /// In a worker command, this word stands for the running scalewise binary.
 pub const SELF_EXE: &str = "$SCALEWISE";
@@ -54,7 +52,7 @@ pub struct Service {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     supervisors: Vec<tokio::task::JoinHandle<()>>,
     /// Told to release the lease once every pool has stopped.
-    elector: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    elector: Option<cloud::Elector>,
 }
 
 /// How a pool's decisions are made, from its config.
@@ -107,66 +105,13 @@ async fn target(p: &PoolConfig) -> anyhow::Result<(Arc<dyn Target>, Option<tokio
             let supervisor = local.supervise(Duration::from_millis(250));
             Ok((local, Some(supervisor)))
         }
-        ProviderConfig::AwsEc2(c) => {
-            let config = Ec2Config {
-                pool: p.id.clone(),
-                region: c.region.clone(),
-                endpoint_url: c.endpoint_url.clone(),
-                spec: InstanceSpec {
-                    launch_template_id: c.launch_template_id.clone(),
-                    launch_template_name: c.launch_template_name.clone(),
-                    launch_template_version: c.launch_template_version.clone(),
-                    image_id: c.image_id.clone(),
-                    instance_type: c.instance_type.clone(),
-                    subnet_id: c.subnet_id.clone(),
-                    security_group_ids: c.security_group_ids.clone(),
-                    key_name: c.key_name.clone(),
-                },
-                backoff: Backoff { attempts: c.max_attempts, ..Backoff::default() },
-                quota_cooldown: Duration::from_secs(c.quota_cooldown_secs),
-                page_size: c.page_size,
-            };
-            Ok((Arc::new(Ec2Target::connect(config).await.map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?), None))
-        }
-        ProviderConfig::Kubernetes(k) => {
-            let client = kubernetes::client(k.cluster_url.as_deref()).await.map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?;
-            let workload = WorkloadRef {
-                api_version: k.api_version.clone(),
-                kind: k.workload.clone(),
-                plural: k.plural.clone(),
-                namespace: k.namespace.clone(),
-                name: k.name.clone(),
-            };
-            Ok((Arc::new(WorkloadTarget::new(client, workload)), None))
-        }
+        ProviderConfig::AwsEc2(c) => Ok((cloud::ec2_target(p, c).await?, None)),
+        ProviderConfig::Kubernetes(k) => Ok((cloud::kubernetes_target(p, k).await?, None)),
         ProviderConfig::Simulated { .. } => anyhow::bail!(
             "pool `{}`: the simulated provider runs only under `scalewise simulate`; give the pool a real provider (local, aws-ec2, kubernetes) to serve it",
             p.id
         ),
     }
-}
-
-/// Join the leader election, if the config asks for it.
-async fn elect(config: &Config) -> anyhow::Result<Option<(Leadership, Arc<LeaseElector>)>> {
-    let Some(le) = &config.leader_election else { return Ok(None) };
-    let client = kubernetes::client(le.cluster_url.as_deref()).await.map_err(|e| anyhow::anyhow!("leader_election: {e}"))?;
-    let identity = le.identity();
-    let leadership = Leadership::new(identity.clone());
-    let elector = Arc::new(LeaseElector::new(
-        client,
-        LeaseConfig {
-            namespace: le.namespace.clone(),
-            name: le.lease_name.clone(),
-            identity,
-            lease_duration: Duration::from_secs_f64(le.lease_duration_secs),
-            renew_deadline: Duration::from_secs_f64(le.renew_deadline_secs),
-            retry_period: Duration::from_secs_f64(le.retry_period_secs),
-        },
-        leadership.clone(),
-    ));
-    let check: Arc<dyn LeaseCheck> = elector.clone();
-    leadership.confirm_with(Arc::downgrade(&check));
-    Ok(Some((leadership, elector)))
 }
 
 fn local_target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
@@ -243,12 +188,9 @@ impl Service {
         let mut pools = BTreeMap::new();
         let mut tasks = Vec::new();
         let mut supervisors = Vec::new();
-        let election = elect(config).await?;
+        let election = cloud::elect(config).await?;
         let leadership = election.as_ref().map(|(l, _)| l.clone());
-        let elector = election.map(|(_, elector)| {
-            let (stop, stopped) = watch::channel(false);
-            (stop, tokio::spawn(elector.run(stopped)))
-        });
+        let elector = election.map(|(_, elector)| elector);
         for p in &config.pools {
             let (target, supervisor) = target(p).await?;
             supervisors.extend(supervisor);

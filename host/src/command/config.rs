@@ -27,7 +27,8 @@ pub fn check(file: &Path, policy_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
         Err(e) => return Err(e.into()),
     };
     let dir = policy_dir.unwrap_or_else(|| config.policies.dir.clone());
-    let problems = policy_problems(&config, &dir)?;
+    let mut problems = crate::config::cloud::unbuilt(&config);
+    problems.extend(policy_problems(&config, &dir)?);
     if !problems.is_empty() {
         report(&file.display().to_string(), &problems);
         return Ok(ExitCode::FAILURE);

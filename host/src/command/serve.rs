@@ -19,6 +19,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    let unbuilt = crate::config::cloud::unbuilt(&config);
+    if !unbuilt.is_empty() {
+        let file = args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+        anyhow::bail!("{file}: {}", unbuilt.join("\n  "));
+    }
     if let Some(dir) = args.policy_dir {
         config.policies.dir = dir;
     }

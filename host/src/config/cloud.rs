@@ -189,3 +189,24 @@ impl LeaderElectionConfig {
         p
     }
 }
+
+/// What this binary cannot serve, because it was built without the cargo
+/// feature of a provider the config names: one line per field, saying
+/// which feature to build with. `serve` refuses such a config and
+/// `config check` reports it, so a demo-sized build meets a cloud config
+/// with a clear message rather than a missing provider at the first tick.
+pub fn unbuilt(config: &super::Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    let missing = |feature: &str| format!("this scalewise was built without the `{feature}` feature; build it with `cargo build --release -p scalewise --features {feature}` (or `--features cloud`)");
+    for (i, p) in config.pools.iter().enumerate() {
+        match &p.provider {
+            super::ProviderConfig::AwsEc2(_) if !cfg!(feature = "aws") => problems.push(format!("pools[{i}].provider: kind `aws-ec2`: {}", missing("aws"))),
+            super::ProviderConfig::Kubernetes(_) if !cfg!(feature = "kubernetes") => problems.push(format!("pools[{i}].provider: kind `kubernetes`: {}", missing("kubernetes"))),
+            _ => {}
+        }
+    }
+    if config.leader_election.is_some() && !cfg!(feature = "kubernetes") {
+        problems.push(format!("leader_election: elects on a Kubernetes Lease: {}", missing("kubernetes")));
+    }
+    problems
+}

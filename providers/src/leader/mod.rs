@@ -13,6 +13,7 @@
 //! The gate itself knows nothing of Kubernetes: the elector that drives it,
 //! on a Kubernetes Lease, is [`lease`].
 
+#[cfg(feature = "kubernetes")]
 pub mod lease;
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};

@@ -9,7 +9,9 @@
 //! ([`Target::state`]), read from the infrastructure rather than from its own
 //! memory, which is how a restarted host picks up where it left off.
 
+#[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
 

@@ -1,0 +1,109 @@
+//! The providers outside this machine (`aws-ec2`, `kubernetes`) and leader
+//! election, each behind its cargo feature.
+//!
+//! Why features: the AWS SDK and the Kubernetes client are most of a
+//! release build's time (and size), and neither the demo nor a host that
+//! drives local workers uses them. `make run` builds without them; CI, the
+//! container image and `--features cloud` build with them. A config that
+//! names a provider this binary lacks is refused before anything starts
+//! ([`crate::config::cloud::unbuilt`]); the stubs below are only reached if
+//! that check is skipped, and say the same.
+
+use std::sync::Arc;
+
+use scalewise_providers::Target;
+use scalewise_providers::leader::Leadership;
+use tokio::sync::watch;
+
+use crate::config::{Config, PoolConfig};
+use crate::config::cloud::{Ec2Provider, KubernetesProvider};
+
+/// A running elector: told to stop (and release the lease) through the sender.
+pub type Elector = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
+
+#[cfg(feature = "aws")]
+pub async fn ec2_target(p: &PoolConfig, c: &Ec2Provider) -> anyhow::Result<Arc<dyn Target>> {
+    use scalewise_providers::targets::aws::retry::Backoff;
+    use scalewise_providers::targets::aws::{Ec2Config, Ec2Target, InstanceSpec};
+    let config = Ec2Config {
+        pool: p.id.clone(),
+        region: c.region.clone(),
+        endpoint_url: c.endpoint_url.clone(),
+        spec: InstanceSpec {
+            launch_template_id: c.launch_template_id.clone(),
+            launch_template_name: c.launch_template_name.clone(),
+            launch_template_version: c.launch_template_version.clone(),
+            image_id: c.image_id.clone(),
+            instance_type: c.instance_type.clone(),
+            subnet_id: c.subnet_id.clone(),
+            security_group_ids: c.security_group_ids.clone(),
+            key_name: c.key_name.clone(),
+        },
+        backoff: Backoff { attempts: c.max_attempts, ..Backoff::default() },
+        quota_cooldown: std::time::Duration::from_secs(c.quota_cooldown_secs),
+        page_size: c.page_size,
+    };
+    Ok(Arc::new(Ec2Target::connect(config).await.map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?))
+}
+
+#[cfg(not(feature = "aws"))]
+pub async fn ec2_target(p: &PoolConfig, _: &Ec2Provider) -> anyhow::Result<Arc<dyn Target>> {
+    anyhow::bail!("pool `{}`: this scalewise was built without the `aws` feature (build with `--features aws`)", p.id)
+}
+
+#[cfg(feature = "kubernetes")]
+pub async fn kubernetes_target(p: &PoolConfig, k: &KubernetesProvider) -> anyhow::Result<Arc<dyn Target>> {
+    use scalewise_providers::targets::kubernetes::{self, WorkloadRef, WorkloadTarget};
+    let client = kubernetes::client(k.cluster_url.as_deref()).await.map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?;
+    let workload = WorkloadRef {
+        api_version: k.api_version.clone(),
+        kind: k.workload.clone(),
+        plural: k.plural.clone(),
+        namespace: k.namespace.clone(),
+        name: k.name.clone(),
+    };
+    Ok(Arc::new(WorkloadTarget::new(client, workload)))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+pub async fn kubernetes_target(p: &PoolConfig, _: &KubernetesProvider) -> anyhow::Result<Arc<dyn Target>> {
+    anyhow::bail!("pool `{}`: this scalewise was built without the `kubernetes` feature (build with `--features kubernetes`)", p.id)
+}
+
+/// Join the leader election, if the config asks for it, and start the elector.
+#[cfg(feature = "kubernetes")]
+pub async fn elect(config: &Config) -> anyhow::Result<Option<(Leadership, Elector)>> {
+    use std::time::Duration;
+
+    use scalewise_providers::leader::LeaseCheck;
+    use scalewise_providers::leader::lease::{LeaseConfig, LeaseElector};
+    use scalewise_providers::targets::kubernetes;
+    let Some(le) = &config.leader_election else { return Ok(None) };
+    let client = kubernetes::client(le.cluster_url.as_deref()).await.map_err(|e| anyhow::anyhow!("leader_election: {e}"))?;
+    let identity = le.identity();
+    let leadership = Leadership::new(identity.clone());
+    let elector = Arc::new(LeaseElector::new(
+        client,
+        LeaseConfig {
+            namespace: le.namespace.clone(),
+            name: le.lease_name.clone(),
+            identity,
+            lease_duration: Duration::from_secs_f64(le.lease_duration_secs),
+            renew_deadline: Duration::from_secs_f64(le.renew_deadline_secs),
+            retry_period: Duration::from_secs_f64(le.retry_period_secs),
+        },
+        leadership.clone(),
+    ));
+    let check: Arc<dyn LeaseCheck> = elector.clone();
+    leadership.confirm_with(Arc::downgrade(&check));
+    let (stop, stopped) = watch::channel(false);
+    Ok(Some((leadership, (stop, tokio::spawn(elector.run(stopped))))))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+pub async fn elect(config: &Config) -> anyhow::Result<Option<(Leadership, Elector)>> {
+    match &config.leader_election {
+        None => Ok(None),
+        Some(_) => anyhow::bail!("leader_election: this scalewise was built without the `kubernetes` feature (build with `--features kubernetes`)"),
+    }
+}
