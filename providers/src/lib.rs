@@ -18,7 +18,7 @@ pub mod targets;
 
 pub use scalewise_sdk::{MetricWindow, Sample};
 pub use sources::{MetricError, MetricSource, SourceStatus, Window};
-pub use targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
+pub use targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, TargetEvent, TargetEventKind, pick_victims};
 
 /// Milliseconds since the Unix epoch, from the wall clock.
 pub fn now_ms() -> i64 {

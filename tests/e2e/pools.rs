@@ -303,6 +303,12 @@ fn large_changes_wait_for_approval() {
     assert_eq!(d[0]["action"]["outcome"]["status"], "awaiting_approval");
     assert_eq!(capacity(&host, "k"), 0, "nothing happens before approval");
     let seq = pending["seq"].as_u64().unwrap();
+    // Ticks that ask for the same change keep the request an operator is
+    // looking at: its number and its expiry.
+    std::thread::sleep(Duration::from_millis(1200));
+    let again = host.get("/pools/k")["pending_approval"].clone();
+    assert_eq!(again, pending, "the same change asked again is the same request");
+    assert!(host.get("/pools/k/decisions?limit=1")[0]["seq"].as_u64().unwrap() > seq + 2, "the pool kept deciding meanwhile");
     assert_eq!(host.post(&format!("/pools/k/approve/{}", seq + 1000), Some("t0ken"), "").0, 422, "only the pending decision can be approved");
     let (s, b) = host.post(&format!("/pools/k/approve/{seq}"), Some("t0ken"), "");
     assert_eq!(s, 200, "{b}");

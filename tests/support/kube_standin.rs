@@ -4,10 +4,23 @@
 //! real wire format for exactly what the `kubernetes` provider and the
 //! leader election call: a Deployment and its `autoscaling/v1` Scale
 //! (get, merge-patch), the pods its selector matches, `metrics.k8s.io`
-//! pod metrics, and a `coordination.k8s.io/v1` Lease (get, create, replace
-//! with `resourceVersion` conflicts answered `409` and a `Status` body).
+//! pod metrics, a `coordination.k8s.io/v1` Lease (get, create, replace
+//! with `resourceVersion` conflicts answered `409` and a `Status` body), and
+//! `events.k8s.io/v1` Events (create, checked as the API server checks a new
+//! event and answered `422 Invalid` where it would be; list; get).
 //! Anything else is a `404` Status and is recorded, so a test notices a
 //! request it did not expect.
+//!
+//! Endpoints, under the one namespace it serves:
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | GET | `/apis/apps/v1/namespaces/{ns}/deployments/{name}` | the workload (or a custom resource's path) |
+//! | GET, PATCH | `…/deployments/{name}/scale` | `autoscaling/v1` Scale, merge patch |
+//! | GET | `/api/v1/namespaces/{ns}/pods?labelSelector=app=web` | one pod per replica |
+//! | GET | `/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods` | pod metrics |
+//! | GET, POST, PUT | `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]` | the Lease |
+//! | GET, POST | `/apis/events.k8s.io/v1/namespaces/{ns}/events[/{name}]` | Events (a switch makes POST fail or answer late) |
 //!
 //! It listens on one loopback port per replica: every request is recorded
 //! with the replica whose port it came in on, which is how a test knows who
@@ -66,6 +79,14 @@ pub struct Cluster {
     /// Pods become ready this long after they are created.
     pub ready_after: Duration,
     pod_created: Vec<Instant>,
+    /// `events.k8s.io/v1` Events created, as stored (with uid and
+    /// resourceVersion), oldest first.
+    pub events: Vec<Value>,
+    /// Answer every event create with this status (a `Status` body), as an
+    /// API server refusing events would (503, 403 without RBAC).
+    pub events_fail: Option<u16>,
+    /// Answer every event create this late (before failing or storing it).
+    pub events_delay: Duration,
 }
 
 #[derive(Clone)]
@@ -109,6 +130,9 @@ impl KubeStandIn {
             started: Instant::now(),
             ready_after: Duration::from_millis(300),
             pod_created: vec![Instant::now(); replicas as usize],
+            events: Vec::new(),
+            events_fail: None,
+            events_delay: Duration::ZERO,
         }));
         let mut urls = BTreeMap::new();
         for h in hosts {
@@ -233,10 +257,127 @@ impl Cluster {
     pub fn since_start(&self, at: Instant) -> Duration {
         at.duration_since(self.started)
     }
+
+    /// Events with `reason` (`ScaledUp`, `ScaleRefused`, ...).
+    pub fn events_with(&self, reason: &str) -> Vec<Value> {
+        self.events.iter().filter(|e| e["reason"] == reason).cloned().collect()
+    }
+
+    /// What a new `events.k8s.io/v1` Event must carry, as the API server's
+    /// validation has it (`ValidateEventCreate`): each problem as the
+    /// server words it.
+    fn event_problems(&self, e: &Value, ns: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        let mut required = |path: &str, v: &Value, limit: usize| match text(v) {
+            None => out.push(format!("{path}: Required value")),
+            Some(s) if s.len() > limit => out.push(format!("{path}: Too long: may not be more than {limit} bytes")),
+            Some(_) => {}
+        };
+        required("reportingController", &e["reportingController"], 253);
+        required("reportingInstance", &e["reportingInstance"], 128);
+        required("action", &e["action"], 128);
+        required("reason", &e["reason"], 128);
+        required("eventTime", &e["eventTime"], 64);
+        required("regarding.kind", &e["regarding"]["kind"], 253);
+        required("regarding.name", &e["regarding"]["name"], 253);
+        if text(&e["metadata"]["name"]).is_none() && text(&e["metadata"]["generateName"]).is_none() {
+            out.push("metadata.name: Required value: name or generateName is required".into());
+        }
+        if let Some(t) = text(&e["eventTime"])
+            && !is_micro_time(&t)
+        {
+            out.push(format!("eventTime: Invalid value: \"{t}\": not an RFC 3339 time with microseconds"));
+        }
+        if let Some(n) = e["note"].as_str()
+            && n.len() > 1024
+        {
+            out.push("note: Too long: may not be more than 1024 bytes".into());
+        }
+        match e["type"].as_str() {
+            Some("Normal" | "Warning") => {}
+            other => out.push(format!("type: Unsupported value: {other:?}: supported values: \"Normal\", \"Warning\"")),
+        }
+        if let Some(rn) = e["regarding"]["namespace"].as_str()
+            && rn != ns
+        {
+            out.push(format!("regarding.namespace: Invalid value: \"{rn}\": does not match event.namespace"));
+        }
+        out
+    }
+
+    fn create_event(&mut self, body: &[u8], ns: &str) -> Response {
+        if let Some(code) = self.events_fail {
+            let reason = match code {
+                403 => "Forbidden",
+                429 => "TooManyRequests",
+                503 => "ServiceUnavailable",
+                _ => "InternalError",
+            };
+            return status(code, reason, "the stand-in refuses events (events_fail)".into());
+        }
+        let Ok(mut e) = serde_json::from_slice::<Value>(body) else { return status(400, "BadRequest", "not JSON".into()) };
+        if e["apiVersion"] != "events.k8s.io/v1" || e["kind"] != "Event" {
+            return status(400, "BadRequest", format!("expected events.k8s.io/v1 Event, got {} {}", e["apiVersion"], e["kind"]));
+        }
+        if let Some(other) = e["metadata"]["namespace"].as_str().filter(|n| *n != ns) {
+            return status(400, "BadRequest", format!("the namespace of the provided object ({other}) does not match the namespace sent on the request ({ns})"));
+        }
+        let problems = self.event_problems(&e, ns);
+        let name = e["metadata"]["name"].as_str().map(str::to_owned);
+        if !problems.is_empty() {
+            let shown = name.as_deref().unwrap_or("");
+            return status(422, "Invalid", format!("Event.events.k8s.io \"{shown}\" is invalid: [{}]", problems.join(", ")));
+        }
+        let name = name.unwrap_or_else(|| format!("{}{:x}", e["metadata"]["generateName"].as_str().unwrap_or(""), self.events.len() + 1));
+        if self.events.iter().any(|x| x["metadata"]["name"] == name.as_str()) {
+            return status(409, "AlreadyExists", format!("events.events.k8s.io \"{name}\" already exists"));
+        }
+        let rv = self.next_rv();
+        let meta = &mut e["metadata"];
+        meta["name"] = json!(name);
+        meta["namespace"] = json!(ns);
+        meta["uid"] = json!(format!("event-{}", self.events.len() + 1));
+        meta["resourceVersion"] = json!(rv);
+        meta["creationTimestamp"] = json!(self.stamp());
+        self.events.push(e.clone());
+        (StatusCode::CREATED, axum::Json(e)).into_response()
+    }
+}
+
+/// `2026-11-23T10:00:00.123456Z` (MicroTime's form: six fractional digits,
+/// UTC), or with a numeric offset.
+fn is_micro_time(t: &str) -> bool {
+    let b = t.as_bytes();
+    if !t.is_ascii() || b.len() < 27 {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let zone = &t[26..];
+    digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..26)
+        && (zone == "Z" || (zone.len() == 6 && (zone.starts_with('+') || zone.starts_with('-'))))
 }
 
 async fn handle(State(s): State<Shared>, method: Method, uri: Uri, Query(q): Query<BTreeMap<String, String>>, body: Bytes) -> Response {
     let path: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    if method == Method::POST && path.first() == Some(&"apis") && path.get(1) == Some(&"events.k8s.io") {
+        // An API server slow to take events: the wait must not hold the
+        // cluster, or every other request would wait with it.
+        let delay = s.cluster.lock().unwrap().events_delay;
+        tokio::time::sleep(delay).await;
+    }
     let mut c = s.cluster.lock().unwrap();
     let (group, rest) = match path.as_slice() {
         ["api", "v1", rest @ ..] => ("", rest),
@@ -249,6 +390,10 @@ async fn handle(State(s): State<Shared>, method: Method, uri: Uri, Query(q): Que
         ["namespaces", _ns, res, name, sub] => (format!("{res}/{sub}"), Some(name.to_string())),
         _ => ("?".into(), None),
     };
+    let ns = match rest {
+        ["namespaces", ns, ..] => ns.to_string(),
+        _ => String::new(),
+    };
     let verb = match (&method, &name) {
         (&Method::GET, None) => "list",
         (&Method::GET, Some(_)) => "get",
@@ -258,13 +403,14 @@ async fn handle(State(s): State<Shared>, method: Method, uri: Uri, Query(q): Que
         (&Method::DELETE, _) => "delete",
         _ => "?",
     };
-    let response = respond(&mut c, &s.replica, group, &resource, name.as_deref(), verb, &q, &body);
+    let response = respond(&mut c, &s.replica, group, (&ns, &resource, name.as_deref()), verb, &q, &body);
     c.requests.push(Seen { at: Instant::now(), replica: s.replica.clone(), verb: verb.into(), group: group.into(), resource, status: response.status().as_u16() });
     response
 }
 
-#[allow(clippy::too_many_arguments)]
-fn respond(c: &mut Cluster, replica: &str, group: &str, resource: &str, name: Option<&str>, verb: &str, q: &BTreeMap<String, String>, body: &[u8]) -> Response {
+/// Answer one request: `at` is the namespace, resource and name from the path.
+fn respond(c: &mut Cluster, replica: &str, group: &str, at: (&str, &str, Option<&str>), verb: &str, q: &BTreeMap<String, String>, body: &[u8]) -> Response {
+    let (ns, resource, name) = at;
     let workload_gone = |c: &Cluster| status(404, "NotFound", format!("{}.{} \"{}\" not found", c.workload.1, c.workload.0, c.deployment));
     let (wg, wr) = c.workload.clone();
     let scale = format!("{wr}/scale");
@@ -318,6 +464,15 @@ fn respond(c: &mut Cluster, replica: &str, group: &str, resource: &str, name: Op
             }
             ok(c.store_lease(lease))
         }
+        ("events.k8s.io", "events", "create") => c.create_event(body, ns),
+        ("events.k8s.io", "events", "list") => {
+            let items: Vec<Value> = c.events.iter().filter(|e| e["metadata"]["namespace"] == ns).cloned().collect();
+            ok(json!({"kind": "EventList", "apiVersion": "events.k8s.io/v1", "metadata": {"resourceVersion": c.rv.to_string()}, "items": items}))
+        }
+        ("events.k8s.io", "events", "get") => match c.events.iter().find(|e| e["metadata"]["name"].as_str() == name && e["metadata"]["namespace"] == ns) {
+            Some(e) => ok(e.clone()),
+            None => status(404, "NotFound", format!("events.events.k8s.io \"{}\" not found", name.unwrap_or(""))),
+        },
         _ => status(404, "NotFound", format!("the server could not find the requested resource ({verb} {group}/{resource})")),
     }
 }

@@ -6,6 +6,8 @@
 //! mutates what the journal persists. What to decide is
 //! [`pipeline::decide`]'s; this task supplies its inputs (the time, the
 //! mode, the target's state, the metric windows) and carries out its answer.
+//! What it did to the target, and what it was refused, it tells the target
+//! on the side ([`events`]), never waiting for it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub struct PoolLoop {
     metric_errors: std::collections::HashMap<String, String>,
     /// Actions whose target call failed, by cause.
     failed_actions: std::collections::BTreeMap<String, u64>,
+    /// The target's events: each action and refusal, queued, never awaited.
+    events: events::Announcer,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -120,7 +124,8 @@ pub async fn prepare(
     }
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle::new(id.clone(), tx, recent));
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default() };
+    let events = events::Announcer::new(&id, &s.target);
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -247,8 +252,13 @@ impl PoolLoop {
             if record.mode != Mode::Live {
                 record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::NotTaken });
             } else if self.s.approval_above.is_some_and(|n| from.abs_diff(to) > n) {
-                let expires_at = now + self.s.approval_ttl.as_millis() as i64;
-                self.pending = Some(PendingApproval { seq: record.seq, from, to, expires_at });
+                // The same change asked for again keeps its request: its
+                // number, which an operator may be about to approve, and its
+                // expiry. A different change replaces it.
+                if !self.pending.as_ref().is_some_and(|p| p.from == from && p.to == to) {
+                    let expires_at = now + self.s.approval_ttl.as_millis() as i64;
+                    self.pending = Some(PendingApproval { seq: record.seq, from, to, expires_at });
+                }
                 record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::AwaitingApproval });
             } else {
                 self.act(&mut record, from, to, "policy", reason, now).await;
@@ -342,6 +352,7 @@ impl PoolLoop {
                     a.outcome = outcome;
                 }
                 self.persist(&rec).await;
+                self.events.observe(&rec, self.s.plan.min, self.s.plan.max, now);
                 self.handle.remember(rec);
             }
             return true;
@@ -379,10 +390,16 @@ impl PoolLoop {
         }
     }
 
-    /// Publish a decision. `state` is the pool as the tick saw it, when no
-    /// action changed it since; otherwise the target is read again.
+    /// Publish a decision and tell the target what it means for it. `state`
+    /// is the pool as the tick saw it, when no action changed it since;
+    /// otherwise the target is read again.
     async fn finish(&mut self, record: DecisionRecord, state: Option<PoolState>) {
         self.decisions += 1;
+        if !self.standby() {
+            // A replica that just lost the lease leaves the workload's
+            // story to the one that holds it.
+            self.events.observe(&record, self.s.plan.min, self.s.plan.max, self.clock.now_ms());
+        }
         let state = match state {
             Some(s) => s,
             None => self.s.target.state().await.unwrap_or_default(),
@@ -509,6 +526,8 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
     .await;
     out.into_iter().map(Option::unwrap).collect()
 }
+
+mod events;
 
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,13 @@
 //! does nothing. A target also says which members exist right now
 //! ([`Target::state`]), read from the infrastructure rather than from its own
 //! memory, which is how a restarted host picks up where it left off.
+//!
+//! A target may also record what the pool did to it ([`event`]), where its
+//! infrastructure keeps such a record next to the thing scaled.
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod event;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;
@@ -21,7 +25,10 @@ use async_trait::async_trait;
 use scalewise_sdk::Placement;
 use serde::Serialize;
 
+pub use event::{TargetEvent, TargetEventKind};
+
 /// Where a member is in its life.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberState {
@@ -38,10 +45,13 @@ pub enum MemberState {
 }
 
 /// One member of a pool, as the target sees it now.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {
-    /// Shared, since a pool's members are listed every tick while their
-    /// ids rarely change.
+    /// The member's id: a process slot, an instance id, a pod name.
+    // Shared, since a pool's members are listed every tick while their ids
+    // rarely change.
+    #[cfg_attr(feature = "schema", schema(value_type = String))]
     pub id: Arc<str>,
     pub state: MemberState,
     /// When it was launched, ms since the epoch.
@@ -68,11 +78,14 @@ impl Member {
 }
 
 /// A pool as its target reports it.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PoolState {
-    /// Shared rather than owned: the control loop reads a pool's state every
-    /// tick and publishes it, and a target whose members did not change
-    /// hands out the same list again without copying a member.
+    /// Every member the target reports, in every state.
+    // Shared rather than owned: the control loop reads a pool's state every
+    // tick and publishes it, and a target whose members did not change
+    // hands out the same list again without copying a member.
+    #[cfg_attr(feature = "schema", schema(value_type = Vec<Member>))]
     pub members: Arc<[Member]>,
 }
 
@@ -162,6 +175,24 @@ pub trait Target: Send + Sync {
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
         let _ = state;
         None
+    }
+
+    /// Whether [`Target::record_event`] records anything. The control loop
+    /// builds and queues events only for a target that says yes, so a pool
+    /// on a target without a record of its own (and every simulated step)
+    /// pays nothing for them.
+    fn records_events(&self) -> bool {
+        false
+    }
+
+    /// Record what the pool did to this target, or could not do, where the
+    /// infrastructure shows it next to the workload (a Kubernetes Event on
+    /// the scaled object). Best-effort: the control loop calls it from a
+    /// task of its own with a timeout and never waits for it, so it may
+    /// take its time, and an error is only logged. Default: nothing.
+    async fn record_event(&self, event: &TargetEvent) -> Result<(), ProviderError> {
+        let _ = event;
+        Ok(())
     }
 
     /// Stop everything this target started (graceful host shutdown). Targets

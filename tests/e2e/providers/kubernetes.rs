@@ -1,7 +1,9 @@
 //! Two host replicas against the Kubernetes stand-in: leader election on a
 //! Lease, scale patches from the leader only, hand-over on SIGKILL (within
 //! the lease duration) and on SIGTERM (the lease is released), a stolen
-//! lease, a paused and a deleted workload.
+//! lease, a paused and a deleted workload; Events on the workload for each
+//! action and (once) for each refusal, and a failing events endpoint that
+//! changes nothing else.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -225,4 +227,168 @@ fn a_custom_resource_with_a_scale_subresource_is_scaled_the_same_way() {
     let paths: Vec<_> = k.with(|c| c.requests.iter().filter(|r| r.verb == "patch").map(|r| format!("{}/{}", r.group, r.resource)).collect());
     assert!(!paths.is_empty() && paths.iter().all(|p| p == "example.com/workers/scale"), "{paths:?}");
     assert_eq!(h.get("/leader"), serde_json::Value::Null, "no election without [leader_election]");
+}
+
+/// Pushes `queue_depth` = whatever it is set to, to one host, every 150 ms
+/// until dropped (the pool's window is a second, so a value must keep coming).
+struct Depth {
+    value: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Depth {
+    fn start(base: &str, value: u64) -> Depth {
+        let (v, stop) = (Arc::new(std::sync::atomic::AtomicU64::new(value)), Arc::new(AtomicBool::new(false)));
+        let (v2, s2, url) = (v.clone(), stop.clone(), format!("{base}/pools/web/metrics"));
+        std::thread::spawn(move || {
+            let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
+            while !s2.load(Ordering::Relaxed) {
+                let body = format!(r#"{{"name":"queue_depth","value":{}}}"#, v2.load(Ordering::Relaxed));
+                let _ = client.post(&url).bearer_auth("t").body(body).send();
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        });
+        Depth { value: v, stop }
+    }
+
+    fn set(&self, value: u64) {
+        self.value.store(value, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Pool `web` on Deployment default/web with `extra` lines in the pool and
+/// `sections` before it.
+fn events_config(dir: &Path, url: &str, extra: &str, sections: &str) -> PathBuf {
+    let cfg = pool_config(dir, url, r#"name = "web", namespace = "default""#, sections);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("interval_ms = 250", &format!("interval_ms = 250\n{extra}"));
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+fn decisions(h: &Host) -> u64 {
+    h.get("/pools/web")["decisions"].as_u64().unwrap()
+}
+
+fn replicas(k: &KubeStandIn) -> i64 {
+    k.with(|c| c.replicas)
+}
+
+/// The events with `reason` whose note starts with `from → to`.
+fn events(k: &KubeStandIn, reason: &str, from_to: &str) -> Vec<serde_json::Value> {
+    k.with(|c| c.events_with(reason)).into_iter().filter(|e| e["note"].as_str().unwrap_or("").starts_with(from_to)).collect()
+}
+
+/// Wait until at least `n` more decisions than now were made.
+fn ticks(h: &Host, n: u64) {
+    let start = decisions(h);
+    h.wait_for("the pool to keep deciding", Duration::from_secs(10), |h| (decisions(h) >= start + n).then_some(()));
+}
+
+#[test]
+fn scale_actions_and_a_cost_rule_denial_become_events_on_the_workload() {
+    let k = KubeStandIn::start(&["solo"], 1);
+    let dir = tempfile::tempdir().unwrap();
+    // A member costs 1/h and budget-cap allows 3/h: 3 members, no more.
+    let cfg = events_config(
+        dir.path(),
+        k.url("solo"),
+        r#"cost_rules = ["budget-cap"]
+cost = { kind = "m", catalog = [{ name = "m", on_demand_hourly = 1.0 }] }"#,
+        "[policies.settings.budget-cap]\nmax_hourly = 3.0\n",
+    );
+    scalewise_e2e::host::install_builtins(&dir.path().join("policies.d"), &["budget-cap"]);
+    let h = Host::start_with(&cfg, free_port(), &[("POD_NAME", "scalewise-7f9c-x2")]);
+    let depth = Depth::start(&h.base, 30);
+
+    // An action: 1 → 3, a Normal event regarding the Deployment.
+    let up = h.wait_for("a ScaledUp event for 1 → 3", Duration::from_secs(20), |_| events(&k, "ScaledUp", "1 → 3").into_iter().next());
+    assert_eq!(replicas(&k), 3);
+    assert_eq!(up["type"], "Normal", "{up}");
+    assert_eq!((up["apiVersion"].as_str(), up["kind"].as_str()), (Some("events.k8s.io/v1"), Some("Event")));
+    assert_eq!(up["action"], "Scale");
+    assert_eq!(up["reportingController"], "scalewise.io/scalewise");
+    assert_eq!(up["reportingInstance"], "scalewise-7f9c-x2");
+    let regarding = &up["regarding"];
+    assert_eq!((regarding["apiVersion"].as_str(), regarding["kind"].as_str()), (Some("apps/v1"), Some("Deployment")), "{up}");
+    assert_eq!((regarding["namespace"].as_str(), regarding["name"].as_str()), (Some("default"), Some("web")), "{up}");
+    assert_eq!(regarding["uid"], "5c1e0b2a-0000-4000-8000-000000000001", "{up}");
+    assert!(up["note"].as_str().unwrap().starts_with("1 → 3 by policy: "), "{up}");
+    assert!(up["metadata"]["name"].as_str().unwrap().starts_with("web."), "{up}");
+
+    // 80 queued wants 8, which costs 8/h: denied every tick, told once.
+    depth.set(80);
+    let refused = h.wait_for("a ScaleRefused event for 3 → 8", Duration::from_secs(20), |_| events(&k, "ScaleRefused", "3 → 8").into_iter().next());
+    assert_eq!(refused["type"], "Warning", "{refused}");
+    assert!(refused["note"].as_str().unwrap().contains("budget-cap (deny)"), "{refused}");
+    let warnings = k.with(|c| c.events.iter().filter(|e| e["type"] == "Warning").count());
+    ticks(&h, 8);
+    let d = h.get("/pools/web/decisions?limit=1");
+    assert_eq!(d[0]["cost"][0]["verdict"], "deny", "still denied: {d}");
+    assert_eq!(events(&k, "ScaleRefused", "3 → 8").len(), 1, "one event for a lasting refusal, not one per tick");
+    assert_eq!(k.with(|c| c.events.iter().filter(|e| e["type"] == "Warning").count()), warnings, "no more warnings while nothing changed");
+    assert_eq!(replicas(&k), 3);
+
+    // The events endpoint hangs past the host's timeout for an event (5 s),
+    // then fails: the pool decides and acts as before, at its own pace.
+    k.with(|c| {
+        c.events_fail = Some(503);
+        c.events_delay = Duration::from_secs(6);
+    });
+    depth.set(10);
+    wait_until("the scale-down while events hang", Duration::from_secs(5), || replicas(&k) == 1);
+    let down = Instant::now();
+    depth.set(30);
+    wait_until("the scale-up while events hang", Duration::from_secs(5), || replicas(&k) == 3);
+    // Had the loop waited for the first event, this would take 5 s or more.
+    assert!(down.elapsed() < Duration::from_secs(3), "acting waited on an event: {:?}", down.elapsed());
+    ticks(&h, 4);
+    assert!(h.get("/pools/web")["last_error"].is_null(), "an event is no pool error: {}", h.get("/pools/web"));
+    // Answered at once now, with the 503: the next queued event gets it.
+    k.with(|c| c.events_delay = Duration::ZERO);
+    wait_until("a post answered 503", Duration::from_secs(10), || {
+        k.with(|c| c.requests.iter().any(|r| r.group == "events.k8s.io" && r.status == 503))
+    });
+    assert!(events(&k, "ScaledDown", "3 → 1").is_empty(), "stored while failing?");
+
+    // Back: the next action is recorded again (after what was queued).
+    k.with(|c| {
+        c.events_fail = None;
+        c.events_delay = Duration::ZERO;
+    });
+    depth.set(20);
+    h.wait_for("a ScaledDown event once events are taken again", Duration::from_secs(30), |_| events(&k, "ScaledDown", "3 → 2").into_iter().next());
+    assert_eq!(events(&k, "ScaleRefused", "3 → 8").len(), 1);
+}
+
+#[test]
+fn a_change_held_for_approval_is_one_warning_event_not_one_per_tick() {
+    let k = KubeStandIn::start(&["solo"], 1);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = events_config(dir.path(), k.url("solo"), "approval_above = 2\napproval_ttl_secs = 60", "");
+    let h = Host::start(&cfg, free_port());
+    let _depth = Depth::start(&h.base, 80);
+
+    let held = h.wait_for("an AwaitingApproval event", Duration::from_secs(20), |_| events(&k, "AwaitingApproval", "1 → 8").into_iter().next());
+    assert_eq!(held["type"], "Warning", "{held}");
+    assert!(held["note"].as_str().unwrap().contains("waits for an operator"), "{held}");
+    ticks(&h, 8);
+    assert_eq!(events(&k, "AwaitingApproval", "1 → 8").len(), 1, "one event while the approval stays pending");
+    assert_eq!(replicas(&k), 1, "nothing happens before approval");
+
+    // Each tick holds its own decision for approval; approve the one seen.
+    h.wait_for("the approval to be taken", Duration::from_secs(10), |h| {
+        let seq = h.get("/pools/web")["pending_approval"]["seq"].as_u64().expect("a pending approval");
+        let (status, body) = h.post(&format!("/pools/web/approve/{seq}"), Some("t"), "");
+        assert!(status == 200 || status == 422, "{status} {body}");
+        (status == 200).then_some(())
+    });
+    let approved = h.wait_for("the approved change's event", Duration::from_secs(10), |_| events(&k, "ScaledUp", "1 → 8").into_iter().next());
+    assert!(approved["note"].as_str().unwrap().starts_with("1 → 8 by approval: "), "{approved}");
+    assert_eq!(replicas(&k), 8);
 }

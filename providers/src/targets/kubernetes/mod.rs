@@ -8,11 +8,14 @@
 //! with the replica count, and RBAC can grant it without granting writes to
 //! the workload itself. The target reads the members from the pods that
 //! selector matches (ready or not, terminating) and, where metrics-server is
-//! installed, their CPU and memory from `metrics.k8s.io`.
+//! installed, their CPU and memory from `metrics.k8s.io`. What it does to
+//! the workload, and what it is refused, it records as `events.k8s.io/v1`
+//! Events on the workload ([`events`]).
 //!
 //! Everything the code asks of the API server is listed in [`API_USE`]; the
 //! shipped RBAC Role grants exactly that, and a test holds the two together.
 
+pub mod events;
 mod quantity;
 pub mod workload;
 
@@ -36,6 +39,7 @@ pub const API_USE: &[ApiUse] = &[
     ("apps", "deployments/scale", &["get", "patch"]),
     ("", "pods", &["list"]),
     ("metrics.k8s.io", "pods", &["list"]),
+    ("events.k8s.io", "events", &["create"]),
     ("coordination.k8s.io", "leases", &["create", "get", "update"]),
 ];
 

@@ -6,16 +6,21 @@
 //! removes the pods itself, so the members are padded or trimmed to the
 //! scale's `spec.replicas`: asking for 5 shows 5 members at once, the
 //! missing ones booting, exactly as the control loop expects of any target.
+//!
+//! What the pool does to the workload, and what it is refused, it records
+//! as Events on the workload ([`super::events`]).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::Api;
 
-use super::{PAUSE_ANNOTATION, api_error, is_not_found, quantity};
-use crate::targets::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target};
+use super::{PAUSE_ANNOTATION, api_error, events, is_not_found, quantity};
+use crate::targets::{Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, TargetEvent};
 
 /// Which workload a pool scales.
 #[derive(Debug, Clone)]
@@ -51,6 +56,14 @@ pub struct WorkloadTarget {
     pod_metrics: Api<DynamicObject>,
     /// Set once metrics.k8s.io answered 404: not installed, stop asking.
     no_metrics: AtomicBool,
+    /// Events in the workload's namespace: that is where Kubernetes looks
+    /// for an object's events.
+    events: Api<Event>,
+    /// The workload's uid as the scale last reported it, so an event names
+    /// this incarnation of the object and not one recreated under its name.
+    uid: Mutex<Option<String>>,
+    /// `reportingInstance` of the events: this host replica.
+    instance: String,
 }
 
 impl WorkloadTarget {
@@ -60,10 +73,19 @@ impl WorkloadTarget {
         let metrics = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("metrics.k8s.io", "v1beta1", "PodMetrics"), "pods");
         Self {
             pods: Api::namespaced(client.clone(), &ns),
-            pod_metrics: Api::namespaced_with(client, &ns, &metrics),
+            pod_metrics: Api::namespaced_with(client.clone(), &ns, &metrics),
+            events: Api::namespaced(client, &ns),
             workloads,
             workload,
             no_metrics: AtomicBool::new(false),
+            uid: Mutex::new(None),
+            instance: events::reporting_instance(),
+        }
+    }
+
+    fn remember_uid(&self, uid: Option<String>) {
+        if uid.is_some() {
+            *self.uid.lock().unwrap_or_else(|e| e.into_inner()) = uid;
         }
     }
 
@@ -168,6 +190,7 @@ impl Target for WorkloadTarget {
 
     async fn state(&self) -> Result<PoolState, ProviderError> {
         let scale = self.workloads.get_scale(&self.workload.name).await.map_err(|e| self.gone(&e))?;
+        self.remember_uid(scale.metadata.uid.clone());
         let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
         let selector = scale.status.and_then(|s| s.selector).filter(|s| !s.is_empty());
         let Some(selector) = selector else {
@@ -187,6 +210,7 @@ impl Target for WorkloadTarget {
 
     async fn scale_to(&self, desired: u32) -> Result<ScaleOutcome, ProviderError> {
         let workload = self.workloads.get(&self.workload.name).await.map_err(|e| self.gone(&e))?;
+        self.remember_uid(workload.metadata.uid.clone());
         if workload.metadata.annotations.as_ref().and_then(|a| a.get(PAUSE_ANNOTATION)).is_some_and(|v| v == "true") {
             return Err(ProviderError::Other(format!(
                 "{} carries {PAUSE_ANNOTATION}=true: scalewise leaves it alone until the annotation is removed",
@@ -204,6 +228,20 @@ impl Target for WorkloadTarget {
             })?;
         let now = scale.spec.and_then(|s| s.replicas).unwrap_or(desired as i32).max(0) as u32;
         Ok(ScaleOutcome { launched: Vec::new(), removed: Vec::new(), capacity: now })
+    }
+
+    fn records_events(&self) -> bool {
+        true
+    }
+
+    async fn record_event(&self, event: &TargetEvent) -> Result<(), ProviderError> {
+        let uid = self.uid.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let ev = events::to_event(&self.workload, uid, &self.instance, event);
+        self.events
+            .create(&PostParams::default(), &ev)
+            .await
+            .map(drop)
+            .map_err(|e| ProviderError::Other(format!("cannot record an event on {}: {}", self.workload.describe(), api_error(&e))))
     }
 }
 
