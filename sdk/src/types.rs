@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One timestamped observation (milliseconds since the Unix epoch).
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub at: i64,
@@ -87,12 +88,44 @@ impl MetricWindow {
     }
 }
 
-/// A window as JSON spells it.
+// A window as JSON spells it; with `schema`, its doc comment below is the
+// API's description of a window.
+/// A named series of samples, oldest first.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Deserialize)]
 struct WindowJson {
     name: String,
     #[serde(default)]
     samples: Vec<Sample>,
+}
+
+/// A window is two columns inside and `{"name", "samples"}` in JSON, so its
+/// schema is the JSON form's, not one derived from its fields.
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for MetricWindow {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <WindowJson as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for MetricWindow {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <WindowJson as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// A policy's settings in an input: JSON text, as the host passes them to
+/// a policy, or (where the host reads an input a person wrote: `policy
+/// test`, `POST /policies/ID/evaluate`) the JSON object itself.
+#[cfg(feature = "schema")]
+fn settings_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).description(Some("the settings as JSON text")))
+        .item(ObjectBuilder::new().schema_type(Type::Object).description(Some("the settings as a JSON object")))
+        .description(Some("The policy's settings (default: `{}`)."))
+        .into()
 }
 
 impl From<WindowJson> for MetricWindow {
@@ -122,6 +155,7 @@ impl Serialize for MetricWindow {
 }
 
 /// The pool being scaled, as the provider reports it.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Pool {
     pub id: String,
@@ -150,6 +184,7 @@ impl Pool {
 }
 
 /// A scaling action the host took recently.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
     pub at: i64,
@@ -160,6 +195,7 @@ pub struct Action {
 }
 
 /// What an expert wants: a capacity, how sure it is, and why.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     pub desired: f64,
@@ -179,6 +215,7 @@ impl Proposal {
 }
 
 /// An expert's ballot: a proposal, or an abstention with its cause.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ballot {
@@ -187,6 +224,7 @@ pub enum Ballot {
 }
 
 /// One expert's vote as consensus sees it.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vote {
     pub expert: String,
@@ -205,6 +243,7 @@ impl Vote {
 }
 
 /// An instance kind with its prices per instance-hour and its size.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceKind {
@@ -243,6 +282,7 @@ impl InstanceKind {
 
 /// How a capacity is bought: the instance kind, and members on demand and
 /// on spot. Cost rules pass it along their chain; the provider gets the last.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Placement {
     #[serde(default)]
@@ -263,6 +303,7 @@ impl Placement {
 }
 
 /// A number a policy reports about itself, exported by the host as a gauge.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gauge {
     pub name: String,
@@ -270,6 +311,7 @@ pub struct Gauge {
 }
 
 /// A spending limit over a period and what was spent so far in it.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
     pub limit: f64,
@@ -279,6 +321,7 @@ pub struct Budget {
 }
 
 /// What a cost rule says of a proposed capacity.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -288,6 +331,7 @@ pub enum Verdict {
 }
 
 /// Everything a strategy sees.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StrategyInput {
     pub pool: Pool,
@@ -299,6 +343,7 @@ pub struct StrategyInput {
     pub recent_actions: Vec<Action>,
     /// The policy's settings as JSON text.
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "schema", schema(schema_with = settings_schema))]
     pub settings: String,
     /// What the policy returned as state on its previous call.
     #[serde(default)]
@@ -312,6 +357,7 @@ impl StrategyInput {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrategyOutput {
     pub proposal: Proposal,
@@ -323,6 +369,7 @@ pub struct StrategyOutput {
 }
 
 /// Everything a cost rule sees.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CostInput {
     pub pool: Pool,
@@ -342,6 +389,7 @@ pub struct CostInput {
     #[serde(default)]
     pub now: i64,
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "schema", schema(schema_with = settings_schema))]
     pub settings: String,
     #[serde(default)]
     pub state: Option<Vec<u8>>,
@@ -374,6 +422,7 @@ impl CostInput {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostOutput {
     pub verdict: Verdict,
@@ -387,6 +436,7 @@ pub struct CostOutput {
 }
 
 /// Everything consensus sees.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ConsensusInput {
     pub pool: Pool,
@@ -395,6 +445,7 @@ pub struct ConsensusInput {
     #[serde(default)]
     pub now: i64,
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "schema", schema(schema_with = settings_schema))]
     pub settings: String,
     #[serde(default)]
     pub state: Option<Vec<u8>>,
@@ -453,6 +504,7 @@ impl Direction {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsensusOutput {
     pub desired: f64,

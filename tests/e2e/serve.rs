@@ -142,6 +142,9 @@ fn a_hostile_policy_directory_does_not_hold_the_host_up() {
         &format!(
             "[[pools]]\nid = \"k\"\nmin = 1\nmax = 3\ninterval_ms = 200\nstrategies = [{{ policy = \"queue-depth\" }}]\n\
              provider = {{ kind = \"local\", command = {SLEEPER} }}\n\
+             metrics = [{{ name = \"queue_depth\", source = \"push\", window_secs = 30 }}]\n\
+             [[pools]]\nid = \"demo\"\nmin = 1\nmax = 2\nstrategies = [{{ policy = \"queue-depth\" }}]\n\
+             provider = {{ kind = \"local\", command = {SLEEPER} }}\n\
              metrics = [{{ name = \"queue_depth\", source = \"push\", window_secs = 30 }}]\n"
         ),
     );
@@ -216,4 +219,77 @@ fn readyz_waits_for_the_policies_the_pools_use() {
         let r = reqwest::blocking::get(format!("{}/readyz", h.base)).ok()?;
         (r.status() == 200).then_some(())
     });
+}
+
+/// schemathesis (PyPI) against a live host, with its token, bounded in
+/// time: generated calls to every route in `GET /openapi.json` (valid ones
+/// from the document's examples and schemas, and invalid ones) get no
+/// server error, and every answer matches what the document says of its
+/// status, content type and body. A fixed seed keeps a failure repeatable.
+#[test]
+fn schemathesis_finds_the_live_api_true_to_its_openapi_document() {
+    use scalewise_e2e::host::{IMMEDIATE, SLEEPER, install_builtins, queue_depth_config};
+    let schemathesis = scalewise_e2e::tools::schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let token = "schema-t0ken";
+    // A pool with a cost rule, a budget and approvals, so that decisions,
+    // budgets and pending approvals are there to be described; and a second
+    // pool the demo's load generator feeds, so that `POST /demo/take` has
+    // jobs to hand out (each pool has its own pushed series).
+    let config = queue_depth_config(
+        dir.path(),
+        token,
+        &format!(
+            "[policies.settings.budget-cap]\nmax_hourly = 0.5\n[demo]\npool = \"demo\"\nbase_rate = 5.0\npeak_rate = 5.0\n\
+             [[pools]]\nid = \"web\"\nmin = 1\nmax = 4\ninterval_ms = 300\napproval_above = 2\n\
+             strategies = [{{ policy = \"queue-depth\" }}]\ncost_rules = [\"budget-cap\"]\n\
+             cost = {{ kind = \"worker\", catalog = [{{ name = \"worker\", on_demand_hourly = 0.04 }}], budget = 1000.0 }}\n\
+             {IMMEDIATE}\nprovider = {{ kind = \"local\", command = {SLEEPER} }}\n\
+             metrics = [{{ name = \"queue_depth\", source = \"push\", window_secs = 30 }}]\n\
+             [[pools]]\nid = \"demo\"\nmin = 1\nmax = 2\nstrategies = [{{ policy = \"queue-depth\" }}]\n\
+             provider = {{ kind = \"local\", command = {SLEEPER} }}\n\
+             metrics = [{{ name = \"queue_depth\", source = \"push\", window_secs = 30 }}]\n"
+        ),
+    );
+    install_builtins(&dir.path().join("policies.d"), &["budget-cap"]);
+    let host = Host::start(&config, free_port());
+    let (status, body) = host.post("/pools/web/metrics", Some(token), r#"{"name": "queue_depth", "value": 35}"#);
+    assert_eq!(status, 200, "{body}");
+    host.wait_for("a change held for approval", Duration::from_secs(20), |h| h.get("/pools/web")["pending_approval"].as_object().map(|_| ()));
+
+    // Bounded twice: schemathesis stops generating after --max-time, and a
+    // run that overstays that by far (a hung request past its timeouts) is
+    // killed.
+    let log = dir.path().join("schemathesis.log");
+    let mut run = std::process::Command::new(&schemathesis)
+        .current_dir(dir.path())
+        .args(["run", &format!("{}/openapi.json", host.base)])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "40", "--seed", "20250119", "--workers", "1"])
+        .args(["--max-time", "100", "--request-timeout", "10", "--generation-database", "none", "--no-color"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+        .spawn()
+        .expect("run schemathesis");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(200) {
+            let _ = run.kill();
+            let _ = run.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("schemathesis ran past 200 s and was stopped:\n{said}"));
+    assert!(status.success(), "schemathesis found problems ({status}):\n{said}");
+    eprintln!("{}", said.lines().skip_while(|l| !(l.contains("WARNINGS") || l.contains("SUMMARY"))).collect::<Vec<_>>().join("\n"));
+    // Its calls reached the pool, not only its 404s: manual scales were done.
+    let decisions = host.get("/pools/web/decisions?limit=1000");
+    let manual = decisions.as_array().unwrap().iter().filter(|d| d["action"]["cause"] == "manual").count();
+    assert!(manual > 0, "no manual scale got through in {} decisions", decisions.as_array().unwrap().len());
 }

@@ -1,5 +1,6 @@
 //! Finding and driving the real tools tests run against (Chromium,
-//! Prometheus): `.ci/run` installs them; elsewhere a test says what to install.
+//! Prometheus, schemathesis): `.ci/run` installs them; elsewhere a test says
+//! what to install.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -63,4 +64,21 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
     let out = child.wait_with_output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if out.status.success() { Ok(()) } else { Err(said) }
+}
+
+/// The schemathesis CLI (PyPI; `.ci/run` installs it): `$SCALEWISE_SCHEMATHESIS`,
+/// else `schemathesis` on `PATH` or in `~/.local/bin` (where `pip install
+/// --user` puts it).
+pub fn schemathesis() -> PathBuf {
+    const INSTALL: &str = "python3 -m pip install 'schemathesis>=4,<5'";
+    if let Some(p) = std::env::var_os("SCALEWISE_SCHEMATHESIS") {
+        return p.into();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/bin"));
+    std::env::split_paths(&path)
+        .chain(home)
+        .map(|dir| dir.join("schemathesis"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("schemathesis not found: `{INSTALL}` (or set SCALEWISE_SCHEMATHESIS)"))
 }

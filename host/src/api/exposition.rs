@@ -206,6 +206,10 @@ pub fn render(state: &AppState) -> String {
     o
 }
 
+/// Prometheus exposition: pools, decisions, actions, lag, budgets, policy
+/// calls and latency, gauges policies report, the process.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses((status = 200, description = "The text exposition format, version 0.0.4", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render(&state)).into_response()
 }

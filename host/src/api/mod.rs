@@ -7,30 +7,37 @@
 //! error is a JSON object `{"error": "..."}` that says what was wrong: the
 //! handlers' own, and, through [`json_errors`], axum's (an unknown route, a
 //! wrong method, a body over `server.max_body_bytes`).
+//!
+//! The API describes itself: `GET /openapi.json` is an OpenAPI 3.1 document
+//! derived from the handlers' `#[utoipa::path]` attributes and the types
+//! they answer with ([`openapi`]). Every route is registered from one table
+//! ([`routes`]), which the document's test reads, so a route added without
+//! a description fails the tests rather than going undocumented.
 
 // Handlers return `Result<_, Response>`: the error is the reply itself.
 #![allow(clippy::result_large_err)]
 
 mod dashboard;
 mod exposition;
+mod openapi;
+mod policies;
 mod pools;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::MethodRouter;
 use axum::{Json, Router};
-use serde_json::{Value, json};
-
-use crate::policy::registry::RegistryError;
-use crate::policy::{AnyInput, Registry};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub registry: Arc<Registry>,
+    pub registry: Arc<crate::policy::Registry>,
     pub server: Arc<crate::config::ServerConfig>,
     /// Permits for `POST /policies/ID/evaluate`: `server.evaluate_concurrency`.
     pub evaluations: Arc<tokio::sync::Semaphore>,
@@ -46,44 +53,84 @@ pub struct AppState {
 use crate::journal::Journal;
 use crate::service::PoolEntry;
 
+/// One route: its method (as axum's routing function names it), its path,
+/// and its handler.
+struct Route {
+    /// Read by the OpenAPI document's test; the handler carries it already.
+    #[cfg_attr(not(test), allow(dead_code))]
+    method: &'static str,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+/// `method "path" => handler`: the method names both the routing function
+/// and the [`Route`]'s method, so the two cannot disagree.
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:expr,)*) => {
+        vec![$(Route { method: stringify!($method), path: $path, handler: axum::routing::$method($handler) },)*]
+    };
+}
+
+/// Every route the API serves, in one table: [`router`] registers them, and
+/// the OpenAPI document's test checks that each one is described.
+fn routes() -> Vec<Route> {
+    routes![
+        get "/" => dashboard::page,
+        get "/dashboard.js" => dashboard::script,
+        get "/openapi.json" => openapi::document,
+        get "/healthz" => healthz,
+        get "/readyz" => readyz,
+        get "/metrics" => exposition::metrics,
+        get "/pools" => pools::list,
+        get "/pools/{id}" => pools::get_one,
+        get "/pools/{id}/decisions" => pools::decisions,
+        get "/pools/{id}/decisions/{seq}" => pools::decision,
+        post "/pools/{id}/scale" => pools::scale,
+        post "/pools/{id}/pause" => pools::pause,
+        post "/pools/{id}/resume" => pools::resume,
+        post "/pools/{id}/approve/{seq}" => pools::approve,
+        post "/pools/{id}/metrics" => pools::push_metrics,
+        post "/demo/take" => pools::demo_take,
+        get "/sources" => list_sources,
+        get "/leader" => leader,
+        get "/journal" => journal_stats,
+        get "/policies" => policies::list,
+        post "/policies/reload" => policies::reload,
+        get "/policies/{id}" => policies::get_one,
+        post "/policies/{id}/evaluate" => policies::evaluate,
+    ]
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(dashboard::page))
-        .route("/dashboard.js", get(dashboard::script))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(exposition::metrics))
-        .route("/pools", get(pools::list))
-        .route("/pools/{id}", get(pools::get_one))
-        .route("/pools/{id}/decisions", get(pools::decisions))
-        .route("/pools/{id}/scale", post(pools::scale))
-        .route("/pools/{id}/pause", post(pools::pause))
-        .route("/pools/{id}/resume", post(pools::resume))
-        .route("/pools/{id}/approve/{seq}", post(pools::approve))
-        .route("/pools/{id}/metrics", post(pools::push_metrics))
-        .route("/demo/take", post(pools::demo_take))
-        .route("/sources", get(list_sources))
-        .route("/leader", get(leader))
-        .route("/journal", get(journal_stats))
-        .route("/policies", get(list_policies))
-        .route("/policies/reload", post(reload))
-        .route("/policies/{id}", get(get_policy))
-        .route("/policies/{id}/evaluate", post(evaluate))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see the API table in README.md") })
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route; see the API table in README.md or GET /openapi.json") })
         .layer(DefaultBodyLimit::max(state.server.max_body_bytes))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::map_response(with_utc_times))
         .with_state(state)
 }
 
+/// Every error's body: what was wrong, in words that say what to do.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+pub(crate) struct ApiError {
+    pub error: String,
+}
+
+/// Marks an answer [`with_utc_times`] must leave as it is (the OpenAPI
+/// document, whose examples are data about the API, not times of its own).
+#[derive(Clone, Copy)]
+struct Verbatim;
+
 /// Beside every timestamp in milliseconds, the same time in RFC 3339: a
-/// field `at`, `since`, `until`, `period_start`, `period_end` or ending in
-/// `_at` or `_at_ms` gets a sibling `<name>_utc` (`loaded_at_ms` →
-/// `loaded_at_utc`). Done once here for every JSON answer, so no route can
-/// forget it.
+/// field [`utc_sibling`] names gets that sibling (`loaded_at_ms` →
+/// `loaded_at_utc`) when its value is a time after 1973. Done once here for
+/// every JSON answer, so no route can forget it; the OpenAPI document
+/// describes the siblings by the same rule.
 async fn with_utc_times(response: Response) -> Response {
     let is_json = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
-    if !response.status().is_success() || !is_json {
+    if !response.status().is_success() || !is_json || response.extensions().get::<Verbatim>().is_some() {
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -99,16 +146,24 @@ async fn with_utc_times(response: Response) -> Response {
     response
 }
 
+/// The name of the RFC 3339 sibling a field called `key` gets when it holds
+/// a time in milliseconds: `at`, `since`, `until`, `period_start`,
+/// `period_end` and names ending in `_at` or `_at_ms` do (`at` → `at_utc`,
+/// `loaded_at_ms` → `loaded_at_utc`).
+fn utc_sibling(key: &str) -> Option<String> {
+    let timed = matches!(key, "at" | "since" | "until" | "period_start" | "period_end") || key.ends_with("_at") || key.ends_with("_at_ms");
+    timed.then(|| format!("{}_utc", key.trim_end_matches("_ms")))
+}
+
 fn add_utc(value: &mut Value) {
     match value {
         Value::Array(items) => items.iter_mut().for_each(add_utc),
         Value::Object(map) => {
             let mut stamps = Vec::new();
             for (key, v) in map.iter_mut() {
-                let timed = matches!(key.as_str(), "at" | "since" | "until" | "period_start" | "period_end") || key.ends_with("_at") || key.ends_with("_at_ms");
-                match v.as_i64() {
+                match (utc_sibling(key), v.as_i64()) {
                     // After 1973 in ms: a timestamp, not a count.
-                    Some(ms) if timed && ms > 100_000_000_000 => stamps.push((format!("{}_utc", key.trim_end_matches("_ms")), crate::decide::budget::rfc3339(ms))),
+                    (Some(name), Some(ms)) if ms > 100_000_000_000 => stamps.push((name, crate::decide::budget::rfc3339(ms))),
                     _ => add_utc(v),
                 }
             }
@@ -143,7 +198,7 @@ async fn json_errors(response: Response) -> Response {
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+    (status, Json(ApiError { error: message.into() })).into_response()
 }
 
 pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
@@ -167,15 +222,30 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Every named metric source, its kind and whether it answers.
-/// Who acts: this replica's view of the leader lease (null without election).
-async fn leader(State(state): State<AppState>) -> Response {
-    Json(state.leadership.as_ref().map(|l| l.view())).into_response()
+/// Liveness: the process answers (it says nothing of the pools; see `/readyz`).
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process answers", body = String, content_type = "text/plain", example = "ok")))]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
-/// Ready to decide: every policy a pool uses serves, the journal takes
-/// writes, and, with leader election, the lease's holder is known. 503 with
-/// each reason otherwise. (`/healthz` says only that the process answers.)
+/// Readiness, with each problem in words.
+#[derive(Debug, Serialize, ToSchema)]
+struct Readiness {
+    /// True when `problems` is empty.
+    ready: bool,
+    problems: Vec<String>,
+}
+
+/// Readiness: every policy a pool uses serves, no pool's journal writes
+/// fail, and with leader election the lease's holder is known.
+///
+/// (`/healthz` says only that the process answers.)
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready to decide", body = Readiness),
+        (status = 503, description = "Not ready, with each problem", body = Readiness),
+    ))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let mut problems: Vec<String> = state
         .registry
@@ -194,102 +264,64 @@ async fn readyz(State(state): State<AppState>) -> Response {
         problems.push(format!("the leader is not known yet{}", view.detail.map(|d| format!(": {d}")).unwrap_or_default()));
     }
     let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "ready": problems.is_empty(), "problems": problems }))).into_response()
+    (status, Json(Readiness { ready: problems.is_empty(), problems })).into_response()
+}
+
+/// Who acts: this replica's view of the leader lease.
+///
+/// `null` when the host runs without leader election.
+#[utoipa::path(get, path = "/leader", tag = "health",
+    responses((status = 200, description = "This replica's view of the lease, or null", body = Option<scalewise_providers::leader::LeaderView>)))]
+async fn leader(State(state): State<AppState>) -> Response {
+    Json(state.leadership.as_ref().map(|l| l.view())).into_response()
 }
 
 /// The journal's size, retention, and each pool's oldest and newest decision.
+#[utoipa::path(get, path = "/journal", tag = "journal",
+    responses(
+        (status = 200, description = "The journal's standing", body = crate::journal::JournalStats),
+        (status = 404, description = "This host keeps no journal (it has no pools)", body = ApiError),
+        (status = 503, description = "The journal could not be read", body = ApiError),
+    ))]
 async fn journal_stats(State(state): State<AppState>) -> Response {
     let Some(journal) = state.journal.clone() else {
         return error(StatusCode::NOT_FOUND, "this host keeps no journal (it has no pools)");
     };
     match tokio::task::spawn_blocking(move || journal.stats()).await {
         Ok(Ok(stats)) => Json(stats).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("reading the journal: {e}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
+/// A named metric source: its kind and whether it answers.
+#[derive(Debug, Serialize, ToSchema)]
+struct SourceInfo {
+    name: String,
+    /// `prometheus`, `replay`, `nvml`, ...
+    kind: &'static str,
+    status: scalewise_providers::SourceStatus,
+}
+
+/// Every named metric source, its kind and whether it answers.
+#[utoipa::path(get, path = "/sources", tag = "sources",
+    responses((status = 200, description = "The named metric sources, by name", body = Vec<SourceInfo>)))]
 async fn list_sources(State(state): State<AppState>) -> Response {
-    let list: Vec<Value> = state.sources.iter().map(|(name, s)| json!({ "name": name, "kind": s.kind(), "status": s.status() })).collect();
+    let list: Vec<SourceInfo> = state.sources.iter().map(|(name, s)| SourceInfo { name: name.clone(), kind: s.kind(), status: s.status() }).collect();
     Json(list).into_response()
 }
 
-async fn list_policies(State(state): State<AppState>) -> Response {
-    Json(state.registry.statuses().into_iter().map(|s| with_usage(&state, s)).collect::<Vec<_>>()).into_response()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A policy's status with who uses it and a one-word `state`: `serving`;
-/// `failed` (not loaded, and a pool uses it or the config set it up);
-/// `unconfigured` (not loaded, and nothing uses or configures it: the
-/// built-ins a pool does not name, say, which need settings to load); or
-/// `unloaded` (its file went).
-fn with_usage(state: &AppState, s: crate::policy::StatusSnapshot) -> Value {
-    let (used_by, configured) = state.registry.usage(&s.id);
-    let word = match (&s.serving, &s.last_load_error) {
-        (Some(_), _) => "serving",
-        (None, _) if s.clash.is_some() => "failed",
-        (None, Some(_)) if used_by.is_empty() && !configured => "unconfigured",
-        (None, Some(_)) => "failed",
-        (None, None) => "unloaded",
-    };
-    let mut v = serde_json::to_value(s).unwrap_or_default();
-    v["used_by"] = json!(used_by);
-    v["configured"] = json!(configured);
-    v["state"] = json!(word);
-    v
-}
-
-async fn get_policy(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.registry.status_of(&id) {
-        Some(s) => Json(with_usage(&state, s)).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no policy `{id}` has been seen in the policy directory")),
-    }
-}
-
-async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let registry = state.registry.clone();
-    match tokio::task::spawn_blocking(move || registry.rescan()).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
-async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: String) -> Response {
-    if !state.server.evaluate_without_token
-        && let Err(r) = authorize(&state, &headers)
-    {
-        return r;
-    }
-    let Ok(_permit) = state.evaluations.clone().try_acquire_owned() else {
-        let n = state.server.evaluate_concurrency;
-        return error(StatusCode::TOO_MANY_REQUESTS, format!("{n} evaluation{} already running (server.evaluate_concurrency); try again", if n == 1 { " is" } else { "s are" }));
-    };
-    let Some(policy) = state.registry.get(&id) else {
-        return error(StatusCode::NOT_FOUND, RegistryError::NotLoaded(id).to_string());
-    };
-    let value: Value = match serde_json::from_str(&body) {
-        Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")),
-    };
-    let role = policy.role();
-    let registry = state.registry.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let input = AnyInput::parse(role, value).map_err(|e| format!("the body is not a valid {role} input: {e}"))?;
-        Ok::<_, String>(input.try_in(&registry, &id))
-    })
-    .await;
-    match result {
-        Ok(Ok(Ok(evaluation))) => Json(evaluation).into_response(),
-        Ok(Ok(Err(RegistryError::NotLoaded(id)))) => error(StatusCode::NOT_FOUND, RegistryError::NotLoaded(id).to_string()),
-        Ok(Ok(Err(RegistryError::Policy(e)))) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "error": e.to_string(), "kind": e.kind() })),
-        )
-            .into_response(),
-        Ok(Err(msg)) => error(StatusCode::BAD_REQUEST, msg),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    #[test]
+    fn times_get_an_rfc3339_sibling_and_counts_do_not() {
+        let mut v = serde_json::json!({ "at": 1_767_225_600_000_i64, "loaded_at_ms": 1_767_225_600_000_i64, "seq": 1_767_225_600_000_i64, "since": 5, "nested": [{ "expires_at": 1_767_225_600_000_i64 }] });
+        add_utc(&mut v);
+        assert_eq!(v["at_utc"], "2026-01-01T00:00:00.000Z");
+        assert_eq!(v["loaded_at_utc"], "2026-01-01T00:00:00.000Z");
+        assert_eq!(v["nested"][0]["expires_at_utc"], "2026-01-01T00:00:00.000Z");
+        assert!(v.get("seq_utc").is_none() && v.get("since_utc").is_none(), "{v}");
     }
 }

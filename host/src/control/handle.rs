@@ -30,7 +30,7 @@ pub enum PoolCommand {
     Approve { seq: u64, reply: oneshot::Sender<Result<u32, String>> },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PendingApproval {
     pub seq: u64,
     pub from: u32,
@@ -39,7 +39,7 @@ pub struct PendingApproval {
 }
 
 /// What the API and the dashboard read about a pool.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct PoolSnapshot {
     pub id: String,
     pub target: &'static str,

@@ -33,7 +33,7 @@ pub struct CostSpec {
 }
 
 /// How long a budget lasts before it starts again.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriod {
     /// A fixed number of hours from when the pool first ran.
@@ -49,7 +49,7 @@ impl Default for BudgetPeriod {
 }
 
 /// A budget's standing, for the API and the metrics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BudgetStatus {
     pub limit: f64,
     pub spent: f64,

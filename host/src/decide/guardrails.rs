@@ -78,7 +78,7 @@ impl Default for Guardrails {
 }
 
 /// One rule changing the number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Clamp {
     pub guardrail: String,
     pub from: u32,
@@ -98,7 +98,7 @@ pub struct Scaled {
 pub const MAX_HOLD_SECS: u64 = 7 * 24 * 3600;
 
 /// An operator's target, held against the policies until `until`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hold {
     pub target: u32,
     pub since: i64,

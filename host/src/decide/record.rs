@@ -7,7 +7,7 @@ use super::guardrails::Clamp;
 use scalewise_sdk::{Gauge, Placement, Proposal};
 
 /// One metric as the strategies saw it this tick.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MetricReading {
     pub name: String,
     pub samples: usize,
@@ -18,7 +18,7 @@ pub struct MetricReading {
 }
 
 /// One expert's part in a decision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExpertVote {
     pub expert: String,
     pub weight: f64,
@@ -34,7 +34,7 @@ pub struct ExpertVote {
     pub gauges: Vec<Gauge>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsensusResult {
     /// The consensus policy, or `single` when one strategy decides alone.
     pub policy: String,
@@ -43,7 +43,7 @@ pub struct ConsensusResult {
     pub explanation: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostResult {
     pub policy: String,
     /// `allow`, `clamp`, `deny`, or `error`.
@@ -57,7 +57,7 @@ pub struct CostResult {
 }
 
 /// A scale-up cut to what the target can hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Limited {
     /// What the cost rules let through.
     pub wanted: u32,
@@ -67,7 +67,7 @@ pub struct Limited {
     pub why: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Acts.
@@ -99,7 +99,7 @@ impl Mode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "status", content = "detail")]
 pub enum Outcome {
     /// Recorded before the target was called: the intent.
@@ -112,7 +112,7 @@ pub enum Outcome {
     NotTaken,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionRecord {
     pub from: u32,
     pub to: u32,
@@ -123,7 +123,7 @@ pub struct ActionRecord {
 }
 
 /// Everything about one tick of one pool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DecisionRecord {
     pub pool: String,
     pub seq: u64,

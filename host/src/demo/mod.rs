@@ -81,7 +81,7 @@ impl DemoConfig {
 }
 
 /// A job handed to a worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: u64,
     pub work_ms: u64,

@@ -142,7 +142,7 @@ impl Drop for Inner {
 }
 
 /// What the journal holds: `scalewise journal stats` and `GET /journal`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct JournalStats {
     pub path: String,
     pub file_bytes: u64,
@@ -154,7 +154,7 @@ pub struct JournalStats {
     pub pools: Vec<PoolStats>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PoolStats {
     pub pool: String,
     /// The oldest decision kept, and when it was made (ms since the epoch).

@@ -71,7 +71,7 @@ impl PolicySet {
 }
 
 /// The answer to one evaluation, and which version gave it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Evaluation<T> {
     pub output: T,
     pub generation: u64,
@@ -117,10 +117,12 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 /// What a rescan did.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScanReport {
     pub loaded: Vec<String>,
     pub unloaded: Vec<String>,
+    /// Each `[policy id, why it did not load]`.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub failed: Vec<(String, String)>,
     /// Changed files not loaded yet because they have not settled.
     pub pending: Vec<String>,

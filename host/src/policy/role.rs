@@ -152,7 +152,7 @@ pub enum AnyInput {
 }
 
 /// The answer to an [`AnyInput`]; it serialises as the role's own output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum AnyOutput {
     Strategy(StrategyOutput),

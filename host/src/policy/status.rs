@@ -16,7 +16,7 @@ use super::error::PolicyError;
 pub use crate::timing::LatencyHistogram;
 
 /// An error with when it happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorRecord {
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
@@ -29,7 +29,7 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// The version that serves now.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub generation: u64,
     pub digest: String,
@@ -65,7 +65,7 @@ pub struct PolicyStatus {
 }
 
 /// A point-in-time copy of a [`PolicyStatus`], for the API and the CLI.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusSnapshot {
     pub id: String,
     pub serving: Option<VersionInfo>,

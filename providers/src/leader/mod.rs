@@ -30,6 +30,7 @@ pub trait LeaseCheck: Send + Sync {
 }
 
 /// What a replica knows about the lease, for the API.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct LeaderView {
     /// This replica's identity.

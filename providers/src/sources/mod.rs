@@ -48,6 +48,7 @@ pub enum MetricError {
 }
 
 /// Whether a source can answer, as far as it knows.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "state", content = "detail", rename_all = "snake_case")]
 pub enum SourceStatus {

@@ -30,7 +30,7 @@ impl PushSource {
     /// Record samples of `name`. Non-finite values are refused with the
     /// index of the first one, and nothing of that batch is kept.
     pub fn push(&self, name: &str, samples: &[Sample]) -> Result<(), String> {
-        if name.is_empty() || name.len() > 200 {
+        if name.is_empty() || name.chars().count() > 200 {
             return Err("series name must be 1 to 200 characters".into());
         }
         if let Some(i) = samples.iter().position(|s| !s.value.is_finite()) {
