@@ -17,8 +17,39 @@ const fmt = (x) => (x === null || x === undefined ? "–" : Number.isInteger(x) 
 
 async function json(path) {
   const r = await fetch(path, { cache: "no-store" });
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  if (!r.ok) {
+    const why = await r.json().then((b) => b.error).catch(() => "");
+    throw new Error(`${path}: HTTP ${r.status}${why ? `: ${why}` : ""}`);
+  }
   return r.json();
+}
+
+// The API token, for the calls that change something. Kept for this tab
+// only (sessionStorage), never in the page's URL.
+const tokenInput = document.getElementById("token");
+tokenInput.value = sessionStorage.getItem("scalewise-token") || "";
+tokenInput.addEventListener("input", () => sessionStorage.setItem("scalewise-token", tokenInput.value));
+
+// A mutating call, with the token when one is given. Without one the host
+// refuses, and the refusal (its status and reason) is what the pool shows.
+async function act(path, body, out, done) {
+  const headers = { "content-type": "application/json" };
+  const token = tokenInput.value.trim();
+  if (token) headers.authorization = `Bearer ${token}`;
+  out.className = "result muted";
+  out.textContent = "…";
+  try {
+    const r = await fetch(path, { method: "POST", headers, body: body === undefined ? "" : JSON.stringify(body), cache: "no-store" });
+    const answer = await r.json().catch(() => ({}));
+    out.dataset.status = String(r.status);
+    out.className = r.ok ? "result act" : "result err";
+    out.textContent = r.ok ? done(answer) : `refused (HTTP ${r.status}): ${answer.error || r.statusText}`;
+  } catch (e) {
+    out.dataset.status = "0";
+    out.className = "result err";
+    out.textContent = `cannot reach the host: ${e.message}`;
+  }
+  refresh();
 }
 
 // The load series: the first metric the decisions carry.
@@ -97,7 +128,7 @@ function decisionItem(d) {
   const cap = d.running + d.booting;
   let head = `#${d.seq} ${time} · ${cap} → ${d.desired}`;
   if (d.mode !== "live") head += ` (${d.mode.replace("_", " ")})`;
-  li.append(el("div", { class: "head" }, head));
+  li.append(el("div", { class: "head" }, el("a", { class: "open", href: decisionLink(d) }, head)));
   for (const v of d.votes) {
     const text = v.proposal
       ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)} (confidence ${fmt(v.proposal.confidence)}) — ${v.proposal.reason}`
@@ -122,29 +153,78 @@ function decisionItem(d) {
   return li;
 }
 
-function poolSection(p, decisions) {
-  const s = el("section", { class: "pool-card", "data-pool": p.id });
-  s.append(el("h2", {}, `Pool ${p.id}`));
+const decisionLink = (d) => `#/pools/${encodeURIComponent(d.pool)}/decisions/${d.seq}`;
+const poolPath = (id, rest) => `/pools/${encodeURIComponent(id)}/${rest}`;
+
+// One card per pool, built once: its controls keep what is typed into
+// them while the facts, chart and feed redraw every second.
+const cards = new Map();
+
+function poolCard(id) {
+  if (cards.has(id)) return cards.get(id);
+  const section = el("section", { class: "pool-card", "data-pool": id });
   const facts = el("div", { class: "facts" });
-  facts.innerHTML = `<b>${p.running}</b> running · <b>${p.booting}</b> booting · desired <b>${p.desired}</b> · bounds ${p.min}–${p.max} · ${esc(p.target)}` +
+  const result = el("div", { class: "result", role: "status" });
+  const pause = el("button", { type: "button", class: "pause" });
+  pause.addEventListener("click", () => {
+    const verb = pause.dataset.action;
+    act(poolPath(id, verb), undefined, result, () => (verb === "pause" ? "paused: decisions are recorded, not acted on" : "resumed"));
+  });
+  const approve = el("button", { type: "button", class: "approve" });
+  approve.hidden = true;
+  approve.addEventListener("click", () => act(poolPath(id, `approve/${approve.dataset.seq}`), undefined, result, (a) => `approved: scaling to ${a.capacity}`));
+  const input = (name, attrs) => el("input", { name, ...attrs });
+  const scale = el("form", { class: "scale" },
+    el("label", {}, "to ", input("capacity", { type: "number", min: "0", step: "1", required: "", inputmode: "numeric" })),
+    el("label", {}, "hold s ", input("hold_secs", { type: "number", min: "0", step: "1", placeholder: "default" })),
+    el("label", {}, "reason ", input("reason", { type: "text", required: "", placeholder: "for the journal" })),
+    el("button", { type: "submit" }, "Scale"));
+  scale.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = new FormData(scale);
+    const body = { capacity: Number(f.get("capacity")), reason: String(f.get("reason")) };
+    if (String(f.get("hold_secs")).trim() !== "") body.hold_secs = Number(f.get("hold_secs"));
+    act(poolPath(id, "scale"), body, result, (a) => `scaled to ${a.capacity}` + (a.hold ? `, held until ${clock(a.hold.until)}` : ""));
+  });
+  const chartBox = el("div", {});
+  const feed = el("ol", { class: "feed" });
+  const grid = el("div", { class: "pool" }, chartBox, feed);
+  section.append(el("h2", {}, `Pool ${id}`), facts, el("div", { class: "controls" }, pause, approve, scale), result, grid);
+  const card = { section, facts, pause, approve, chartBox, feed, newest: null };
+  cards.set(id, card);
+  return card;
+}
+
+function updatePool(p, decisions) {
+  const c = poolCard(p.id);
+  c.facts.innerHTML = `<b>${p.running}</b> running · <b>${p.booting}</b> booting · desired <b>${p.desired}</b> · bounds ${p.min}–${p.max} · ${esc(p.target)}` +
     (p.paused ? " · <b>paused</b>" : "") + (p.dry_run ? " · dry run" : "") +
+    (p.hold ? ` · held at <b>${p.hold.target}</b> until ${clock(p.hold.until)}` : "") +
     (p.pending_approval ? ` · awaiting approval: ${p.pending_approval.from} → ${p.pending_approval.to}` : "") +
     (p.budget ? ` · budget ${fmt(p.budget.spent)} of ${fmt(p.budget.limit)} (${fmt(p.budget.percent)}%), ${fmt(p.budget.hourly)}/h` +
       (p.budget.fired.length ? ` · <span class="err">alert: past ${Math.max(...p.budget.fired)}%</span>` : "") : "") +
     (p.last_error ? ` · <span class="err">${esc(p.last_error)}</span>` : "") +
     (p.journal_error ? ` · <span class="err">${esc(p.journal_error)}</span>` : "");
-  s.append(facts);
+  c.pause.dataset.action = p.paused ? "resume" : "pause";
+  c.pause.textContent = p.paused ? "Resume" : "Pause";
+  const pending = p.pending_approval;
+  c.approve.hidden = !pending;
+  if (pending) {
+    c.approve.dataset.seq = String(pending.seq);
+    c.approve.textContent = `Approve #${pending.seq}: ${pending.from} → ${pending.to}`;
+  }
   const chronological = decisions.slice().reverse();
   const load = chronological.length ? loadOf(chronological[chronological.length - 1]) : null;
   const legend = el("div", { class: "legend" });
   legend.innerHTML = `<span><i style="background:var(--load)"></i>load${load ? ` (${esc(load.name)})` : ""}</span><span><i style="background:var(--cap)"></i>capacity</span><span><i style="background:var(--want)"></i>desired</span>`;
-  const grid = el("div", { class: "pool" });
-  grid.append(el("div", {}, chart(chronological, load && load.name), legend));
-  const feed = el("ol", { class: "feed" });
-  decisions.slice(0, 30).forEach((d) => feed.append(decisionItem(d)));
-  grid.append(feed);
-  s.append(grid);
-  return s;
+  c.chartBox.replaceChildren(chart(chronological, load && load.name), legend);
+  // The feed only when it moved, so a link is not replaced under the pointer.
+  const newest = decisions.length ? decisions[0].seq : null;
+  if (newest !== c.newest) {
+    c.newest = newest;
+    c.feed.replaceChildren(...decisions.slice(0, 30).map(decisionItem));
+  }
+  return c.section;
 }
 
 async function refresh() {
@@ -153,9 +233,11 @@ async function refresh() {
     const sections = [];
     for (const p of pools) {
       const decisions = await json(`/pools/${encodeURIComponent(p.id)}/decisions?limit=180`);
-      sections.push(poolSection(p, decisions));
+      sections.push(updatePool(p, decisions));
     }
-    document.getElementById("pools").replaceChildren(...sections);
+    const box = document.getElementById("pools");
+    // Re-append only when the set of pools changed, so focus stays put.
+    if (sections.length !== box.children.length || sections.some((sec, i) => box.children[i] !== sec)) box.replaceChildren(...sections);
     const policies = await json("/policies");
     const rows = policies.map((s) => {
       const v = s.serving;
@@ -186,5 +268,80 @@ async function refresh() {
   }
 }
 
+// One decision with everything in it, at #/pools/ID/decisions/SEQ: every
+// metric read, every vote, the consensus, each cost verdict, each clamp and
+// the action. Built with textContent only: reasons come from policies.
+function table(head, rows) {
+  const t = el("table", {}, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))));
+  const body = el("tbody");
+  for (const r of rows) body.append(el("tr", {}, ...r.map((c) => el("td", {}, c === null || c === undefined ? "–" : typeof c === "number" ? fmt(c) : c))));
+  t.append(body);
+  return el("div", { class: "table-wrap" }, t);
+}
+
+function decisionView(d) {
+  const when = new Date(d.at);
+  // An operator's action is recorded on its own: no metrics read, no votes.
+  const operator = d.action && d.action.cause !== "policy" && !d.votes.length;
+  const none = (what) => el("p", { class: "muted" }, operator ? `no ${what}: an operator's action, not the policies'` : `no ${what}`);
+  const out = [
+    el("h2", {}, `Pool ${d.pool} · decision #${d.seq} `, el("a", { href: "#", class: "close" }, "close")),
+    el("div", { class: "facts" }, `${when.toLocaleString()} (${when.toISOString()}) · ${d.mode.replace("_", " ")} · ` +
+      `${d.running} running + ${d.booting} booting · proposed ${d.proposed} · desired ${d.desired} · inputs ${d.input_digest}`),
+    el("h3", {}, "Metrics read"),
+    d.metrics.length ? table(["metric", "samples", "newest", "problem"], d.metrics.map((m) => [m.name, m.samples, m.last, m.error || ""])) : none("metrics read"),
+    el("h3", {}, "Votes"),
+    !d.votes.length ? none("votes") : table(["expert", "version", "weight", "desired", "confidence", "reason", "gauges"], d.votes.map((v) => [
+      v.expert, v.version === null ? null : `v${v.version}`, v.weight,
+      v.proposal ? v.proposal.desired : "abstained", v.proposal ? v.proposal.confidence : null,
+      (v.proposal ? v.proposal.reason : v.abstained) + (v.fallback ? ` (fallback: ${v.fallback})` : ""),
+      (v.gauges || []).map((g) => `${g.name} ${fmt(g.value)}`).join(", ")])),
+    el("h3", {}, "Consensus"),
+    el("p", {}, `${d.consensus.policy}: ${d.consensus.desired === null ? "no answer" : fmt(d.consensus.desired)} ` +
+      `(confidence ${fmt(d.consensus.confidence)}) — ${d.consensus.explanation}`),
+  ];
+  if (d.cost.length) {
+    out.push(el("h3", {}, "Cost rules"), table(["rule", "verdict", "clamp to", "cost / h", "reason"], d.cost.map((c) => [c.policy, c.verdict, c.clamp_to, c.cost_per_hour, c.reason])));
+  }
+  if (d.placement) out.push(el("p", {}, `placement: ${d.placement.on_demand} on demand + ${d.placement.spot} spot${d.placement.kind ? ` of ${d.placement.kind}` : ""}`));
+  if (d.limited) out.push(el("p", { class: "clamp" }, `limited ${d.limited.wanted} → ${d.limited.to} because ${d.limited.why}`));
+  out.push(el("h3", {}, "Guardrails"), d.clamps.length
+    ? table(["rule", "from", "to", "why"], d.clamps.map((c) => [c.guardrail, c.from, c.to, c.reason]))
+    : el("p", { class: "muted" }, "no guardrail changed the number"));
+  for (const a of d.alerts || []) out.push(el("p", { class: "err" }, a));
+  out.push(el("h3", {}, "Action"));
+  if (d.action) {
+    const o = d.action.outcome;
+    out.push(el("p", { class: o.status === "failed" ? "err action" : "act action" },
+      `${d.action.from} → ${d.action.to} by ${d.action.cause} (${d.action.reason}): ${o.status}${o.detail ? `: ${o.detail}` : ""}`));
+  } else {
+    out.push(el("p", { class: "muted action" }, "none: the pool already held what was decided"));
+  }
+  const raw = el("pre");
+  raw.textContent = JSON.stringify(d, null, 2);
+  out.push(el("details", {}, el("summary", {}, "the record as JSON"), raw));
+  return out;
+}
+
+async function showDecision() {
+  const box = document.getElementById("detail");
+  const m = location.hash.match(/^#\/pools\/([^/]+)\/decisions\/(\d+)$/);
+  if (!m) {
+    box.hidden = true;
+    box.replaceChildren();
+    return;
+  }
+  box.hidden = false;
+  box.dataset.seq = m[2];
+  try {
+    box.replaceChildren(...decisionView(await json(`/pools/${m[1]}/decisions/${m[2]}`)));
+  } catch (e) {
+    box.replaceChildren(el("h2", {}, "Decision ", el("a", { href: "#", class: "close" }, "close")), el("p", { class: "err" }, e.message));
+  }
+  box.scrollIntoView();
+}
+
+window.addEventListener("hashchange", showDecision);
+showDecision();
 refresh();
 setInterval(refresh, 1000);

@@ -333,3 +333,112 @@ fn a_prometheus_behind_tls_basic_auth_or_a_bearer_token_is_read() {
     let wrong = sources.as_array().unwrap().iter().find(|s| s["name"] == "wrong").unwrap();
     assert!(wrong["status"].to_string().contains("401"), "{wrong}");
 }
+
+/// The dashboard acts: in a real Chromium, pause and resume, a manual scale
+/// with a hold, and an approval, each refused by the host without the token
+/// (and with a wrong one), each done with it; then one decision's view,
+/// reached from the feed. At desktop and phone widths.
+#[test]
+fn the_dashboard_pauses_scales_and_approves_with_the_token_and_is_refused_without_it() {
+    use scalewise_e2e::browser::Browser;
+    let chromium = find("SCALEWISE_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"], "apt-get install chromium");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), r#"{ name = "queue_depth", source = "push" }"#, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("interval_ms = 500", "interval_ms = 500\napproval_above = 3\napproval_ttl_secs = 600");
+    std::fs::write(&cfg, text).unwrap();
+    let host = Host::start(&cfg, free_port());
+    push(&host, 60.0); // queue-depth wants 6: more than 3 at once waits for approval
+    let wanted = host.wait_for("a change awaiting approval", Duration::from_secs(15), |h| h.get("/pools/p")["pending_approval"]["to"].as_u64());
+    assert!(wanted > 3, "{wanted}");
+
+    let mut b = Browser::open(&chromium, &format!("{}/", host.base), 1280, 900);
+    let card = "document.querySelector('[data-pool=\"p\"]')";
+    b.wait_for("the approve button", Duration::from_secs(10), &format!("!{card}.querySelector('button.approve').hidden"));
+    let click = |b: &mut Browser, what: &str| {
+        b.eval(&format!("{card}.querySelector('.result').removeAttribute('data-status'); {card}.querySelector('{what}').click()"));
+    };
+    let scale = |b: &mut Browser, to: u32, hold: u32, reason: &str| {
+        b.eval(&format!(
+            "{{ {card}.querySelector('.result').removeAttribute('data-status'); const f = {card}.querySelector('form.scale'); \
+             f.capacity.value = '{to}'; f.hold_secs.value = '{hold}'; f.reason.value = '{reason}'; f.requestSubmit() }}"
+        ));
+    };
+    let answer = |b: &mut Browser| -> (u64, String) {
+        let status = b.wait_for("the host's answer", Duration::from_secs(10), &format!("{card}.querySelector('.result').dataset.status"));
+        (status.as_str().unwrap().parse().unwrap(), b.eval(&format!("{card}.querySelector('.result').textContent")).as_str().unwrap().to_owned())
+    };
+    let set_token = |b: &mut Browser, t: &str| {
+        b.eval(&format!("{{ const i = document.getElementById('token'); i.value = '{t}'; i.dispatchEvent(new Event('input')) }}"));
+    };
+
+    // Without the token: each refused, with the host's reason, and nothing changed.
+    click(&mut b, "button.pause");
+    let (status, said) = answer(&mut b);
+    assert_eq!(status, 401, "{said}");
+    assert!(said.contains("missing `Authorization: Bearer <token>` header"), "{said}");
+    scale(&mut b, 2, 30, "from the dashboard");
+    assert_eq!(answer(&mut b).0, 401);
+    click(&mut b, "button.approve");
+    assert_eq!(answer(&mut b).0, 401);
+    set_token(&mut b, "wrong");
+    click(&mut b, "button.pause");
+    let (status, said) = answer(&mut b);
+    assert_eq!((status, said.contains("wrong bearer token")), (401, true), "{said}");
+    let p = host.get("/pools/p");
+    assert_eq!((p["paused"].as_bool(), p["hold"].is_null(), p["pending_approval"]["to"].as_u64()), (Some(false), true, Some(wanted)), "{p}");
+
+    // With it: approve, pause, resume, scale with a hold.
+    set_token(&mut b, "t");
+    click(&mut b, "button.approve");
+    let (status, said) = answer(&mut b);
+    assert_eq!((status, said), (200, format!("approved: scaling to {wanted}")));
+    host.wait_for("the approved change", Duration::from_secs(15), |h| (h.get("/pools/p")["desired"].as_u64()? >= wanted).then_some(()));
+    click(&mut b, "button.pause");
+    assert_eq!(answer(&mut b).0, 200);
+    assert_eq!(host.get("/pools/p")["paused"], true);
+    b.wait_for("the button to offer resume", Duration::from_secs(5), &format!("{card}.querySelector('button.pause').textContent === 'Resume'"));
+    click(&mut b, "button.pause");
+    assert_eq!(answer(&mut b).0, 200);
+    assert_eq!(host.get("/pools/p")["paused"], false);
+    scale(&mut b, 2, 30, "from the dashboard");
+    let (status, said) = answer(&mut b);
+    assert!(status == 200 && said.starts_with("scaled to 2, held until"), "{status} {said}");
+    let hold = host.get("/pools/p")["hold"].clone();
+    assert_eq!((hold["target"].as_u64(), hold["until"].as_i64().unwrap() - hold["since"].as_i64().unwrap()), (Some(2), 30_000), "{hold}");
+    b.wait_for("the hold in the facts", Duration::from_secs(5), &format!("{card}.querySelector('.facts').textContent.includes('held at 2')"));
+
+    // One decision's view, from the feed: the manual action with its reason.
+    let manual = host.wait_for("the manual decision", Duration::from_secs(10), |h| {
+        h.get("/pools/p/decisions?limit=100").as_array()?.iter().find(|d| d["action"]["cause"] == "manual").and_then(|d| d["seq"].as_u64())
+    });
+    b.wait_for("its link in the feed", Duration::from_secs(10), &format!("{card}.querySelector('a.open[href$=\"/decisions/{manual}\"]')"));
+    b.eval(&format!("{card}.querySelector('a.open[href$=\"/decisions/{manual}\"]').click()"));
+    let view = b.wait_for("the decision view", Duration::from_secs(10), &format!("document.querySelector('#detail[data-seq=\"{manual}\"] .action') && document.getElementById('detail').innerText"));
+    let view = view.as_str().unwrap();
+    for part in ["Metrics read", "no votes: an operator's action", "Guardrails", "Action", "by manual (from the dashboard): done", "the record as JSON"] {
+        assert!(view.contains(part), "the manual decision's view lacks `{part}`:\n{view}");
+    }
+    // A policy's decision: what it read, each vote, the consensus, the clamps.
+    let held = host.wait_for("a decision under the hold", Duration::from_secs(10), |h| {
+        h.get("/pools/p/decisions?limit=20").as_array()?.iter().find(|d| d["clamps"].as_array().is_some_and(|c| c.iter().any(|c| c["guardrail"] == "manual_hold"))).and_then(|d| d["seq"].as_u64())
+    });
+    b.eval(&format!("location.hash = '#/pools/p/decisions/{held}'"));
+    let view = b.wait_for("the policy decision's view", Duration::from_secs(10), &format!("document.querySelector('#detail[data-seq=\"{held}\"] .action') && document.getElementById('detail').innerText"));
+    let view = view.as_str().unwrap();
+    for part in ["queue_depth\t", "queue-depth\tv", "backlog 60 / 10 per worker", "Consensus", "manual_hold\t", "an operator set 2"] {
+        assert!(view.contains(part), "the policy decision's view lacks `{part}`:\n{view}");
+    }
+    b.eval("location.hash = '#/pools/p/decisions/999999'");
+    let missing = b.wait_for("a missing decision's error", Duration::from_secs(5), "(document.querySelector('#detail .err') || {}).textContent");
+    assert!(missing.as_str().unwrap().contains("no decision #999999"), "{missing}");
+
+    // On a phone: the controls act, and nothing scrolls sideways.
+    let mut phone = Browser::open(&chromium, &format!("{}/", host.base), 420, 800);
+    phone.wait_for("the pool card", Duration::from_secs(10), &format!("{card} && {card}.querySelector('button.pause').textContent === 'Pause'"));
+    set_token(&mut phone, "t");
+    click(&mut phone, "button.pause");
+    assert_eq!(answer(&mut phone).0, 200);
+    assert_eq!(host.get("/pools/p")["paused"], true);
+    let (scroll, view) = (phone.eval("document.documentElement.scrollWidth"), phone.eval("window.innerWidth"));
+    assert!(scroll.as_u64() <= view.as_u64() && view == 420, "at 420 px the page is {scroll} px wide");
+}

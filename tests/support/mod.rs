@@ -2,6 +2,7 @@
 //! the binary once per test process, and starting a host.
 
 pub mod aws;
+pub mod browser;
 pub mod host;
 pub mod kube_standin;
 pub mod tools;
