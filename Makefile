@@ -9,18 +9,20 @@ targets:
 
 # Build the built-in policies into the example host's policy directory.
 # No -q: a first build takes minutes, and cargo's progress shows it moving.
+# The `quickstart` profile is the release build tuned to compile quickly (see
+# Cargo.toml); `cargo build --release` makes the full one.
 policies: targets
-	cargo run --release -p scalewise -- policy build --out-dir examples/policies.d
+	cargo run --profile quickstart -p scalewise -- policy build --out-dir examples/policies.d
 
 run: policies
-	cargo run --release -p scalewise -- serve --config examples/scalewise.toml
+	cargo run --profile quickstart -p scalewise -- serve --config examples/scalewise.toml
 
 test: targets
 	cargo test --workspace
 
 # The reference baselines on the public traces in data/traces.
 simulate: policies
-	cargo run --release -q -p scalewise -- simulate examples/simulate/simulate.toml --out simulation
+	cargo run --profile quickstart -q -p scalewise -- simulate examples/simulate/simulate.toml --out simulation
 
 bench: targets
 	cargo bench -p scalewise --bench policy_eval

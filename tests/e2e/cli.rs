@@ -278,3 +278,28 @@ fn a_bad_log_filter_is_refused_and_rust_log_is_read() {
     assert!(run(&[("RUST_LOG", "scalewise=loud")], &["--log", "warn"]).status.success());
     assert!(run(&[("RUST_LOG", "scalewise=debug")], &[]).status.success());
 }
+
+/// `policy build` of several crates: those of one workspace in one cargo
+/// run, a crate of its own apart, every component written, in the order
+/// asked for.
+#[test]
+fn policy_build_builds_each_crate_asked_for_in_order() {
+    let out = tempfile::tempdir().unwrap();
+    let root = root();
+    let crates = [root.join("policies/median"), root.join("tests/guests/newcomer"), root.join("policies/safest")];
+    let mut args = vec!["policy", "build"];
+    args.extend(crates.iter().map(|c| path(c)));
+    args.extend(["--out-dir", path(out.path())]);
+    let o = scalewise(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let built: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.strip_prefix("built ")).map(str::to_owned).collect();
+    let names: Vec<&str> = built.iter().map(|b| Path::new(b).file_name().unwrap().to_str().unwrap()).collect();
+    assert_eq!(names, ["median.wasm", "newcomer.wasm", "safest.wasm"], "{}", text(&o));
+    for b in &built {
+        let bytes = std::fs::read(b).unwrap();
+        // A component, not a core module: layer 1 in the header.
+        assert_eq!(&bytes[..8], b"\0asm\x0d\0\x01\0", "{b} is not a component");
+    }
+    let o = scalewise(&["policy", "check", path(&out.path().join("median.wasm"))]);
+    assert!(o.status.success(), "{}", text(&o));
+}

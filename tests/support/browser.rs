@@ -50,15 +50,8 @@ impl Browser {
         let (ans_read, ans_write) = pipe();
         let mut command = Command::new(chromium);
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--no-first-run",
-                "--remote-debugging-pipe",
-            ])
+            .args(super::tools::HEADLESS)
+            .arg("--remote-debugging-pipe")
             .arg(format!("--window-size={width},{height}"))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")

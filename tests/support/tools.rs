@@ -21,6 +21,10 @@ pub fn find(env: &str, names: &[&str], install: &str) -> PathBuf {
     panic!("{} not found: `{install}` (or set {env})", names[0]);
 }
 
+/// How every test runs Chromium: headless, in a container (no sandbox, no
+/// GPU, a small /dev/shm), talking to nothing but the page it is given.
+pub const HEADLESS: &[&str] = &["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run"];
+
 /// Headless Chromium: the DOM of `url` after its scripts ran.
 pub fn dump_dom(chromium: &Path, url: &str) -> String {
     dump_dom_at(chromium, url, 1280)
@@ -30,16 +34,8 @@ pub fn dump_dom(chromium: &Path, url: &str) -> String {
 pub fn dump_dom_at(chromium: &Path, url: &str, width: u32) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--virtual-time-budget=4000",
-            "--dump-dom",
-        ])
+        .args(HEADLESS)
+        .args(["--virtual-time-budget=4000", "--dump-dom"])
         .arg(format!("--window-size={width},900"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)

@@ -1,5 +1,6 @@
 //! Carrying out each command of [`crate::cli`].
 
+mod build;
 mod config;
 mod journal;
 mod policy;
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ConfigCommand, DemoCommand};
 
-pub use policy::{build_policy_crate, build_policy_crates};
+pub use build::{build_policy_crate, build_policy_crates};
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -1,12 +1,13 @@
 //! `scalewise policy …`: build, check, test and benchmark policy files.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use super::build::{build_policy_crates, crates_under};
 use crate::cli::{PolicyCommand, SettingsArg};
 use crate::timing::measure;
 use crate::policy::{
@@ -136,85 +137,4 @@ fn bench(file: &Path, input: Option<&Path>, iterations: u32, settings: &Settings
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn crates_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut crates: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}: run from the repository root or name the crates", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .collect();
-    crates.sort();
-    Ok(crates)
-}
-
-const GUEST_RUSTFLAGS: &str = r#"target.wasm32-unknown-unknown.rustflags=["-C", "link-arg=-zstack-size=131072", "-C", "link-arg=--initial-memory=1048576"]"#;
-
-/// Build several policy crates; see [`build_policy_crate`].
-pub fn build_policy_crates(crates: &[PathBuf], out_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    crates.iter().map(|c| build_policy_crate(c, out_dir)).collect()
-}
-
-/// Build one policy crate into `out_dir/<crate-name>.wasm`.
-///
-/// The crate is compiled for `wasm32-unknown-unknown`, which links no WASI at
-/// all, and the core module is wrapped into a component from the world
-/// description the SDK embeds. The result imports only `scalewise:policy/log`:
-/// nothing to deny, and the cheapest possible instantiation.
-pub fn build_policy_crate(dir: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        bail!("{} has no Cargo.toml: name a policy crate's directory", dir.display());
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["build", "--lib", "--target", "wasm32-unknown-unknown", "--profile", "policy"])
-        .args(["--message-format", "json-render-diagnostics", "--manifest-path"])
-        .arg(&manifest)
-        .args(["--config", "profile.policy.inherits=\"release\""])
-        .args(["--config", "profile.policy.opt-level=3"])
-        .args(["--config", "profile.policy.lto=true"])
-        .args(["--config", "profile.policy.codegen-units=1"])
-        .args(["--config", "profile.policy.panic=\"abort\""])
-        .args(["--config", "profile.policy.strip=true"])
-        // A 128 KiB stack and 1 MiB of initial memory: the SDK's allocator
-        // finds its first ~850 KiB of heap in memory the module starts with
-        // (no `memory.grow` per fresh instance), and the host's reset scans a
-        // small range.
-        .args(["--config", GUEST_RUSTFLAGS])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo (is the Rust toolchain installed?)")?;
-    if !output.status.success() {
-        bail!(
-            "cargo could not build {} for wasm32-unknown-unknown (install the target with `rustup target add wasm32-unknown-unknown`)",
-            dir.display()
-        );
-    }
-    let mut wasm = None;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<Value>(line) else { continue };
-        let is_cdylib = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"));
-        if msg["reason"] == "compiler-artifact" && is_cdylib {
-            let files = msg["filenames"].as_array().cloned().unwrap_or_default();
-            let name = msg["target"]["name"].as_str().unwrap_or("policy").replace('_', "-");
-            if let Some(f) = files.iter().filter_map(Value::as_str).find(|f| f.ends_with(".wasm")) {
-                wasm = Some((PathBuf::from(f), name));
-            }
-        }
-    }
-    let Some((core_path, name)) = wasm else {
-        bail!("{} built no .wasm: its [lib] needs crate-type = [\"cdylib\", \"rlib\"]", dir.display());
-    };
-    let core = std::fs::read(&core_path)?;
-    let component = wit_component::ComponentEncoder::default()
-        .module(&core)
-        .and_then(|e| e.validate(true).encode())
-        .map_err(|e| anyhow::anyhow!("cannot make a component of {}: {e:#}", core_path.display()))?;
-    std::fs::create_dir_all(out_dir)?;
-    let out = out_dir.join(format!("{name}.wasm"));
-    let tmp = out.with_extension("wasm.tmp");
-    std::fs::write(&tmp, component)?;
-    std::fs::rename(&tmp, &out)?;
-    Ok(out)
 }

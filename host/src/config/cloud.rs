@@ -210,3 +210,37 @@ pub fn unbuilt(config: &super::Config) -> Vec<String> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_this_binary_was_built_without_is_named_with_its_feature() {
+        let config = super::super::Config::parse(
+            r#"
+[leader_election]
+identity = "a"
+[[pools]]
+id = "web"
+min = 0
+max = 2
+strategies = [{ policy = "queue-depth" }]
+provider = { kind = "kubernetes", name = "web" }
+[[pools]]
+id = "fleet"
+min = 0
+max = 2
+strategies = [{ policy = "queue-depth" }]
+provider = { kind = "aws-ec2", region = "eu-west-1", image_id = "ami-1", instance_type = "m7i.large" }
+"#,
+        )
+        .unwrap();
+        let problems = unbuilt(&config);
+        let has = |s: &str| problems.iter().any(|p| p.contains(s));
+        assert_eq!(has("pools[0].provider: kind `kubernetes`: this scalewise was built without the `kubernetes` feature"), !cfg!(feature = "kubernetes"), "{problems:?}");
+        assert_eq!(has("leader_election: elects on a Kubernetes Lease"), !cfg!(feature = "kubernetes"), "{problems:?}");
+        assert_eq!(has("pools[1].provider: kind `aws-ec2`: this scalewise was built without the `aws` feature; build it with `cargo build --release -p scalewise --features aws`"), !cfg!(feature = "aws"), "{problems:?}");
+        assert_eq!(problems.len(), [!cfg!(feature = "kubernetes"), !cfg!(feature = "kubernetes"), !cfg!(feature = "aws")].iter().filter(|b| **b).count());
+    }
+}
