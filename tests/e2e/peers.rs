@@ -420,7 +420,9 @@ fn the_dashboard_pauses_scales_and_approves_with_the_token_and_is_refused_withou
     }
     // A policy's decision: what it read, each vote, the consensus, the clamps.
     let held = host.wait_for("a decision under the hold", Duration::from_secs(10), |h| {
-        h.get("/pools/p/decisions?limit=20").as_array()?.iter().find(|d| d["clamps"].as_array().is_some_and(|c| c.iter().any(|c| c["guardrail"] == "manual_hold"))).and_then(|d| d["seq"].as_u64())
+        h.get("/pools/p/decisions?limit=20").as_array()?.iter()
+            .find(|d| d["votes"].as_array().is_some_and(|v| !v.is_empty()) && d["clamps"].as_array().is_some_and(|c| c.iter().any(|c| c["guardrail"] == "manual_hold")))
+            .and_then(|d| d["seq"].as_u64())
     });
     b.eval(&format!("location.hash = '#/pools/p/decisions/{held}'"));
     let view = b.wait_for("the policy decision's view", Duration::from_secs(10), &format!("document.querySelector('#detail[data-seq=\"{held}\"] .action') && document.getElementById('detail').innerText"));
