@@ -329,15 +329,23 @@ async function showDecision() {
   if (!m) {
     box.hidden = true;
     box.replaceChildren();
+    delete box.dataset.seq;
     return;
   }
   box.hidden = false;
-  box.dataset.seq = m[2];
+  // The box names the decision it shows only once that decision is in it,
+  // and an answer for a hash that has since changed is dropped: a slow
+  // fetch never paints one decision under another's number.
+  const hash = location.hash;
+  let view;
   try {
-    box.replaceChildren(...decisionView(await json(`/pools/${m[1]}/decisions/${m[2]}`)));
+    view = decisionView(await json(`/pools/${m[1]}/decisions/${m[2]}`));
   } catch (e) {
-    box.replaceChildren(el("h2", {}, "Decision ", el("a", { href: "#", class: "close" }, "close")), el("p", { class: "err" }, e.message));
+    view = [el("h2", {}, "Decision ", el("a", { href: "#", class: "close" }, "close")), el("p", { class: "err" }, e.message)];
   }
+  if (location.hash !== hash) return;
+  box.replaceChildren(...view);
+  box.dataset.seq = m[2];
   box.scrollIntoView();
 }
 
