@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use scalewise_providers::sources::proc::ProcSource;
 use scalewise_providers::leader::Leadership;
 use scalewise_providers::targets::local::{LocalConfig, LocalPool, Needs};
@@ -31,6 +32,9 @@ use crate::decide::pipeline::{ExpertSpec, Experts, PoolPlan};
 use crate::journal::Journal;
 
 mod cloud;
+pub mod reload;
+#[path = "service/watch.rs"]
+pub mod config_watch;
 
 /// In a worker command, this word stands for the running scalewise binary.
 pub const SELF_EXE: &str = "$SCALEWISE";
@@ -43,14 +47,18 @@ pub struct PoolEntry {
 
 pub struct Service {
     pub journal: Option<Journal>,
-    pub pools: BTreeMap<String, Arc<PoolEntry>>,
-    /// The named metric sources, for their status in the API.
-    pub sources: BTreeMap<String, Arc<dyn MetricSource>>,
+    /// What the API reads; replaced whole when the pools change.
+    pub live: Arc<ArcSwap<Live>>,
     /// This replica's part in leader election, if several run.
     pub leadership: Option<Leadership>,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    supervisors: Vec<tokio::task::JoinHandle<()>>,
+    running: BTreeMap<String, Running>,
+    /// The config the pools and sources run now.
+    config: Config,
+    sources: BTreeMap<String, Arc<dyn MetricSource>>,
+    experts: Arc<dyn Experts>,
+    clock: Arc<dyn Clock>,
+    /// This machine's /proc, the `host` source every pool may read.
+    host: Arc<dyn MetricSource>,
     /// Told to release the lease once every pool has stopped.
     elector: Option<cloud::Elector>,
 }
@@ -98,7 +106,7 @@ fn read_secret(path: &std::path::Path) -> Result<String, String> {
 }
 
 /// A pool's target, and the local pool's supervisor where it has one.
-async fn target(p: &PoolConfig) -> anyhow::Result<(Arc<dyn Target>, Option<tokio::task::JoinHandle<()>>)> {
+async fn target(p: &PoolConfig) -> anyhow::Result<BuiltTarget> {
     match &p.provider {
         ProviderConfig::Local { .. } => {
             let local = local_target(p)?;
@@ -135,118 +143,200 @@ fn local_target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
     Ok(Arc::new(LocalPool::new(config).with_context(|| format!("pool `{}`", p.id))?))
 }
 
+/// The named metric sources, by name.
+type Sources = BTreeMap<String, Arc<dyn MetricSource>>;
+
+/// A pool's target, and the local pool's supervisor where it has one.
+pub type BuiltTarget = (Arc<dyn Target>, Option<tokio::task::JoinHandle<()>>);
+
+/// One running pool: what it was built from, and how to stop it.
+struct Running {
+    config: PoolConfig,
+    entry: Arc<PoolEntry>,
+    target: Arc<dyn Target>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What the API reads of the running service. A reload replaces it whole,
+/// so a request sees the pools and sources of one config, never a mix.
+#[derive(Default)]
+pub struct Live {
+    pub pools: BTreeMap<String, Arc<PoolEntry>>,
+    /// The named metric sources, for their status in the API.
+    pub sources: BTreeMap<String, Arc<dyn MetricSource>>,
+}
+
+/// Build every named metric source of `config`, reusing from `old` each
+/// one whose config is unchanged (a replayed trace keeps its place, a
+/// Prometheus client its connections).
+fn sources(config: &Config, old: Option<(&Config, &Sources)>, clock: &dyn Clock) -> anyhow::Result<Sources> {
+    let mut named: BTreeMap<String, Arc<dyn MetricSource>> = BTreeMap::new();
+    for (name, s) in &config.sources {
+        if let Some((c, built)) = old
+            && c.sources.get(name) == Some(s)
+            && let Some(b) = built.get(name)
+        {
+            named.insert(name.clone(), b.clone());
+            continue;
+        }
+        named.insert(name.clone(), source(name, s, clock)?);
+    }
+    Ok(named)
+}
+
+fn source(name: &str, s: &SourceConfig, clock: &dyn Clock) -> anyhow::Result<Arc<dyn MetricSource>> {
+    Ok(match s {
+        SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, headers, ca_file } => {
+            let at = |field: &str, e: String| anyhow::anyhow!("sources.{name}.{field}: {e}");
+            let bearer_token = match (bearer_token, bearer_token_file) {
+                (Some(t), _) => Some(t.clone()),
+                (None, Some(f)) => Some(read_secret(f).map_err(|e| at("bearer_token_file", e))?),
+                (None, None) => None,
+            };
+            let basic_auth = match basic_auth {
+                Some(b) => {
+                    let password = match (&b.password, &b.password_file) {
+                        (Some(p), _) => p.clone(),
+                        (None, Some(f)) => read_secret(f).map_err(|e| at("basic_auth.password_file", e))?,
+                        (None, None) => String::new(),
+                    };
+                    Some((b.username.clone(), password))
+                }
+                None => None,
+            };
+            let ca_pem = match ca_file {
+                Some(f) => Some(read_bounded(f).map_err(|e| at("ca_file", e))?),
+                None => None,
+            };
+            let access = PrometheusAccess { bearer_token, basic_auth, headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), ca_pem };
+            Arc::new(PrometheusSource::with_access(url, Duration::from_millis(*timeout_ms), access).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?)
+        }
+        SourceConfig::Replay { path, step_ms } => {
+            Arc::new(ReplaySource::open(path, clock.now_ms(), *step_ms as i64).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?)
+        }
+        SourceConfig::Nvml {} => {
+            let nvml = NvmlSource::new();
+            // Look once now, so the log and the API say at start whether GPUs are there.
+            match nvml.sample(clock.now_ms()) {
+                Ok(()) => tracing::info!(source = %name, gpus = nvml.latest().map_or(0, |g| g.len()), "NVML source up"),
+                Err(e) => tracing::warn!(source = %name, "{e}; pools that read it decide without it"),
+            }
+            Arc::new(nvml)
+        }
+    })
+}
+
+/// How pool `p` runs on `target`, reading `named` sources and the host's own.
+fn settings(p: &PoolConfig, target: Arc<dyn Target>, push: &Arc<PushSource>, named: &BTreeMap<String, Arc<dyn MetricSource>>, host: &Arc<dyn MetricSource>, leader: Option<Leadership>) -> PoolSettings {
+    let pool_source: Arc<dyn MetricSource> = Arc::new(MembersSource::new(target.clone()));
+    let metrics = p
+        .metrics
+        .iter()
+        .map(|m| {
+            let source = match m.source.as_str() {
+                "host" => host.clone(),
+                "pool" => pool_source.clone(),
+                "push" => push.clone() as Arc<dyn MetricSource>,
+                other => named[other].clone(),
+            };
+            MetricSpec {
+                name: m.name.clone(),
+                source,
+                query: m.query.clone().unwrap_or_else(|| m.name.clone()),
+                window: Duration::from_secs(m.window_secs),
+                step: Duration::from_secs(m.step_secs),
+            }
+        })
+        .collect();
+    PoolSettings {
+        plan: plan(p),
+        interval: Duration::from_millis(p.interval_ms),
+        dry_run: p.dry_run,
+        approval_above: p.approval_above,
+        approval_ttl: Duration::from_secs(p.approval_ttl_secs),
+        metrics,
+        target,
+        leader,
+    }
+}
+
 impl Service {
     /// Open the journal, build every pool's target and sources, reconcile,
     /// and start the loops. Must run inside a tokio runtime.
     pub async fn start(config: &Config, experts: Arc<dyn Experts>, journal: Option<Journal>) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(WallClock);
         let host: Arc<dyn MetricSource> = Arc::new(ProcSource::new());
-        let mut named: BTreeMap<String, Arc<dyn MetricSource>> = BTreeMap::new();
-        for (name, s) in &config.sources {
-            let source: Arc<dyn MetricSource> = match s {
-                SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, headers, ca_file } => {
-                    let at = |field: &str, e: String| anyhow::anyhow!("sources.{name}.{field}: {e}");
-                    let bearer_token = match (bearer_token, bearer_token_file) {
-                        (Some(t), _) => Some(t.clone()),
-                        (None, Some(f)) => Some(read_secret(f).map_err(|e| at("bearer_token_file", e))?),
-                        (None, None) => None,
-                    };
-                    let basic_auth = match basic_auth {
-                        Some(b) => {
-                            let password = match (&b.password, &b.password_file) {
-                                (Some(p), _) => p.clone(),
-                                (None, Some(f)) => read_secret(f).map_err(|e| at("basic_auth.password_file", e))?,
-                                (None, None) => String::new(),
-                            };
-                            Some((b.username.clone(), password))
-                        }
-                        None => None,
-                    };
-                    let ca_pem = match ca_file {
-                        Some(f) => Some(read_bounded(f).map_err(|e| at("ca_file", e))?),
-                        None => None,
-                    };
-                    let access = PrometheusAccess { bearer_token, basic_auth, headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), ca_pem };
-                    Arc::new(PrometheusSource::with_access(url, Duration::from_millis(*timeout_ms), access).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?)
-                }
-                SourceConfig::Replay { path, step_ms } => Arc::new(
-                    ReplaySource::open(path, clock.now_ms(), *step_ms as i64).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?,
-                ),
-                SourceConfig::Nvml {} => {
-                    let nvml = NvmlSource::new();
-                    // Look once now, so the log and the API say at start whether GPUs are there.
-                    match nvml.sample(clock.now_ms()) {
-                        Ok(()) => tracing::info!(source = %name, gpus = nvml.latest().map_or(0, |g| g.len()), "NVML source up"),
-                        Err(e) => tracing::warn!(source = %name, "{e}; pools that read it decide without it"),
-                    }
-                    Arc::new(nvml)
-                }
-            };
-            named.insert(name.clone(), source);
-        }
-        let (shutdown, rx) = watch::channel(false);
-        let mut pools = BTreeMap::new();
-        let mut tasks = Vec::new();
-        let mut supervisors = Vec::new();
+        let named = sources(config, None, clock.as_ref())?;
         let election = cloud::elect(config).await?;
         let leadership = election.as_ref().map(|(l, _)| l.clone());
         let elector = election.map(|(_, elector)| elector);
+        let mut service = Self {
+            journal,
+            live: Arc::new(ArcSwap::from_pointee(Live::default())),
+            leadership,
+            running: BTreeMap::new(),
+            config: config.clone(),
+            sources: named,
+            experts,
+            clock,
+            host,
+            elector,
+        };
         for p in &config.pools {
-            let (target, supervisor) = target(p).await?;
-            supervisors.extend(supervisor);
-            let push = Arc::new(PushSource::new());
-            let pool_source: Arc<dyn MetricSource> = Arc::new(MembersSource::new(target.clone()));
-            let metrics = p
-                .metrics
-                .iter()
-                .map(|m| {
-                    let source = match m.source.as_str() {
-                        "host" => host.clone(),
-                        "pool" => pool_source.clone(),
-                        "push" => push.clone() as Arc<dyn MetricSource>,
-                        other => named[other].clone(),
-                    };
-                    MetricSpec {
-                        name: m.name.clone(),
-                        source,
-                        query: m.query.clone().unwrap_or_else(|| m.name.clone()),
-                        window: Duration::from_secs(m.window_secs),
-                        step: Duration::from_secs(m.step_secs),
-                    }
-                })
-                .collect();
-            let settings = PoolSettings {
-                plan: plan(p),
-                interval: Duration::from_millis(p.interval_ms),
-                dry_run: p.dry_run,
-                approval_above: p.approval_above,
-                approval_ttl: Duration::from_secs(p.approval_ttl_secs),
-                metrics,
-                target,
-                leader: leadership.clone(),
-            };
-            let (handle, task) = pool::start(settings, experts.clone(), journal.clone(), clock.clone(), rx.clone())
-                .await
-                .map_err(anyhow::Error::msg)?;
-            tracing::info!(pool = %p.id, min = p.min, max = p.max, "pool started");
-            tasks.push(task);
-            pools.insert(p.id.clone(), Arc::new(PoolEntry { handle, push }));
+            let built = target(p).await?;
+            service.start_pool(p, built).await?;
         }
-        Ok(Self { journal, pools, sources: named, leadership, shutdown, tasks, supervisors, elector })
+        service.publish();
+        Ok(service)
+    }
+
+    /// Start pool `p` on its built target.
+    async fn start_pool(&mut self, p: &PoolConfig, (target, supervisor): BuiltTarget) -> anyhow::Result<()> {
+        let push = Arc::new(PushSource::new());
+        let s = settings(p, target.clone(), &push, &self.sources, &self.host, self.leadership.clone());
+        let (stop, rx) = watch::channel(false);
+        let (handle, task) = pool::start(s, self.experts.clone(), self.journal.clone(), self.clock.clone(), rx).await.map_err(anyhow::Error::msg)?;
+        tracing::info!(pool = %p.id, min = p.min, max = p.max, "pool started");
+        let entry = Arc::new(PoolEntry { handle, push });
+        self.running.insert(p.id.clone(), Running { config: p.clone(), entry, target, stop, task, supervisor });
+        Ok(())
+    }
+
+    /// Stop one pool after the decision in hand, then its target as the
+    /// provider stops it (its members kept or drained by its own rules).
+    async fn stop_pool(r: Running) {
+        let _ = r.stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(60), r.task).await.is_err() {
+            tracing::warn!(pool = %r.config.id, "the pool did not stop within 60s");
+        }
+        if let Some(s) = r.supervisor {
+            s.abort();
+        }
+    }
+
+    /// Show the API the pools and sources running now.
+    fn publish(&self) {
+        let pools = self.running.iter().map(|(id, r)| (id.clone(), r.entry.clone())).collect();
+        self.live.store(Arc::new(Live { pools, sources: self.sources.clone() }));
+    }
+
+    /// The config the service runs now.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Stop every pool after the decision in hand, then its workers, then
     /// release the leader lease.
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(60), t).await.is_err() {
-                tracing::warn!("a pool did not stop within 60s");
-            }
+    pub async fn stop(mut self) {
+        let running = std::mem::take(&mut self.running);
+        let mut stopping = tokio::task::JoinSet::new();
+        for r in running.into_values() {
+            stopping.spawn(Self::stop_pool(r));
         }
-        for s in self.supervisors {
-            s.abort();
-        }
+        stopping.join_all().await;
+        self.publish();
         // Only now, with no decision in hand, hand the lease on.
         if let Some((stop, task)) = self.elector {
             let _ = stop.send(true);

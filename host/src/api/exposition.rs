@@ -32,7 +32,17 @@ pub fn render(state: &AppState) -> String {
     family(&mut o, "scalewise_build_info", "gauge", "The running build: its version.");
     let _ = writeln!(o, "scalewise_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     process(&mut o);
-    let pools: Vec<_> = state.pools.values().map(|p| p.handle.snapshot()).collect();
+    if let Some(r) = &state.reload {
+        let r = r.status.lock().unwrap().clone();
+        family(&mut o, "scalewise_config_reloads_total", "counter", "Config reloads since the host started, by outcome.");
+        let _ = writeln!(o, "scalewise_config_reloads_total{{outcome=\"applied\"}} {}", r.applied);
+        let _ = writeln!(o, "scalewise_config_reloads_total{{outcome=\"refused\"}} {}", r.refused);
+        family(&mut o, "scalewise_config_last_reload_ok", "gauge", "0 when the newest config reload was refused (the running config goes on).");
+        let _ = writeln!(o, "scalewise_config_last_reload_ok {}", r.last.as_ref().is_none_or(|l| l.applied) as u8);
+        family(&mut o, "scalewise_config_generation", "gauge", "Configs run since the host started: 1, and one more per reload that changed something.");
+        let _ = writeln!(o, "scalewise_config_generation {}", r.generation);
+    }
+    let pools: Vec<_> = state.live.load().pools.values().map(|p| p.handle.snapshot()).collect();
     family(&mut o, "scalewise_pool_capacity", "gauge", "Members of the pool by state.");
     for p in &pools {
         let id = label(&p.id);
@@ -101,7 +111,7 @@ pub fn render(state: &AppState) -> String {
             }
         }
     }
-    let last: Vec<_> = state.pools.values().filter_map(|p| p.handle.recent(None, 1).pop()).collect();
+    let last: Vec<_> = state.live.load().pools.values().filter_map(|p| p.handle.recent(None, 1).pop()).collect();
     family(&mut o, "scalewise_pool_limited", "gauge", "1 if the last decision's scale-up was cut to what the target can hold.");
     for r in &last {
         let _ = writeln!(o, "scalewise_pool_limited{{pool=\"{}\"}} {}", label(&r.pool), r.limited.is_some() as u8);
@@ -124,7 +134,7 @@ pub fn render(state: &AppState) -> String {
     }
 
     family(&mut o, "scalewise_source_up", "gauge", "1 if the named metric source answered its last query, 0 if it could not (the reason is in GET /sources); absent while unknown.");
-    for (name, s) in state.sources.iter() {
+    for (name, s) in state.live.load().sources.iter() {
         let up = match s.status() {
             scalewise_providers::SourceStatus::Up(_) => 1,
             scalewise_providers::SourceStatus::Unavailable(_) => 0,
@@ -148,7 +158,7 @@ pub fn render(state: &AppState) -> String {
     ];
     for (name, help, histogram) in lags {
         family(&mut o, name, "histogram", help);
-        for p in state.pools.values() {
+        for p in state.live.load().pools.values() {
             let id = label(&p.handle.id);
             let (cumulative, count, sum) = histogram(&p.handle).cumulative(&LAG_BOUNDS);
             for (b, c) in LAG_BOUNDS.iter().zip(cumulative) {

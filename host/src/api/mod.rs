@@ -17,13 +17,13 @@
 // Handlers return `Result<_, Response>`: the error is the reply itself.
 #![allow(clippy::result_large_err)]
 
+mod config;
 mod dashboard;
 mod exposition;
 mod openapi;
 mod policies;
 mod pools;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -41,17 +41,20 @@ pub struct AppState {
     pub server: Arc<crate::config::ServerConfig>,
     /// Permits for `POST /policies/ID/evaluate`: `server.evaluate_concurrency`.
     pub evaluations: Arc<tokio::sync::Semaphore>,
-    pub pools: Arc<BTreeMap<String, Arc<PoolEntry>>>,
-    /// The named metric sources (Prometheus, replay, nvml).
-    pub sources: Arc<BTreeMap<String, Arc<dyn scalewise_providers::MetricSource>>>,
+    /// The pools and named metric sources running now; a config reload
+    /// replaces them whole.
+    pub live: Arc<arc_swap::ArcSwap<Live>>,
     pub journal: Option<Journal>,
     pub demo: Option<Arc<crate::demo::Queue>>,
     /// This replica's part in leader election, if several run.
     pub leadership: Option<scalewise_providers::leader::Leadership>,
+    /// Config reloads, when the host runs from a config file.
+    pub reload: Option<ReloadHandle>,
 }
 
 use crate::journal::Journal;
-use crate::service::PoolEntry;
+use crate::service::Live;
+use crate::service::reload::ReloadHandle;
 
 /// One route: its method (as axum's routing function names it), its path,
 /// and its handler.
@@ -94,6 +97,8 @@ fn routes() -> Vec<Route> {
         get "/sources" => list_sources,
         get "/leader" => leader,
         get "/journal" => journal_stats,
+        get "/config" => config::get_config,
+        post "/config/reload" => config::reload_config,
         get "/policies" => policies::list,
         post "/policies/reload" => policies::reload,
         get "/policies/{id}" => policies::get_one,
@@ -253,7 +258,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .into_iter()
         .map(|(id, pools)| format!("policy `{id}` (used by {}) is not loaded; see GET /policies/{id}", pools.join(", ")))
         .collect();
-    for p in state.pools.values() {
+    for p in state.live.load().pools.values() {
         if let Some(e) = p.handle.snapshot().journal_error {
             problems.push(format!("pool `{}`: {e}", p.handle.id));
         }
@@ -307,7 +312,7 @@ struct SourceInfo {
 #[utoipa::path(get, path = "/sources", tag = "sources",
     responses((status = 200, description = "The named metric sources, by name", body = Vec<SourceInfo>)))]
 async fn list_sources(State(state): State<AppState>) -> Response {
-    let list: Vec<SourceInfo> = state.sources.iter().map(|(name, s)| SourceInfo { name: name.clone(), kind: s.kind(), status: s.status() }).collect();
+    let list: Vec<SourceInfo> = state.live.load().sources.iter().map(|(name, s)| SourceInfo { name: name.clone(), kind: s.kind(), status: s.status() }).collect();
     Json(list).into_response()
 }
 

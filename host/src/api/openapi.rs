@@ -68,6 +68,8 @@ use super::{AppState, Verbatim, utc_sibling};
         super::list_sources,
         super::leader,
         super::journal_stats,
+        super::config::get_config,
+        super::config::reload_config,
         super::policies::list,
         super::policies::reload,
         super::policies::get_one,
@@ -80,6 +82,7 @@ use super::{AppState, Verbatim, utc_sibling};
         (name = "health", description = "Liveness, readiness, the leader lease"),
         (name = "sources", description = "Named metric sources"),
         (name = "journal", description = "The decision journal"),
+        (name = "config", description = "The running config and its reloads"),
         (name = "metrics", description = "Prometheus exposition"),
         (name = "dashboard", description = "The web dashboard"),
         (name = "demo", description = "The demo's work queue"),
@@ -182,11 +185,12 @@ fn for_this_host(doc: &mut Value, pools: &[String], policies: &[String], seqs: &
     responses((status = 200, description = "The OpenAPI 3.1 document", body = serde_json::Value, content_type = "application/json")))]
 pub(super) async fn document(State(state): State<AppState>) -> Response {
     let mut doc = base().clone();
-    let pools: Vec<String> = state.pools.keys().cloned().collect();
+    let pools: Vec<String> = state.live.load().pools.keys().cloned().collect();
     let policies: Vec<String> = state.registry.statuses().into_iter().map(|s| s.id).collect();
     // The changes awaiting approval first: those are the numbers worth trying.
-    let pending = state.pools.values().filter_map(|p| p.handle.snapshot().pending_approval.map(|a| a.seq));
-    let newest = state.pools.values().flat_map(|p| p.handle.recent(None, 2)).map(|d| d.seq);
+    let live = state.live.load();
+    let pending = live.pools.values().filter_map(|p| p.handle.snapshot().pending_approval.map(|a| a.seq));
+    let newest = live.pools.values().flat_map(|p| p.handle.recent(None, 2)).map(|d| d.seq);
     let mut seqs: Vec<u64> = pending.chain(newest).collect();
     seqs.dedup();
     for_this_host(&mut doc, &pools, &policies, &seqs);

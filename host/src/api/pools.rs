@@ -23,8 +23,9 @@ use crate::service::PoolEntry;
 use scalewise_providers::Sample;
 
 fn pool(state: &AppState, id: &str) -> Result<Arc<PoolEntry>, Response> {
-    state.pools.get(id).cloned().ok_or_else(|| {
-        let known: Vec<&str> = state.pools.keys().map(String::as_str).collect();
+    state.live.load().pools.get(id).cloned().ok_or_else(|| {
+        let live = state.live.load();
+        let known: Vec<&str> = live.pools.keys().map(String::as_str).collect();
         error(StatusCode::NOT_FOUND, format!("no pool `{id}`; configured pools: {}", known.join(", ")))
     })
 }
@@ -41,7 +42,7 @@ fn body<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, Res
 #[utoipa::path(get, path = "/pools", operation_id = "list_pools", tag = "pools",
     responses((status = 200, description = "Every pool, by id", body = Vec<PoolSnapshot>)))]
 pub async fn list(State(state): State<AppState>) -> Response {
-    Json(state.pools.values().map(|p| p.handle.snapshot()).collect::<Vec<_>>()).into_response()
+    Json(state.live.load().pools.values().map(|p| p.handle.snapshot()).collect::<Vec<_>>()).into_response()
 }
 
 /// One pool's state.

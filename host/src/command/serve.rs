@@ -8,6 +8,7 @@ use anyhow::Context;
 use crate::api;
 use crate::journal::Journal;
 use crate::service::Service;
+use crate::service::reload::{Overrides, Reloader};
 use crate::cli::ServeArgs;
 use crate::config::Config;
 use crate::policy::cache::ArtifactCache;
@@ -24,10 +25,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let file = args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
         anyhow::bail!("{file}: {}", unbuilt.join("\n  "));
     }
-    if let Some(dir) = args.policy_dir {
-        config.policies.dir = dir;
+    let (policy_dir_flag, listen_flag) = (args.policy_dir.clone(), args.listen);
+    if let Some(dir) = &policy_dir_flag {
+        config.policies.dir = dir.clone();
     }
-    if let Some(listen) = args.listen {
+    if let Some(listen) = listen_flag {
         config.server.listen = listen;
     }
     let dir = &config.policies.dir;
@@ -66,32 +68,68 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
-        let journal = if config.pools.is_empty() { None } else { Some(Journal::open_retaining(&config.journal.path, config.journal.retention())?) };
+        // A host with a config file keeps a journal even with no pools yet:
+        // a reload may add one.
+        let journal = if config.pools.is_empty() && args.config.is_none() { None } else { Some(Journal::open_retaining(&config.journal.path, config.journal.retention())?) };
         let service = Service::start(&config, registry.clone(), journal.clone()).await?;
-        let pools = Arc::new(service.pools.clone());
-        let sources = Arc::new(service.sources.clone());
+        let live = service.live.clone();
         let demo = match &config.demo {
             Some(d) => {
                 let queue = Arc::new(crate::demo::Queue::default());
-                crate::demo::start(d.clone(), queue.clone(), pools[&d.pool].push.clone());
+                crate::demo::start(d.clone(), queue.clone(), live.load().pools[&d.pool].push.clone());
                 tracing::info!(pool = %d.pool, "demo load generator started");
                 Some(queue)
             }
             None => None,
+        };
+        let leadership = service.leadership.clone();
+        // With a config file, one task owns the service and reloads it on
+        // SIGHUP, on `POST /config/reload` and when the file changes.
+        let (stop_reloads, stopped) = tokio::sync::watch::channel(false);
+        let (reloads, owner) = match args.config.clone() {
+            Some(path) => {
+                let (policy_dir, listen) = (policy_dir_flag.clone(), listen_flag);
+                let overrides: Overrides = Box::new(move |c| {
+                    if let Some(d) = &policy_dir {
+                        c.policies.dir = d.clone();
+                    }
+                    if let Some(l) = listen {
+                        c.server.listen = l;
+                    }
+                });
+                let (reloader, handle) = Reloader::new(path.clone(), service, registry.clone(), overrides);
+                let owner = tokio::spawn(reloader.run(stopped));
+                crate::service::config_watch::start(path, handle.clone());
+                (Some(handle), Owner::Reloader(owner))
+            }
+            None => (None, Owner::Direct(Box::new(service))),
         };
         tracing::info!(addr = %listener.local_addr()?, "scalewise API listening; dashboard at http://{}/", listener.local_addr()?);
         let app = api::router(api::AppState {
             registry,
             evaluations: Arc::new(tokio::sync::Semaphore::new(config.server.evaluate_concurrency)),
             server: Arc::new(config.server.clone()),
-            pools, sources, journal, demo, leadership: service.leadership.clone() });
+            live, journal, demo, leadership, reload: reloads });
         axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         tracing::info!("shutting down: finishing in-flight decisions");
+        let service = match owner {
+            Owner::Direct(s) => *s,
+            Owner::Reloader(task) => {
+                let _ = stop_reloads.send(true);
+                task.await.context("the reload task")?
+            }
+        };
         service.stop().await;
         anyhow::Ok(())
     })?;
     tracing::info!("scalewise stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who holds the service while the host runs.
+enum Owner {
+    Direct(Box<Service>),
+    Reloader(tokio::task::JoinHandle<Service>),
 }
 
 async fn shutdown_signal() {

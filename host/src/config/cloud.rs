@@ -9,7 +9,7 @@
 use serde::Deserialize;
 
 /// `provider = { kind = "aws-ec2", ... }`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2Provider {
     /// Default: the standard AWS chain (AWS_REGION, the profile, IMDS).
@@ -83,7 +83,7 @@ impl Ec2Provider {
 }
 
 /// `provider = { kind = "kubernetes", ... }`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesProvider {
     #[serde(default = "default_api_version")]
@@ -126,7 +126,7 @@ impl KubernetesProvider {
 }
 
 /// `[leader_election]`: several replicas, one acting.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderElectionConfig {
     #[serde(default = "default_namespace")]

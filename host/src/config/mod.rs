@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::policy::{InstanceMode, SandboxOptions};
 
+pub mod check;
 pub mod cloud;
 pub mod pools;
 pub mod presets;
@@ -27,7 +28,7 @@ pub enum ConfigError {
     Invalid { path: String, message: String },
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -67,7 +68,7 @@ pub struct Instance {
     pub settings: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Where the HTTP API listens; loopback by default.
@@ -121,7 +122,7 @@ pub enum InstanceModeConfig {
     Warm,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoliciesConfig {
     /// The watched directory of `.wasm` components and `.rhai` scripts.
@@ -201,6 +202,25 @@ fn default_versions_file() -> PathBuf {
 
 /// A typing error as `path: message (line N)`; the line only where the
 /// error has a span in `text`.
+/// The largest config file read: a config is text a person writes.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// A config file's text, read with a bound: a config path that names a
+/// device or a huge file is refused, not read without end.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!("over {MAX_FILE_BYTES} bytes; a config is text a person writes")));
+    }
+    Ok(text)
+}
+
 fn type_error(e: serde_path_to_error::Error<toml::de::Error>, text: &str) -> String {
     let path = e.path().to_string();
     let inner = e.into_inner();
@@ -213,9 +233,14 @@ fn type_error(e: serde_path_to_error::Error<toml::de::Error>, text: &str) -> Str
 impl Config {
     /// Read, parse and check a config file; relative paths become relative to it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        let mut config = Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
+        let text = read_text(path).map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse_at(&text, path).map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })
+    }
+
+    /// Parse and check the text of the config file at `path`; relative
+    /// paths become relative to it.
+    pub fn parse_at(text: &str, path: &Path) -> Result<Config, String> {
+        let mut config = Self::parse(text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.policies.dir = base.join(&config.policies.dir);
         config.policies.cache_dir = config.policies.cache_dir.map(|c| base.join(c));

@@ -11,7 +11,7 @@ use crate::decide::guardrails::Guardrails;
 use crate::decide::budget::BudgetPeriod;
 use scalewise_sdk::InstanceKind;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JournalConfig {
     /// The redb file; unset in a config means `.scalewise/journal.redb`.
@@ -51,7 +51,7 @@ fn default_journal() -> PathBuf {
 }
 
 /// A named metric source other than the built-in `host`, `pool` and `push`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceConfig {
     Prometheus {
@@ -83,7 +83,7 @@ pub enum SourceConfig {
     Nvml {},
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
@@ -100,7 +100,7 @@ fn default_step_ms() -> u64 {
     1000
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProviderConfig {
     Local {
@@ -151,7 +151,7 @@ fn default_ready() -> u64 {
     500
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricConfig {
     /// The series name strategies see.
@@ -174,7 +174,7 @@ fn default_step() -> u64 {
     1
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyRef {
     pub policy: String,
@@ -186,7 +186,7 @@ fn one() -> f64 {
     1.0
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CostConfig {
     /// The instance kind the pool runs, from the catalog.
@@ -226,7 +226,7 @@ fn default_reserve() -> u64 {
     512
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     pub id: String,

@@ -28,6 +28,11 @@ pub enum PoolCommand {
     Scale { to: u32, reason: String, hold_secs: Option<u64>, reply: oneshot::Sender<Result<u32, String>> },
     Pause { paused: bool, reply: oneshot::Sender<Result<(), String>> },
     Approve { seq: u64, reply: oneshot::Sender<Result<u32, String>> },
+    /// A config reload changed the pool but not its provider: decide by
+    /// these settings from the next tick on. Their target is the pool's
+    /// own (a pool whose provider changes is restarted instead). The reply
+    /// says what the pool forgot because the change invalidated it.
+    Reconfigure { settings: Box<super::pool::PoolSettings>, reply: oneshot::Sender<Vec<String>> },
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -69,6 +74,11 @@ pub struct PoolSnapshot {
     pub spent: f64,
     /// Actions whose target call failed, by cause (`policy`, `manual`, `approval`).
     pub failed_actions: std::collections::BTreeMap<String, u64>,
+    /// How late ticks were recorded, from their due time, since the host
+    /// started: the median and the 99th percentile in ms (`/metrics` has
+    /// the whole histogram).
+    pub tick_lag_p50_ms: Option<f64>,
+    pub tick_lag_p99_ms: Option<f64>,
 }
 
 /// Picks one of a pool's lag histograms ([`PoolHandle::lag`] or

@@ -149,8 +149,9 @@ impl PoolLoop {
     async fn run(&mut self, mut shutdown: watch::Receiver<bool>) {
         let mut commands = self.commands.take().expect("a pool loop runs once");
         let supervisor = self.s.target.clone();
-        let phase = phase_of(&self.s.plan.id, self.s.interval);
         loop {
+            // Each turn: a reload may have changed the interval.
+            let phase = phase_of(&self.s.plan.id, self.s.interval);
             let wait = until_next_tick(self.clock.now_ms(), self.s.interval, phase);
             let due = tokio::time::Instant::now() + wait;
             tokio::select! {
@@ -434,6 +435,8 @@ impl PoolLoop {
             cost_per_hour: (!p.cost.catalog.is_empty()).then(|| budget::hourly(&p.cost, self.memory.placement.as_ref(), state.capacity())),
             spent: self.memory.spent,
             failed_actions: self.failed_actions.clone(),
+            tick_lag_p50_ms: self.handle.lag.quantile_micros(0.5).map(|u| u / 1000.0),
+            tick_lag_p99_ms: self.handle.lag.quantile_micros(0.99).map(|u| u / 1000.0),
             members: state,
         });
     }
@@ -476,7 +479,41 @@ impl PoolLoop {
                 let r = self.manual(p.to, "approval", format!("approved change of decision {seq}"), 0).await;
                 let _ = reply.send(r);
             }
+            PoolCommand::Reconfigure { settings, reply } => {
+                let forgot = self.reconfigure(*settings);
+                let state = self.s.target.state().await.unwrap_or_default();
+                self.publish(state, None);
+                let _ = reply.send(forgot);
+            }
         }
+    }
+
+    /// Take a reload's settings, keeping the pool's memory (cooldowns,
+    /// stabilization, the books, a hold, a pause) except what the change
+    /// invalidates: the state of a policy the pool no longer uses, and a
+    /// pending approval the new settings would not ask for. Says what it
+    /// forgot.
+    fn reconfigure(&mut self, next: PoolSettings) -> Vec<String> {
+        let plan = &next.plan;
+        let used: std::collections::BTreeSet<&str> =
+            plan.strategies.iter().map(|s| s.policy.as_str()).chain(plan.consensus.as_deref()).chain(plan.cost_rules.iter().map(String::as_str)).collect();
+        let mut forgot = Vec::new();
+        let dropped: Vec<String> = self.memory.states.keys().filter(|k| !used.contains(k.as_str())).cloned().collect();
+        for id in dropped {
+            self.memory.states.remove(&id);
+            forgot.push(format!("the state of `{id}`, which the pool no longer uses"));
+        }
+        if let Some(p) = &self.pending {
+            let asked = next.approval_above.is_some_and(|n| p.from.abs_diff(p.to) > n);
+            if !asked || p.to < plan.min || p.to > plan.max {
+                forgot.push(format!("the pending approval #{} ({} → {}), which the new settings would not ask for", p.seq, p.from, p.to));
+                self.pending = None;
+            }
+        }
+        // The target and the lease gate are the pool's own.
+        self.s = PoolSettings { target: self.s.target.clone(), leader: self.s.leader.clone(), ..next };
+        tracing::info!(pool = %self.s.plan.id, forgot = ?forgot, "reconfigured by a config reload");
+        forgot
     }
 
     /// An operator's action: recorded as a decision of its own.

@@ -17,7 +17,7 @@ use scalewise_providers::Sample;
 use scalewise_providers::sources::push::PushSource;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoConfig {
     /// The pool whose push source receives `queue_depth`.

@@ -163,14 +163,17 @@ pub struct Registry {
     settings: RwLock<HashMap<String, String>>,
     /// Policy instances: id → the policy whose file each loads (with the
     /// instance's own settings). A swap of that file swaps them all.
-    instances: BTreeMap<String, String>,
+    instances: RwLock<BTreeMap<String, String>>,
     live: ArcSwap<PolicySet>,
     statuses: Mutex<BTreeMap<String, Arc<PolicyStatus>>>,
     limits: FileLimits,
     /// Which pools use each policy id, to say whom an unload affects.
-    users: BTreeMap<String, Vec<String>>,
+    users: RwLock<BTreeMap<String, Vec<String>>>,
     /// Serialises writers, and holds what they know of the directory.
     writer: Mutex<Files>,
+    /// A registry that only checks (`config check`, a reload's check):
+    /// what it loads serves nothing, so it says so only at debug level.
+    checking: bool,
 }
 
 /// What the writers know of the directory.
@@ -207,13 +210,20 @@ impl Registry {
             tiering: Mutex::new(None),
             dir: dir.into(),
             settings: RwLock::new(settings),
-            instances: BTreeMap::new(),
+            instances: RwLock::default(),
             live: ArcSwap::from_pointee(PolicySet::default()),
             statuses: Mutex::new(BTreeMap::new()),
             limits: FileLimits { settle: Duration::ZERO, ..FileLimits::default() },
-            users: BTreeMap::new(),
+            users: RwLock::default(),
             writer: Mutex::new(Files { ledger: Ledger::in_memory(), ..Files::default() }),
+            checking: false,
         }
+    }
+
+    /// A registry that only checks a config: see [`Registry::checking`].
+    pub fn for_checking(mut self) -> Self {
+        self.checking = true;
+        self
     }
 
     /// Read files within these limits (the default settles nothing).
@@ -231,7 +241,7 @@ impl Registry {
     /// Which pools use which policy ids (id → pools), so that an unload
     /// can say whom it affects.
     pub fn with_users(mut self, users: BTreeMap<String, Vec<String>>) -> Self {
-        self.users = users;
+        self.users = RwLock::new(users);
         self
     }
 
@@ -239,7 +249,7 @@ impl Registry {
     /// its policy's file is found; its settings are in `settings` under the
     /// instance id.
     pub fn with_instances(mut self, instances: BTreeMap<String, String>) -> Self {
-        self.instances = instances;
+        self.instances = RwLock::new(instances);
         self
     }
 
@@ -248,6 +258,33 @@ impl Registry {
     pub fn with_baseline(mut self, baseline: Arc<PolicyEngine>) -> Self {
         self.baseline = Some(baseline);
         self
+    }
+
+    /// A config reload's policy settings, instances and users: what
+    /// changed is loaded again (a policy whose settings changed becomes a
+    /// new version, a new instance loads, a dropped one unloads) by one
+    /// rescan before this returns, so the pools that name them find them
+    /// when they next tick.
+    pub fn reconfigure(&self, settings: HashMap<String, String>, instances: BTreeMap<String, String>, users: BTreeMap<String, Vec<String>>) -> ScanReport {
+        {
+            let mut files = self.writer.lock().unwrap();
+            let old_settings = self.settings.read().unwrap().clone();
+            let old_instances = self.instances.read().unwrap().clone();
+            let changed: Vec<String> = files
+                .loaded
+                .keys()
+                .filter(|id| old_settings.get(*id) != settings.get(*id) || old_instances.get(*id) != instances.get(*id))
+                .cloned()
+                .collect();
+            for id in changed {
+                // Forgetting the stamp makes the rescan load it again.
+                files.loaded.remove(&id);
+            }
+            *self.settings.write().unwrap() = settings;
+            *self.instances.write().unwrap() = instances;
+            *self.users.write().unwrap() = users;
+        }
+        self.rescan()
     }
 
     /// Start the thread that replaces Winch builds with Cranelift builds.
@@ -416,7 +453,11 @@ impl Registry {
             let previous = set.entries.remove(id).map(|e| e.current);
             set.entries.insert(id.to_owned(), Entry { current: installed, previous });
         });
-        tracing::info!(policy = %id, version = generation, role = %policy.role(), digest = &policy.digest[..12], compiled_by = policy.compiled_by, "policy serving");
+        if self.checking {
+            tracing::debug!(policy = %id, role = %policy.role(), "policy checked");
+        } else {
+            tracing::info!(policy = %id, version = generation, role = %policy.role(), digest = &policy.digest[..12], compiled_by = policy.compiled_by, "policy serving");
+        }
         if let (Some(_), Some(tx)) = (baseline, tiering) {
             let job = TierJob { id: id.to_owned(), path: path.to_owned(), bytes, settings, generation };
             let _ = tx.send(job);
@@ -433,7 +474,7 @@ impl Registry {
             let status = self.status(id);
             status.set_serving(None);
             let file = path.map_or_else(|| "its file".to_owned(), |p| p.display().to_string());
-            match self.users.get(id).filter(|pools| !pools.is_empty()) {
+            match self.users.read().unwrap().get(id).filter(|pools| !pools.is_empty()) {
                 Some(pools) => {
                     let message = format!(
                         "unloaded: {file} was removed while pools [{}] use this policy; they decide without it (a strategy abstains, a missing consensus or cost rule holds the pool) until a file for `{id}` is back",
@@ -503,7 +544,7 @@ impl Registry {
                 clashes.insert(id, paths);
             }
         }
-        for (id, base) in &self.instances {
+        for (id, base) in self.instances.read().unwrap().iter() {
             if let Some(path) = found.get(base).cloned() {
                 found.insert(id.clone(), path);
             } else if let Some(paths) = clashes.get(base).cloned() {
@@ -566,14 +607,14 @@ impl Registry {
     /// Which pools use `id`, and whether the config gives it settings: a
     /// policy that neither is merely unconfigured when it does not load.
     pub fn usage(&self, id: &str) -> (Vec<String>, bool) {
-        let pools = self.users.get(id).cloned().unwrap_or_default();
+        let pools = self.users.read().unwrap().get(id).cloned().unwrap_or_default();
         (pools, self.settings.read().unwrap().contains_key(id))
     }
 
     /// The policy ids some pool uses that no version serves, with those pools.
     pub fn unserved(&self) -> Vec<(String, Vec<String>)> {
         let live = self.live.load();
-        self.users.iter().filter(|(id, _)| live.get(id).is_none()).map(|(id, pools)| (id.clone(), pools.clone())).collect()
+        self.users.read().unwrap().iter().filter(|(id, _)| live.get(id).is_none()).map(|(id, pools)| (id.clone(), pools.clone())).collect()
     }
 
     /// Evaluate the serving version of `id` without counting the call in

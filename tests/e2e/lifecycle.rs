@@ -1,0 +1,211 @@
+//! The production lifecycle on a running host: config reloads (through the
+//! API, `SIGHUP` and the watched file) that add, remove and change pools
+//! without a restart and without a missed tick, and reloads that must be
+//! refused whole.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use scalewise_e2e::host::{Host, SLEEPER, free_port, queue_depth_config};
+use serde_json::Value;
+
+/// A pool on local sleeper workers deciding every `interval` ms by `strategies`.
+fn pool(id: &str, strategies: &str) -> String {
+    format!(
+        r#"
+[[pools]]
+id = "{id}"
+min = 1
+max = 6
+interval_ms = 200
+strategies = [{strategies}]
+provider = {{ kind = "local", command = {SLEEPER}, grace_secs = 1, ready_after_ms = 100 }}
+metrics = [{{ name = "queue_depth", source = "push", window_secs = 30 }}]
+guardrails = {{ tolerance = 0.0, scale_up_cooldown_secs = 0, scale_down_cooldown_secs = 600, scale_down_stabilization_secs = 0, scale_up_limits = [], scale_down_limits = [] }}
+"#
+    )
+}
+
+const QD: &str = r#"{ policy = "queue-depth" }"#;
+
+fn setup(dir: &Path, pools: &str) -> PathBuf {
+    let cfg = queue_depth_config(dir, "t", pools);
+    std::fs::write(dir.join("policies.d/one.rhai"), r#"fn strategy(input) { #{ desired: 1, reason: "one" } }"#).unwrap();
+    std::fs::write(
+        dir.join("policies.d/lowest.rhai"),
+        r#"fn consensus(input) {
+             let lo = ();
+             for v in input.votes { if "proposed" in v.ballot { let d = v.ballot.proposed.desired; if lo == () || d < lo { lo = d; } } }
+             if lo == () { lo = input.pool.running; }
+             #{ desired: lo, explanation: "the lowest proposal" }
+           }"#,
+    )
+    .unwrap();
+    cfg
+}
+
+/// Rewrite the config's pools, keeping its head.
+fn rewrite(cfg: &Path, pools: &str) {
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let head = text.split("\n[[pools]]").next().unwrap().to_owned();
+    let tmp = cfg.with_extension("new");
+    std::fs::write(&tmp, format!("{head}\n{pools}")).unwrap();
+    // As editors and ConfigMaps do: a whole new file renamed over the old.
+    std::fs::rename(&tmp, cfg).unwrap();
+}
+
+fn decisions(h: &Host, pool: &str) -> Vec<Value> {
+    let mut d = h.get(&format!("/pools/{pool}/decisions?limit=600")).as_array().cloned().unwrap_or_default();
+    d.reverse();
+    d
+}
+
+/// The pool's decisions have consecutive numbers, and no gap between two
+/// is over `most` ms: no tick was missed.
+fn continuous(d: &[Value], most: i64) -> Result<(), String> {
+    for w in d.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if b["seq"].as_u64() != a["seq"].as_u64().map(|s| s + 1) {
+            return Err(format!("decision #{} follows #{}", b["seq"], a["seq"]));
+        }
+        let gap = b["at"].as_i64().unwrap() - a["at"].as_i64().unwrap();
+        if gap > most {
+            return Err(format!("{gap} ms between #{} and #{}", a["seq"], b["seq"]));
+        }
+    }
+    Ok(())
+}
+
+fn metric(h: &Host, line: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("{}/metrics", h.base)).unwrap().text().unwrap();
+    text.lines().find_map(|l| l.strip_prefix(line)).and_then(|v| v.trim().parse().ok())
+}
+
+/// Acceptance: a reload that adds a pool, removes one and changes a
+/// third's strategies applies without a restart; the untouched pool's
+/// decisions and state are continuous across it, and the changed pool keeps
+/// its memory. Then a reload by SIGHUP and by the file alone.
+#[test]
+fn a_reload_adds_removes_and_changes_pools_and_the_untouched_pool_never_notices() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), &format!("{}{}{}", pool("keep", QD), pool("gone", QD), pool("change", QD)));
+    let host = Host::start(&cfg, free_port());
+    let pid = host.pid();
+    for p in ["keep", "gone", "change"] {
+        let (s, b) = host.post(&format!("/pools/{p}/metrics"), Some("t"), r#"{"name":"queue_depth","value":30}"#);
+        assert_eq!(s, 200, "{b}");
+    }
+    // queue-depth wants 3 of each; the change pool's action starts its cooldown.
+    host.wait_for("three members each", Duration::from_secs(15), |h| {
+        ["keep", "gone", "change"].iter().all(|p| h.get(&format!("/pools/{p}"))["desired"] == 3).then_some(())
+    });
+    assert_eq!(host.get("/config")["generation"], 1);
+    let before = host.get("/pools/change");
+    let counted = before["decisions"].as_u64().unwrap();
+
+    rewrite(&cfg, &format!("{}{}{}", pool("keep", QD), pool("change", &format!(r#"{{ policy = "one" }}, {QD}"#)).replace("interval_ms", "consensus = \"lowest\"\ninterval_ms"), pool("new", QD)));
+    let (status, outcome) = host.post("/config/reload", Some("t"), "");
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["added"], serde_json::json!(["new"]), "{outcome}");
+    assert_eq!(outcome["removed"], serde_json::json!(["gone"]), "{outcome}");
+    assert_eq!(outcome["reconfigured"], serde_json::json!(["change"]), "{outcome}");
+    assert_eq!(outcome["restarted"], serde_json::json!([]), "{outcome}");
+    assert_eq!(host.pid(), pid, "no restart");
+
+    // The removed pool is gone from the API; the new one decides.
+    let pools: Vec<String> = host.get("/pools").as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(pools, ["change", "keep", "new"]);
+    host.post("/pools/new/metrics", Some("t"), r#"{"name":"queue_depth","value":50}"#);
+    host.wait_for("the new pool's decision", Duration::from_secs(10), |h| (h.get("/pools/new")["desired"] == 5).then_some(()));
+    // The changed pool votes with both strategies now (and `lowest` picks
+    // `one`'s 1), keeps counting its decisions (it was not
+    // restarted), and keeps its guard memory: the scale-down cooldown from
+    // its scale-up holds it at 3.
+    let last = host.wait_for("a decision with both strategies", Duration::from_secs(10), |h| {
+        decisions(h, "change").into_iter().rev().find(|d| d["votes"].as_array().is_some_and(|v| v.len() == 2))
+    });
+    assert_eq!((last["votes"][0]["expert"].as_str(), last["proposed"].as_u64(), last["desired"].as_u64()), (Some("one"), Some(1), Some(3)), "{last}");
+    assert_eq!(last["clamps"][0]["guardrail"], "scale_down_cooldown", "{last}");
+    let after = host.get("/pools/change");
+    assert!(after["decisions"].as_u64().unwrap() > counted, "the pool kept its counters: {after}");
+    assert_eq!(after["running"].as_u64().unwrap() + after["booting"].as_u64().unwrap(), 3, "{after}");
+
+    // By SIGHUP: take `one` away again.
+    rewrite(&cfg, &format!("{}{}{}", pool("keep", QD), pool("change", QD), pool("new", QD)));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(host.pid() as i32, libc::SIGHUP) };
+    host.wait_for("the SIGHUP reload", Duration::from_secs(10), |h| (h.get("/config")["generation"] == 3).then_some(()));
+    host.wait_for("one vote again", Duration::from_secs(10), |h| {
+        decisions(h, "change").last().filter(|d| d["votes"].as_array().is_some_and(|v| v.len() == 1)).map(|_| ())
+    });
+
+    // By the file alone: a fourth pool.
+    rewrite(&cfg, &format!("{}{}{}{}", pool("keep", QD), pool("change", QD), pool("new", QD), pool("fourth", QD)));
+    host.wait_for("the file's reload", Duration::from_secs(10), |h| (h.get("/config")["generation"] == 4).then_some(()));
+    assert_eq!(host.get("/pools/fourth")["id"], "fourth");
+
+    // Across all of it (and a few seconds more), the untouched pool ticked
+    // on time with consecutive decisions.
+    host.wait_for("the untouched pool's 30th decision", Duration::from_secs(20), |h| (h.get("/pools/keep")["decisions"].as_u64()? >= 30).then_some(()));
+    let keep = decisions(&host, "keep");
+    assert!(keep.len() > 20, "{} decisions: {}", keep.len(), host.get("/pools/keep"));
+    continuous(&keep, 200 * 3).unwrap();
+    let lag = host.get("/pools/keep")["tick_lag_p99_ms"].as_f64().unwrap();
+    println!("keep: {} decisions, continuous across 3 reloads; tick lag p99 {lag:.1} ms", keep.len());
+    assert!(lag < 200.0, "{lag}");
+    // Three reloads changed something; the file watcher's own look at a
+    // file the API had already applied counts as applied, changing nothing.
+    assert_eq!(metric(&host, "scalewise_config_generation"), Some(4.0));
+    assert!(metric(&host, "scalewise_config_reloads_total{outcome=\"applied\"}").unwrap() >= 3.0);
+    assert_eq!(metric(&host, "scalewise_config_reloads_total{outcome=\"refused\"}"), Some(0.0));
+}
+
+/// A bad reload is refused whole: every problem named with its field, the
+/// running config goes on untouched, and the refusal is in the API, the
+/// metric and the answer. A storm of changes settles on the last one.
+#[test]
+fn a_bad_reload_is_refused_whole_and_a_storm_settles_on_the_last_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), &pool("keep", QD));
+    let host = Host::start(&cfg, free_port());
+    let good = std::fs::read_to_string(&cfg).unwrap();
+
+    let cases: [(&str, String, &str); 4] = [
+        ("unknown policy", format!("{}{}", pool("keep", QD), pool("x", r#"{ policy = "nope" }"#)), "pools[1].strategies[0].policy: no policy file defines `nope`"),
+        ("bad TOML", "[[pools]\nid =".to_owned(), "scalewise.toml"),
+        ("restart-only field", pool("keep", QD), "journal: changed, but it takes effect only when the host starts"),
+        ("wrong type", pool("keep", QD).replace("max = 6", "max = \"six\""), "pools[0].max"),
+    ];
+    for (what, pools, expect) in cases {
+        match what {
+            "bad TOML" => std::fs::write(&cfg, &pools).unwrap(),
+            "restart-only field" => std::fs::write(&cfg, good.replace("journal.redb", "elsewhere.redb")).unwrap(),
+            _ => rewrite(&cfg, &pools),
+        }
+        let (status, outcome) = host.post("/config/reload", Some("t"), "");
+        assert_eq!(status, 422, "{what}: {outcome}");
+        assert!(outcome["problems"].to_string().contains(expect), "{what}: {outcome}");
+        assert_eq!(outcome["applied"], false);
+        let pools: Vec<Value> = host.get("/pools").as_array().unwrap().clone();
+        assert_eq!(pools.len(), 1, "{what}: the running config goes on");
+        let status = host.get("/config");
+        assert_eq!((status["generation"].as_u64(), status["last"]["applied"].as_bool()), (Some(1), Some(false)), "{status}");
+        assert_eq!(metric(&host, "scalewise_config_last_reload_ok"), Some(0.0));
+    }
+    assert!(metric(&host, "scalewise_config_reloads_total{outcome=\"refused\"}").unwrap() >= 4.0);
+    let (status, _) = host.post("/config/reload", None, "");
+    assert_eq!(status, 401, "a reload needs the token");
+
+    // A storm: fifty writes in about a second, each a different max; the
+    // file watcher settles on the last.
+    std::fs::write(&cfg, &good).unwrap();
+    for i in 0..50 {
+        rewrite(&cfg, &pool("keep", QD).replace("max = 6", &format!("max = {}", 10 + i)));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    host.wait_for("the last file to run", Duration::from_secs(15), |h| (h.get("/pools/keep")["max"] == 59).then_some(()));
+    let status = host.get("/config");
+    println!("storm of 50 writes: {} reloads applied, {} refused", status["applied"], status["refused"]);
+    assert!(status["applied"].as_u64().unwrap() < 50, "the storm was coalesced: {status}");
+    continuous(&decisions(&host, "keep"), 200 * 3).unwrap();
+}
