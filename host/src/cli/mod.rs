@@ -208,6 +208,17 @@ pub enum PolicyCommand {
         #[arg(long, default_value = "target/policies")]
         out_dir: PathBuf,
     },
+    /// Publish a built policy (`.wasm` or `.rhai`) to an OCI registry, and
+    /// print the reference to pin it by (`oci://…@sha256:…`).
+    Push {
+        file: PathBuf,
+        /// `oci://host[:port]/repository:tag`.
+        reference: String,
+        /// A detached minisign signature of FILE (`minisign -S -m FILE`),
+        /// pushed beside it; hosts with `policies.trusted_keys` require one.
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

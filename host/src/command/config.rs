@@ -21,7 +21,13 @@ pub fn check(file: &Path, policy_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
         Err(e) => return Err(e.into()),
     };
     let dir = policy_dir.unwrap_or_else(|| config.policies.dir.clone());
-    let problems = crate::config::check::problems(&config, &dir, None)?;
+    // Remote policies are fetched (or found in the cache) and checked first,
+    // as the host does.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (fetched, failures) = runtime.block_on(crate::policy::remote::fetch_all(config.remote_sources(), &config.fetching()));
+    let remote = fetched.into_iter().map(|(id, f)| (id, f.path)).collect();
+    let mut problems: Vec<String> = failures.iter().map(crate::policy::remote::problem).collect();
+    problems.extend(crate::config::check::problems(&config, &dir, None, &remote)?);
     if !problems.is_empty() {
         report(&file.display().to_string(), &problems);
         return Ok(ExitCode::FAILURE);

@@ -4,6 +4,7 @@ mod build;
 mod config;
 mod journal;
 mod policy;
+mod push;
 mod serve;
 mod simulate;
 

@@ -41,14 +41,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(PolicyEngine::new(config.sandbox_options(), cache)?);
     // New versions serve from a quick Winch build while Cranelift compiles.
     let baseline = Arc::new(PolicyEngine::new(SandboxOptions { compiler: Compiler::Winch, ..config.sandbox_options() }, None)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Remote policies before the first scan: pinned ones are usually in the
+    // cache already, so a registry that is down does not keep the host from
+    // starting; one that cannot be had is reported and its pools decide
+    // without it until a reload fetches it.
+    let (fetched, failures) = runtime.block_on(crate::policy::remote::fetch_all(config.remote_sources(), &config.fetching()));
+
     let registry = Arc::new(
         Registry::new(engine, dir.clone(), config.policy_settings())
+            .with_remote(fetched.into_iter().map(|(id, f)| (id, f.path)).collect())
             .with_instances(config.policy_instances())
             .with_users(config.policy_users())
             .with_file_limits(config.file_limits())
             .with_version_ledger(&config.policies.versions_file)
             .with_baseline(baseline),
     );
+    for (id, why) in &failures {
+        registry.record_load_error(id, format!("not fetched: {why}"));
+    }
     registry.start_tiering();
     let mut report = registry.rescan();
     if let Some(wait) = report.recheck_in {
@@ -63,7 +74,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(dir = %dir.display(), loaded = report.loaded.len(), failed = report.failed.len(), pending = report.pending.len(), "policy directory scanned");
     let _watcher = Watcher::start(registry.clone()).context("watching the policy directory")?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await

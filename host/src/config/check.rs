@@ -9,7 +9,8 @@
 //! instances included), in a registry of their own that serves nothing, so
 //! a config that passes here starts, and a reload that passes here applies.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,9 +23,10 @@ use crate::policy::{PolicyEngine, Registry, Role};
 /// binary without a cargo feature cannot serve, then each policy reference.
 /// `engine` is the live host's, when there is one (its compile cache
 /// makes a reload's check quick); otherwise one is made for the check.
-pub fn problems(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>>) -> anyhow::Result<Vec<String>> {
+/// `remote`: the remote policies, already fetched and checked (id → copy).
+pub fn problems(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>>, remote: &BTreeMap<String, PathBuf>) -> anyhow::Result<Vec<String>> {
     let mut problems = super::cloud::unbuilt(config);
-    problems.extend(policy_problems(config, dir, engine)?);
+    problems.extend(policy_problems(config, dir, engine, remote)?);
     Ok(problems)
 }
 
@@ -44,7 +46,7 @@ pub fn references(pool: &crate::config::PoolConfig) -> Vec<(String, String, Role
 }
 
 /// Load the policy directory as the host would and check every reference.
-fn policy_problems(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>>) -> anyhow::Result<Vec<String>> {
+fn policy_problems(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>>, remote: &BTreeMap<String, PathBuf>) -> anyhow::Result<Vec<String>> {
     if config.pools.iter().all(|p| references(p).is_empty()) {
         return Ok(Vec::new()); // nothing to load: a host with no pools yet
     }
@@ -61,6 +63,7 @@ fn policy_problems(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>
     };
     let registry = Registry::new(engine, dir, config.policy_settings())
         .for_checking()
+        .with_remote(remote.clone())
         .with_instances(config.policy_instances())
         .with_file_limits(FileLimits { settle: Duration::ZERO, ..config.file_limits() });
     registry.rescan();

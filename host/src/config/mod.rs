@@ -156,6 +156,38 @@ pub struct PoliciesConfig {
     /// Settings per policy id (the file name without its extension).
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
+    /// Policies from an OCI registry or an HTTPS URL, by the id pools name
+    /// them by (see [`crate::policy::remote`]).
+    #[serde(default)]
+    pub remote: BTreeMap<String, RemotePolicy>,
+    /// minisign public keys (the base64 line of a `.pub` file). When any is
+    /// set, every remote policy must be signed by one of them.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Where fetched remote policies are kept, checked, by digest.
+    #[serde(default = "default_remote_dir")]
+    pub remote_dir: PathBuf,
+    /// The largest remote policy fetched, in bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub remote_max_bytes: u64,
+    /// Each request to a registry or URL must answer within this.
+    #[serde(default = "default_remote_timeout_ms")]
+    pub remote_timeout_ms: u64,
+}
+
+/// A policy from outside the directory.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemotePolicy {
+    /// `oci://host/repo:tag@sha256:…`, or an `https://…/NAME.wasm` (or `.rhai`) URL.
+    pub source: String,
+    /// For a URL: the sha256 of the file it serves.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// For an OCI reference without a digest: follow its tag (the digest it
+    /// resolves to is reported on each load). Off: a digest is required.
+    #[serde(default)]
+    pub follow_tag: bool,
 }
 
 impl Default for PoliciesConfig {
@@ -171,6 +203,11 @@ impl Default for PoliciesConfig {
             settle_ms: default_settle_ms(),
             versions_file: default_versions_file(),
             settings: BTreeMap::new(),
+            remote: BTreeMap::new(),
+            trusted_keys: Vec::new(),
+            remote_dir: default_remote_dir(),
+            remote_max_bytes: default_max_file_bytes(),
+            remote_timeout_ms: default_remote_timeout_ms(),
         }
     }
 }
@@ -195,6 +232,12 @@ fn default_max_file_bytes() -> u64 {
 }
 fn default_settle_ms() -> u64 {
     crate::policy::file::DEFAULT_SETTLE.as_millis() as u64
+}
+fn default_remote_dir() -> PathBuf {
+    ".scalewise/remote".into()
+}
+fn default_remote_timeout_ms() -> u64 {
+    10_000
 }
 fn default_versions_file() -> PathBuf {
     ".scalewise/policy-versions.json".into()
@@ -245,6 +288,7 @@ impl Config {
         config.policies.dir = base.join(&config.policies.dir);
         config.policies.cache_dir = config.policies.cache_dir.map(|c| base.join(c));
         config.policies.versions_file = base.join(&config.policies.versions_file);
+        config.policies.remote_dir = base.join(&config.policies.remote_dir);
         config.journal.path = base.join(&config.journal.path);
         for s in config.sources.values_mut() {
             match s {
@@ -362,6 +406,16 @@ impl Config {
         if let Some(le) = &self.leader_election {
             problems.extend(le.problems());
         }
+        for (id, r) in &p.remote {
+            if let Err(e) = crate::policy::remote::parse(&r.source, r.sha256.as_deref(), r.follow_tag) {
+                problems.push(format!("policies.remote.{id}.source: {e}"));
+            }
+        }
+        for (i, k) in p.trusted_keys.iter().enumerate() {
+            if minisign_verify::PublicKey::from_base64(k).is_err() {
+                problems.push(format!("policies.trusted_keys[{i}]: not a minisign public key (the base64 line of a minisign .pub file)"));
+            }
+        }
         for (id, value) in &p.settings {
             if !value.is_table() {
                 problems.push(format!("policies.settings.{id}: must be a table of settings, got {}", value.type_str()));
@@ -400,6 +454,22 @@ impl Config {
     }
 
     /// How the registry reads the policy directory.
+    /// The remote policies, parsed (the config's checks refused bad ones).
+    pub fn remote_sources(&self) -> Vec<(String, crate::policy::remote::Source)> {
+        self.policies.remote.iter().filter_map(|(id, r)| Some((id.clone(), crate::policy::remote::parse(&r.source, r.sha256.as_deref(), r.follow_tag).ok()?))).collect()
+    }
+
+    /// How remote policies are fetched and checked.
+    pub fn fetching(&self) -> crate::policy::remote::Fetching {
+        let p = &self.policies;
+        crate::policy::remote::Fetching {
+            cache_dir: p.remote_dir.clone(),
+            max_bytes: p.remote_max_bytes,
+            timeout: Duration::from_millis(p.remote_timeout_ms),
+            trusted_keys: p.trusted_keys.clone(),
+        }
+    }
+
     pub fn file_limits(&self) -> crate::policy::file::FileLimits {
         crate::policy::file::FileLimits { max_bytes: self.policies.max_file_bytes, settle: Duration::from_millis(self.policies.settle_ms) }
     }

@@ -20,6 +20,7 @@ pub mod file;
 pub mod versions;
 pub mod guard;
 pub mod registry;
+pub mod remote;
 mod rhai;
 mod role;
 pub mod status;

@@ -185,6 +185,9 @@ struct Files {
     pending: HashMap<PathBuf, (Stamp, Instant)>,
     /// The ids in a clash, with the files that clash.
     clashes: BTreeMap<String, Vec<PathBuf>>,
+    /// Remote policies (see [`super::remote`]): id → the checked copy in
+    /// the cache, served as if it were in the directory.
+    remote: BTreeMap<String, PathBuf>,
     ledger: Ledger,
 }
 
@@ -253,6 +256,12 @@ impl Registry {
         self
     }
 
+    /// Serve these remote policies (id → checked copy) beside the directory's.
+    pub fn with_remote(self, remote: BTreeMap<String, PathBuf>) -> Self {
+        self.writer.lock().unwrap().remote = remote;
+        self
+    }
+
     /// Build new versions with this (Winch) engine first, once tiering is
     /// started; see the module documentation.
     pub fn with_baseline(mut self, baseline: Arc<PolicyEngine>) -> Self {
@@ -265,9 +274,10 @@ impl Registry {
     /// new version, a new instance loads, a dropped one unloads) by one
     /// rescan before this returns, so the pools that name them find them
     /// when they next tick.
-    pub fn reconfigure(&self, settings: HashMap<String, String>, instances: BTreeMap<String, String>, users: BTreeMap<String, Vec<String>>) -> ScanReport {
+    pub fn reconfigure(&self, settings: HashMap<String, String>, instances: BTreeMap<String, String>, users: BTreeMap<String, Vec<String>>, remote: BTreeMap<String, PathBuf>) -> ScanReport {
         {
             let mut files = self.writer.lock().unwrap();
+            files.remote = remote;
             let old_settings = self.settings.read().unwrap().clone();
             let old_instances = self.instances.read().unwrap().clone();
             let changed: Vec<String> = files
@@ -413,6 +423,14 @@ impl Registry {
         }
     }
 
+    /// Record that `id` could not be loaded for a reason found outside the
+    /// registry (a remote policy that could not be fetched), as loudly as
+    /// a load error.
+    pub fn record_load_error(&self, id: &str, message: String) {
+        let status = self.status(id);
+        self.report_load_error(id, &status, message);
+    }
+
     /// Record a load error; log it only if it is news, so a cause that
     /// persists across rescans is reported once.
     fn report_load_error(&self, id: &str, status: &PolicyStatus, message: String) {
@@ -533,6 +551,11 @@ impl Registry {
                 }
             }
             Err(e) => tracing::warn!(dir = %self.dir.display(), "cannot read the policy directory: {e}"),
+        }
+        // A remote policy stands beside the directory's files: one with
+        // the same id is a clash like any other.
+        for (id, path) in &files.remote {
+            candidates.entry(id.clone()).or_default().push(path.clone());
         }
         let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut clashes: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();

@@ -63,6 +63,8 @@ pub struct ReloadOutcome {
     pub sources: Vec<String>,
     /// What pools forgot because the change invalidated it, as `pool: what`.
     pub forgot: Vec<String>,
+    /// Each remote policy's artifact digest (a followed tag's as resolved now).
+    pub remote: BTreeMap<String, String>,
     /// Policies loaded, unloaded or failed by the new settings.
     pub policies: crate::policy::registry::ScanReport,
     pub took_ms: u64,
@@ -202,7 +204,7 @@ impl Reloader {
         (self.overrides)(&mut next);
         let digest = crate::policy::digest(text.as_bytes());
         let running = self.service.config();
-        let mut problems = restart_only(running, &next);
+        let problems = restart_only(running, &next);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -210,10 +212,18 @@ impl Reloader {
             self.status.lock().unwrap().digest = digest;
             return Ok(ReloadOutcome { trigger: trigger.to_owned(), applied: true, ..ReloadOutcome::default() });
         }
+        // Remote policies first: fetched (or found in the cache) and checked;
+        // one that cannot be had refuses the reload, and what served goes on.
+        let (fetched, failures) = crate::policy::remote::fetch_all(next.remote_sources(), &next.fetching()).await;
+        if !failures.is_empty() {
+            return Err(failures.iter().map(crate::policy::remote::problem).collect());
+        }
+        let remote: BTreeMap<String, PathBuf> = fetched.iter().map(|(id, f)| (id.clone(), f.path.clone())).collect();
         let engine = self.registry.engine().clone();
         let dir = next.policies.dir.clone();
         let checked = next.clone();
-        problems = tokio::task::spawn_blocking(move || crate::config::check::problems(&checked, &dir, Some(engine)))
+        let for_check = remote.clone();
+        let problems = tokio::task::spawn_blocking(move || crate::config::check::problems(&checked, &dir, Some(engine), &for_check))
             .await
             .map_err(|e| vec![format!("checking the policies: {e}")])?
             .map_err(|e| vec![format!("checking the policies: {e:#}")])?;
@@ -223,11 +233,12 @@ impl Reloader {
         let prepared = self.service.prepare(&next).await.map_err(|e| vec![e])?;
         let registry = self.registry.clone();
         let (settings, instances, users) = (next.policy_settings(), next.policy_instances(), next.policy_users());
-        let policies = tokio::task::spawn_blocking(move || registry.reconfigure(settings, instances, users)).await.unwrap_or_default();
+        let policies = tokio::task::spawn_blocking(move || registry.reconfigure(settings, instances, users, remote)).await.unwrap_or_default();
         let mut outcome = self.service.commit(next, prepared).await;
         outcome.trigger = trigger.to_owned();
         outcome.applied = true;
         outcome.policies = policies;
+        outcome.remote = fetched.into_iter().map(|(id, f)| (id, f.digest)).collect();
         self.status.lock().unwrap().digest = digest;
         Ok(outcome)
     }
