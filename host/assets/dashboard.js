@@ -145,6 +145,12 @@ function decisionItem(d) {
   if (d.limited) li.append(el("div", { class: "why clamp" }, `limited ${d.limited.wanted} → ${d.limited.to} because ${d.limited.why}`));
   for (const c of d.clamps) li.append(el("div", { class: "why clamp" }, `guardrail ${c.guardrail}: ${c.from} → ${c.to} (${c.reason})`));
   for (const a of d.alerts || []) li.append(el("div", { class: "why err" }, a));
+  if (d.lifecycle) li.append(el("div", { class: "why act" }, d.lifecycle));
+  if (d.shadow) {
+    const s = d.shadow;
+    const votes = s.votes.map((v) => v.proposal ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)}` : `${v.expert}: abstained`).join(", ");
+    li.append(el("div", { class: "why shadow" }, `candidate (shadow): ${s.desired}${s.desired === d.desired ? " (same)" : ` (${s.desired > d.desired ? "+" : ""}${s.desired - d.desired})`} — ${votes}`));
+  }
   if (d.action) {
     const o = d.action.outcome;
     const status = o.status + (o.detail ? `: ${o.detail}` : "");
@@ -203,6 +209,9 @@ function updatePool(p, decisions) {
     (p.pending_approval ? ` · awaiting approval: ${p.pending_approval.from} → ${p.pending_approval.to}` : "") +
     (p.budget ? ` · budget ${fmt(p.budget.spent)} of ${fmt(p.budget.limit)} (${fmt(p.budget.percent)}%), ${fmt(p.budget.hourly)}/h` +
       (p.budget.fired.length ? ` · <span class="err">alert: past ${Math.max(...p.budget.fired)}%</span>` : "") : "") +
+    (p.candidate ? ` · <span class="shadow">candidate ${esc(p.candidate.candidate)}: differed ${p.candidate.differed} of ${p.candidate.ticks} ticks ` +
+      `(${p.candidate.higher} higher, ${p.candidate.lower} lower, mean ${fmt(p.candidate.mean_abs_diff)})</span>` : "") +
+    (p.previous ? ` · rollback returns to ${esc(p.previous)}` : "") +
     (p.last_error ? ` · <span class="err">${esc(p.last_error)}</span>` : "") +
     (p.journal_error ? ` · <span class="err">${esc(p.journal_error)}</span>` : "");
   c.pause.dataset.action = p.paused ? "resume" : "pause";
@@ -309,6 +318,11 @@ function decisionView(d) {
     ? table(["rule", "from", "to", "why"], d.clamps.map((c) => [c.guardrail, c.from, c.to, c.reason]))
     : el("p", { class: "muted" }, "no guardrail changed the number"));
   for (const a of d.alerts || []) out.push(el("p", { class: "err" }, a));
+  if (d.lifecycle) out.push(el("h3", {}, "Lifecycle"), el("p", { class: "act" }, d.lifecycle));
+  if (d.shadow) {
+    out.push(el("h3", {}, "Candidate, in shadow"), el("p", {}, `would have decided ${d.shadow.desired} (proposed ${d.shadow.proposed}); ${d.shadow.consensus.explanation}`),
+      table(["expert", "version", "desired", "reason"], d.shadow.votes.map((v) => [v.expert, v.version === null ? null : `v${v.version}`, v.proposal ? v.proposal.desired : "abstained", v.proposal ? v.proposal.reason : v.abstained])));
+  }
   out.push(el("h3", {}, "Action"));
   if (d.action) {
     const o = d.action.outcome;

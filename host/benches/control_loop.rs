@@ -139,6 +139,7 @@ fn plan(i: usize) -> PoolPlan {
         guardrails: Guardrails::default(),
         limits: vec![],
         instances: Default::default(),
+        candidate: None,
     }
 }
 

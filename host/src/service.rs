@@ -82,6 +82,13 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
         guardrails: Guardrails { ..p.guardrails.clone() },
         limits: p.limits.clone(),
         instances: p.instances.clone(),
+        candidate: p.candidate.as_ref().map(|c| {
+            let mut serving = plan(&PoolConfig { candidate: None, ..p.clone() });
+            serving.strategies = c.strategies.iter().map(|s| ExpertSpec { policy: s.policy.clone(), weight: s.weight }).collect();
+            serving.consensus = c.consensus.clone();
+            serving.cost_rules = c.cost_rules.clone();
+            Box::new(serving)
+        }),
     }
 }
 

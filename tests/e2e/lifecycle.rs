@@ -303,6 +303,52 @@ fn a_signed_policy_from_a_real_registry_serves_by_digest_and_tampered_or_wrongly
         assert_eq!((&last["votes"][0]["expert"], &last["votes"][0]["version"]), (&serde_json::json!("fast"), &version), "{source}: the last good version serves on: {last}");
     }
 
+    // A changed version as a candidate: pushed, pinned, in shadow beside
+    // `fast` on every tick, never acting; its divergence in the API.
+    let changed = artifacts.join("fast2.rhai");
+    std::fs::write(&changed, r#"fn strategy(input) { #{ desired: 5, reason: "five, the new way" } }"#).unwrap();
+    let changed_sig = scalewise_e2e::registry::minisign(&changed, &secret);
+    let pinned2 = scalewise(&["policy", "push", changed.to_str().unwrap(), &format!("{repo}:2"), "--signature", changed_sig.to_str().unwrap()]);
+    let with_candidate = format!("{}[policies.remote.fast2]\nsource = \"{pinned2}\"\n", remote(&pinned));
+    remote_config(&cfg, "fast", &with_candidate);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("interval_ms = 200", "interval_ms = 200\ncandidate = { strategies = [{ policy = \"fast2\" }] }");
+    std::fs::write(&cfg, text).unwrap();
+    let (status, outcome) = host.post("/config/reload", Some("t"), "");
+    assert_eq!(status, 200, "{outcome}");
+    let divergence = host.wait_for("the candidate's divergence", Duration::from_secs(10), |h| {
+        let c = h.get("/pools/keep")["candidate"].clone();
+        (c["ticks"].as_u64()? >= 5).then_some(c)
+    });
+    let n = |k: &str| divergence[k].as_i64().unwrap();
+    assert_eq!((n("differed"), n("higher"), n("lower"), n("last_diff"), n("max_abs_diff")), (n("ticks"), n("ticks"), 0, 2, 2), "{divergence}");
+    let last = decisions(&host, "keep").pop().unwrap();
+    assert_eq!((last["desired"].as_u64(), last["shadow"]["desired"].as_u64(), last["votes"][0]["expert"].as_str()), (Some(3), Some(5), Some("fast")), "in shadow, never acting: {last}");
+    assert_eq!(host.get("/pools/keep")["running"], 3);
+
+    // Promote: between two ticks, the candidate serves and acts.
+    let (status, body) = host.post("/pools/keep/rollback", Some("t"), "");
+    assert_eq!(status, 422, "nothing to roll back to yet: {body}");
+    assert!(body["error"].as_str().unwrap().contains("no previous version"), "{body}");
+    let (status, body) = host.post("/pools/keep/promote", Some("t"), "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body["changed"].as_str().unwrap().contains("promoted the candidate strategies [fast2]"), "{body}");
+    host.wait_for("the promoted set to act", Duration::from_secs(10), |h| (h.get("/pools/keep")["desired"] == 5).then_some(()));
+    let p = host.get("/pools/keep");
+    assert_eq!((p["candidate"].is_null(), p["previous"].as_str()), (true, Some("strategies [fast]")), "{p}");
+    // Roll back: the exact previous set serves again; the demoted one shadows.
+    let (status, body) = host.post("/pools/keep/rollback", Some("t"), "");
+    assert_eq!(status, 200, "{body}");
+    let back = host.wait_for("the previous set's vote", Duration::from_secs(10), |h| {
+        decisions(h, "keep").pop().filter(|d| d["votes"][0]["expert"] == "fast" && d["shadow"]["votes"][0]["expert"] == "fast2")
+    });
+    assert_eq!(back["votes"][0]["version"], version, "the exact version that served before: {back}");
+    // Each step is in the journal, as a record of its own.
+    let steps: Vec<String> = decisions(&host, "keep").iter().filter_map(|d| d["lifecycle"].as_str().map(str::to_owned)).collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(steps[0].starts_with("promoted") && steps[1].starts_with("rolled back"), "{steps:?}");
+    let journalled = reqwest::blocking::get(format!("{}/pools/keep/decisions?limit=1000", host.base)).unwrap().text().unwrap();
+    assert!(journalled.contains("\"lifecycle\":\"promoted"), "journalled");
+
     // The registry down: the pinned, cached version reloads without it;
     // a version not yet fetched is refused, naming the registry.
     let mut registry = registry;

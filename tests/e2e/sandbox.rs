@@ -267,6 +267,7 @@ fn a_consensus_outside_the_votes_cast_is_refused_and_the_pool_holds() {
         guardrails: Guardrails { tolerance: 0.0, scale_down_stabilization_secs: 0, scale_down_cooldown_secs: 0, ..Guardrails::default() },
         limits: vec![],
         instances: Default::default(),
+        candidate: None,
     };
     let tick = |plan| TickInput { plan, now: 1000, mode: Mode::Live, running: 3, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None };
 

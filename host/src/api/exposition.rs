@@ -65,6 +65,25 @@ pub fn render(state: &AppState) -> String {
     for p in &pools {
         let _ = writeln!(o, "scalewise_actions_total{{pool=\"{}\"}} {}", label(&p.id), p.actions);
     }
+    family(&mut o, "scalewise_pool_candidate_ticks_total", "counter", "Ticks the pool's candidate set was evaluated in shadow (since it became the candidate).");
+    for p in &pools {
+        if let Some(c) = &p.candidate {
+            let _ = writeln!(o, "scalewise_pool_candidate_ticks_total{{pool=\"{}\"}} {}", label(&p.id), c.ticks);
+        }
+    }
+    family(&mut o, "scalewise_pool_candidate_differed_total", "counter", "Of those, ticks where the candidate would have decided otherwise, by direction.");
+    for p in &pools {
+        if let Some(c) = &p.candidate {
+            let _ = writeln!(o, "scalewise_pool_candidate_differed_total{{pool=\"{}\",direction=\"higher\"}} {}", label(&p.id), c.higher);
+            let _ = writeln!(o, "scalewise_pool_candidate_differed_total{{pool=\"{}\",direction=\"lower\"}} {}", label(&p.id), c.lower);
+        }
+    }
+    family(&mut o, "scalewise_pool_candidate_mean_abs_diff", "gauge", "The candidate's mean difference from the serving set, in members.");
+    for p in &pools {
+        if let Some(c) = &p.candidate {
+            let _ = writeln!(o, "scalewise_pool_candidate_mean_abs_diff{{pool=\"{}\"}} {}", label(&p.id), c.mean_abs_diff);
+        }
+    }
     family(&mut o, "scalewise_journal_healthy", "gauge", "0 while journal writes fail for the pool.");
     for p in &pools {
         let _ = writeln!(o, "scalewise_journal_healthy{{pool=\"{}\"}} {}", label(&p.id), p.journal_error.is_none() as u8);

@@ -92,6 +92,8 @@ fn routes() -> Vec<Route> {
         post "/pools/{id}/pause" => pools::pause,
         post "/pools/{id}/resume" => pools::resume,
         post "/pools/{id}/approve/{seq}" => pools::approve,
+        post "/pools/{id}/promote" => pools::promote,
+        post "/pools/{id}/rollback" => pools::rollback,
         post "/pools/{id}/metrics" => pools::push_metrics,
         post "/demo/take" => pools::demo_take,
         get "/sources" => list_sources,

@@ -63,6 +63,8 @@ use super::{AppState, Verbatim, utc_sibling};
         super::pools::pause,
         super::pools::resume,
         super::pools::approve,
+        super::pools::promote,
+        super::pools::rollback,
         super::pools::push_metrics,
         super::pools::demo_take,
         super::list_sources,

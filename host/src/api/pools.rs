@@ -271,6 +271,53 @@ pub async fn approve(State(state): State<AppState>, Path((id, seq)): Path<(Strin
     Ok(Json(Approved { capacity: to }).into_response())
 }
 
+/// What a promotion or a rollback did, in words (also journalled).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Changed {
+    changed: String,
+}
+
+/// Promote the pool's candidate set: it serves from the next tick (with the
+/// states its shadow built), and the set it replaces is kept for a
+/// rollback. Journalled as a record of its own.
+#[utoipa::path(post, path = "/pools/{id}/promote", tag = "pools",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The pool's id")),
+    responses(
+        (status = 200, description = "Promoted: what changed", body = Changed),
+        (status = 401, description = "No token, or the wrong one", body = ApiError),
+        (status = 403, description = "Mutating calls are disabled (no `server.token`)", body = ApiError),
+        (status = 404, description = "No such pool", body = ApiError),
+        (status = 422, description = "The pool has no candidate", body = ApiError),
+        (status = 503, description = "The pool has stopped", body = ApiError),
+    ))]
+pub async fn promote(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Response> {
+    authorize(&state, &headers)?;
+    let p = pool(&state, &id)?;
+    let changed = ask(&p, |reply| PoolCommand::Promote { reply }).await?;
+    Ok(Json(Changed { changed }).into_response())
+}
+
+/// Return to the set the last promotion replaced (the exact versions that
+/// served then); the set rolled back goes on in shadow as the candidate.
+#[utoipa::path(post, path = "/pools/{id}/rollback", tag = "pools",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The pool's id")),
+    responses(
+        (status = 200, description = "Rolled back: what changed", body = Changed),
+        (status = 401, description = "No token, or the wrong one", body = ApiError),
+        (status = 403, description = "Mutating calls are disabled (no `server.token`)", body = ApiError),
+        (status = 404, description = "No such pool", body = ApiError),
+        (status = 422, description = "Nothing was promoted: no previous version", body = ApiError),
+        (status = 503, description = "The pool has stopped", body = ApiError),
+    ))]
+pub async fn rollback(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Response> {
+    authorize(&state, &headers)?;
+    let p = pool(&state, &id)?;
+    let changed = ask(&p, |reply| PoolCommand::Rollback { reply }).await?;
+    Ok(Json(Changed { changed }).into_response())
+}
+
 /// Samples of one series: exactly one of `value` and `samples`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

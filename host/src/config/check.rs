@@ -42,6 +42,17 @@ pub fn references(pool: &crate::config::PoolConfig) -> Vec<(String, String, Role
     for (k, c) in pool.cost_rules.iter().enumerate() {
         out.push((format!("cost_rules[{k}]"), c.clone(), Role::CostRule));
     }
+    if let Some(c) = &pool.candidate {
+        for (j, s) in c.strategies.iter().enumerate() {
+            out.push((format!("candidate.strategies[{j}].policy"), s.policy.clone(), Role::Strategy));
+        }
+        if let Some(x) = &c.consensus {
+            out.push(("candidate.consensus".into(), x.clone(), Role::Consensus));
+        }
+        for (k, x) in c.cost_rules.iter().enumerate() {
+            out.push((format!("candidate.cost_rules[{k}]"), x.clone(), Role::CostRule));
+        }
+    }
     out
 }
 

@@ -345,7 +345,8 @@ impl Config {
     /// pool on that preset shares one) and `<policy>@<pool id>` otherwise.
     fn derive_instances(&mut self, catalog: &BTreeMap<String, toml::Table>, problems: &mut Vec<String>) {
         for (i, pool) in self.pools.iter_mut().enumerate() {
-            let used: Vec<&String> = pool.strategies.iter().map(|s| &s.policy).chain(pool.consensus.iter()).chain(pool.cost_rules.iter()).collect();
+            let candidate = pool.candidate.iter().flat_map(|c| c.strategies.iter().map(|s| &s.policy).chain(&c.consensus).chain(&c.cost_rules));
+            let used: Vec<&String> = pool.strategies.iter().map(|s| &s.policy).chain(pool.consensus.iter()).chain(pool.cost_rules.iter()).chain(candidate).collect();
             for (name, value) in &pool.settings {
                 let at = format!("pools[{i}].settings.{name}");
                 if !used.contains(&name) {
@@ -479,7 +480,8 @@ impl Config {
     pub fn policy_users(&self) -> BTreeMap<String, Vec<String>> {
         let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for pool in &self.pools {
-            let named = pool.strategies.iter().map(|s| &s.policy).chain(&pool.consensus).chain(&pool.cost_rules);
+            let candidate = pool.candidate.iter().flat_map(|c| c.strategies.iter().map(|s| &s.policy).chain(&c.consensus).chain(&c.cost_rules));
+            let named = pool.strategies.iter().map(|s| &s.policy).chain(&pool.consensus).chain(&pool.cost_rules).chain(candidate);
             for name in named {
                 let id = pool.instances.get(name).unwrap_or(name);
                 let list = users.entry(id.clone()).or_default();

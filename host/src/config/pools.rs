@@ -270,6 +270,22 @@ pub struct PoolConfig {
     /// settings; filled in by `Config::parse`.
     #[serde(skip)]
     pub instances: BTreeMap<String, String>,
+    /// A candidate set evaluated beside the serving one on every tick, in
+    /// shadow: recorded, compared, never acted on, until promoted.
+    #[serde(default)]
+    pub candidate: Option<CandidateConfig>,
+}
+
+/// A pool's candidate set: its own strategies, consensus and cost rules
+/// (the pool's bounds, guardrails and metrics are shared).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateConfig {
+    pub strategies: Vec<StrategyRef>,
+    #[serde(default)]
+    pub consensus: Option<String>,
+    #[serde(default)]
+    pub cost_rules: Vec<String>,
 }
 
 fn default_interval() -> u64 {
@@ -331,6 +347,14 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
         }
         if p.strategies.is_empty() {
             problems.push(format!("{at}.strategies: a pool needs at least one strategy"));
+        }
+        if let Some(c) = &p.candidate {
+            if c.strategies.is_empty() {
+                problems.push(format!("{at}.candidate.strategies: a candidate needs at least one strategy"));
+            }
+            if c.strategies.len() > 1 && c.consensus.is_none() {
+                problems.push(format!("{at}.candidate.consensus: {} strategies need a consensus policy to combine them", c.strategies.len()));
+            }
         }
         if p.strategies.len() > 1 && p.consensus.is_none() {
             problems.push(format!("{at}.consensus: {} strategies need a consensus policy to combine them", p.strategies.len()));

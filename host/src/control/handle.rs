@@ -33,6 +33,10 @@ pub enum PoolCommand {
     /// own (a pool whose provider changes is restarted instead). The reply
     /// says what the pool forgot because the change invalidated it.
     Reconfigure { settings: Box<super::pool::PoolSettings>, reply: oneshot::Sender<Vec<String>> },
+    /// Make the candidate set the serving one (between two ticks).
+    Promote { reply: oneshot::Sender<Result<String, String>> },
+    /// Return to the set the last promotion replaced.
+    Rollback { reply: oneshot::Sender<Result<String, String>> },
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -78,6 +82,10 @@ pub struct PoolSnapshot {
     /// started: the median and the 99th percentile in ms (`/metrics` has
     /// the whole histogram).
     pub tick_lag_p50_ms: Option<f64>,
+    /// The candidate set in shadow, and how its decisions differed.
+    pub candidate: Option<super::pool::Divergence>,
+    /// The set a promotion replaced: what `rollback` returns to.
+    pub previous: Option<String>,
     pub tick_lag_p99_ms: Option<f64>,
 }
 

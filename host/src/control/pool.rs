@@ -76,6 +76,9 @@ pub struct PoolLoop {
     failed_actions: std::collections::BTreeMap<String, u64>,
     /// The target's events: each action and refusal, queued, never awaited.
     events: events::Announcer,
+    /// The candidate set's shadow: its states, divergence, and the set a
+    /// promotion replaced.
+    shadow: candidate::Shadow,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -125,7 +128,9 @@ pub async fn prepare(
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle::new(id.clone(), tx, recent));
     let events = events::Announcer::new(&id, &s.target);
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events };
+    let mut shadow = candidate::Shadow::default();
+    shadow.reconfigured(&s.plan, clock.now_ms());
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events, shadow };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -240,8 +245,15 @@ impl PoolLoop {
         let recent: Vec<Action> = self.memory.guard.actions.iter().map(|a| Action { at: a.at, from: a.from, to: a.to, reason: String::new() }).collect();
         let headroom = self.s.target.headroom(&state).await;
         let mode = Mode::of(self.s.dry_run, self.memory.paused, self.standby());
+        // The candidate, if any, decides after on copies of the same input.
+        let shadow = self.s.plan.candidate.is_some().then(|| (metrics.clone(), readings.clone(), recent.clone(), headroom.clone(), self.memory.sans_states()));
         let input = TickInput { plan: &self.s.plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
+        if let Some((metrics, readings, recent, headroom, before)) = shadow {
+            let plan = self.s.plan.candidate.as_deref().expect("checked above").clone();
+            let input = TickInput { plan: &plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
+            self.shadow_tick(input, &before, &mut record);
+        }
         if let Some(due) = due {
             self.handle.decide_lag.record(due.elapsed());
         }
@@ -435,6 +447,8 @@ impl PoolLoop {
             cost_per_hour: (!p.cost.catalog.is_empty()).then(|| budget::hourly(&p.cost, self.memory.placement.as_ref(), state.capacity())),
             spent: self.memory.spent,
             failed_actions: self.failed_actions.clone(),
+            candidate: self.shadow.divergence.clone(),
+            previous: self.shadow.previous.as_deref().map(candidate::describe),
             tick_lag_p50_ms: self.handle.lag.quantile_micros(0.5).map(|u| u / 1000.0),
             tick_lag_p99_ms: self.handle.lag.quantile_micros(0.99).map(|u| u / 1000.0),
             members: state,
@@ -479,8 +493,17 @@ impl PoolLoop {
                 let r = self.manual(p.to, "approval", format!("approved change of decision {seq}"), 0).await;
                 let _ = reply.send(r);
             }
+            PoolCommand::Promote { reply } => {
+                let r = self.promote().await;
+                let _ = reply.send(r);
+            }
+            PoolCommand::Rollback { reply } => {
+                let r = self.rollback().await;
+                let _ = reply.send(r);
+            }
             PoolCommand::Reconfigure { settings, reply } => {
                 let forgot = self.reconfigure(*settings);
+                self.shadow.reconfigured(&self.s.plan, self.clock.now_ms());
                 let state = self.s.target.state().await.unwrap_or_default();
                 self.publish(state, None);
                 let _ = reply.send(forgot);
@@ -564,7 +587,10 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
     out.into_iter().map(Option::unwrap).collect()
 }
 
+mod candidate;
 mod events;
+
+pub use candidate::Divergence;
 
 #[cfg(test)]
 mod tests;

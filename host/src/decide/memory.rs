@@ -33,3 +33,19 @@ pub struct PoolMemory {
     pub placement: Option<Placement>,
     pub paused: bool,
 }
+
+impl PoolMemory {
+    /// A copy of everything but the policy states (which may be large).
+    pub fn sans_states(&self) -> PoolMemory {
+        PoolMemory {
+            seq: self.seq,
+            guard: self.guard.clone(),
+            states: BTreeMap::new(),
+            spent: self.spent,
+            period_start: self.period_start,
+            alerts_fired: self.alerts_fired.clone(),
+            placement: self.placement.clone(),
+            paused: self.paused,
+        }
+    }
+}

@@ -59,6 +59,9 @@ pub struct PoolPlan {
     /// settings of its own for it (a policy instance). Votes, states and
     /// explanations use the name; only the call goes to the instance.
     pub instances: BTreeMap<String, String>,
+    /// The candidate set evaluated in shadow on every tick: the same pool
+    /// with its own strategies, consensus and cost rules.
+    pub candidate: Option<Box<PoolPlan>>,
 }
 
 impl PoolPlan {
@@ -219,7 +222,30 @@ fn record(plan: &PoolPlan, memory: &mut PoolMemory, at: i64, mode: Mode, pool: &
         desired: pool.capacity(),
         alerts: Vec::new(),
         action: None,
+        shadow: None,
+        lifecycle: None,
     }
+}
+
+/// What the candidate set `candidate` would decide on the tick's input, in
+/// shadow: from a copy of the pool's guardrail memory and books (so its
+/// cooldowns count the pool's real actions) and its own policy `states`,
+/// which it updates. Nothing of the pool's own memory changes.
+pub fn shadow(experts: &dyn Experts, candidate: &PoolPlan, input: TickInput<'_>, memory: &PoolMemory, states: &mut BTreeMap<String, Vec<u8>>) -> ShadowDecision {
+    let mut m = PoolMemory { states: std::mem::take(states), ..memory.sans_states() };
+    let r = decide(experts, TickInput { plan: candidate, ..input }, &mut m);
+    *states = m.states;
+    ShadowDecision { votes: r.votes, consensus: r.consensus, clamps: r.clamps, proposed: r.proposed, desired: r.desired }
+}
+
+/// A change to how the pool decides, as a record of its own in the pool's
+/// sequence: no votes, the capacity held, `note` saying what changed.
+pub fn lifecycle(plan: &PoolPlan, memory: &mut PoolMemory, now: i64, running: u32, booting: u32, cause: &str, note: String) -> DecisionRecord {
+    let pool = Pool { id: plan.id.clone(), running, booting, min: plan.min, max: plan.max };
+    let mut r = record(plan, memory, now, Mode::Live, &pool);
+    r.consensus = ConsensusResult { policy: cause.into(), desired: None, confidence: 1.0, explanation: note.clone() };
+    r.lifecycle = Some(note);
+    r
 }
 
 fn store_state(memory: &mut PoolMemory, policy: &str, state: Option<Vec<u8>>) {

@@ -155,6 +155,24 @@ pub struct DecisionRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<String>,
     pub action: Option<ActionRecord>,
+    /// What the pool's candidate set would have decided on the same
+    /// inputs, in shadow (never acted on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowDecision>,
+    /// A change to how the pool decides (a promotion, a rollback), as a
+    /// record of its own in the sequence: what changed, by whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+}
+
+/// The candidate set's decision on a tick's inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ShadowDecision {
+    pub votes: Vec<ExpertVote>,
+    pub consensus: ConsensusResult,
+    pub clamps: Vec<Clamp>,
+    pub proposed: u32,
+    pub desired: u32,
 }
 
 #[cfg(test)]

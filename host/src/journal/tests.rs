@@ -23,6 +23,8 @@ fn record(pool: &str, seq: u64) -> DecisionRecord {
         desired: 2,
         alerts: vec![],
         action: None,
+        shadow: None,
+        lifecycle: None,
     }
 }
 

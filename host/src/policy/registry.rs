@@ -581,7 +581,10 @@ impl Registry {
             if unchanged {
                 continue;
             }
-            if let Err(wait) = self.settled(files, path, now) {
+            // A remote policy's copy was written whole (renamed in) and
+            // checked against its digest: nothing to wait for.
+            let remote = files.remote.get(id).or_else(|| self.instances.read().unwrap().get(id).and_then(|b| files.remote.get(b))).is_some_and(|p| p == path);
+            if let Err(wait) = if remote { Ok(()) } else { self.settled(files, path, now) } {
                 report.pending.push(id.clone());
                 report.recheck_in = Some(report.recheck_in.map_or(wait, |w| w.min(wait)));
                 continue;

@@ -238,6 +238,8 @@ mod tests {
             desired,
             alerts: vec![],
             action: None,
+            shadow: None,
+            lifecycle: None,
         }
     }
 
