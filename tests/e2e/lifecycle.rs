@@ -363,3 +363,72 @@ fn a_signed_policy_from_a_real_registry_serves_by_digest_and_tampered_or_wrongly
     continuous(&decisions(&host, "keep"), 200 * 3).unwrap();
     println!("tick lag p99 {} ms across pushes and reloads", host.get("/pools/keep")["tick_lag_p99_ms"]);
 }
+
+/// `scalewise ctl` against a live host, as an operator drives it: each
+/// command does what the API does, errors are the host's own, and a
+/// promotion racing a reload that brings a new candidate promotes one whole
+/// set, never a mix.
+#[test]
+fn the_cli_client_drives_a_running_host_and_a_promotion_racing_a_new_candidate_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |candidate: &str| pool("keep", r#"{ policy = "one" }"#).replace("interval_ms = 200", &format!("interval_ms = 200\ncandidate = {{ strategies = [{{ policy = \"{candidate}\" }}] }}"));
+    let cfg = setup(dir.path(), &with("two"));
+    std::fs::write(dir.path().join("policies.d/two.rhai"), r#"fn strategy(input) { #{ desired: 2, reason: "two" } }"#).unwrap();
+    std::fs::write(dir.path().join("policies.d/four.rhai"), r#"fn strategy(input) { #{ desired: 4, reason: "four" } }"#).unwrap();
+    // The two scripts were written after the config's policies: reload so the check sees them.
+    let host = Host::start(&cfg, free_port());
+    let ctl = |args: &[&str]| -> (bool, String) {
+        let out = std::process::Command::new(scalewise_e2e::scalewise_bin())
+            .arg("ctl")
+            .args(args)
+            .env("SCALEWISE_URL", &host.base)
+            .env("SCALEWISE_TOKEN", "t")
+            .output()
+            .unwrap();
+        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    host.wait_for("the candidate's first tick", Duration::from_secs(10), |h| (h.get("/pools/keep")["candidate"]["ticks"].as_u64()? > 2).then_some(()));
+    let (ok, table) = ctl(&["pools"]);
+    assert!(ok && table.contains("keep") && table.contains("strategies [two]"), "{table}");
+    let (ok, json) = ctl(&["pool", "keep", "--json"]);
+    assert!(ok && serde_json::from_str::<Value>(&json).unwrap()["id"] == "keep", "{json}");
+
+    // Without a token, refused with the host's reason; a rollback with
+    // nothing promoted, refused by the host.
+    let out = std::process::Command::new(scalewise_e2e::scalewise_bin()).args(["ctl", "--url", &host.base, "pause", "keep"]).env_remove("SCALEWISE_TOKEN").output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("pass --token"), "{out:?}");
+    let (ok, said) = ctl(&["rollback", "keep"]);
+    assert!(!ok && said.contains("422") && said.contains("no previous version"), "{said}");
+
+    // The race: a reload bringing candidate `four` and a promotion, at once.
+    rewrite(&cfg, &with("four"));
+    let promote = std::thread::spawn({
+        let base = host.base.clone();
+        move || {
+            let out = std::process::Command::new(scalewise_e2e::scalewise_bin()).args(["ctl", "--url", &base, "--token", "t", "promote", "keep"]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    });
+    let (ok, said) = ctl(&["reload"]);
+    assert!(ok, "{said}");
+    let promoted = promote.join().unwrap();
+    // Whichever came first, one whole set serves: `two` (promoted before
+    // the reload, which then brought `four` in as the candidate again) or
+    // `four` (the reload first).
+    let serving = host.wait_for("a decision on the promoted set", Duration::from_secs(10), |h| {
+        decisions(h, "keep").pop().and_then(|d| d["votes"][0]["expert"].as_str().map(str::to_owned)).filter(|e| e != "one")
+    });
+    assert!(promoted.contains(&format!("promoted the candidate strategies [{serving}]")), "{promoted} / serving {serving}");
+
+    let (ok, said) = ctl(&["rollback", "keep"]);
+    assert!(ok && said.contains("rolled back to strategies [one]"), "{said}");
+    let (ok, said) = ctl(&["scale", "keep", "2", "--hold-secs", "30", "--reason", "cli test"]);
+    assert!(ok, "{said}");
+    assert_eq!(host.get("/pools/keep")["hold"]["target"], 2);
+    assert!(ctl(&["pause", "keep"]).0 && host.get("/pools/keep")["paused"] == true);
+    assert!(ctl(&["resume", "keep"]).0 && host.get("/pools/keep")["paused"] == false);
+    let (ok, explained) = ctl(&["decisions", "keep", "-n", "200"]);
+    assert!(ok && explained.contains("lifecycle: promoted") && explained.contains("lifecycle: rolled back") && explained.contains("by manual (cli test)"), "{explained}");
+    let (ok, policies) = ctl(&["policies"]);
+    assert!(ok && policies.contains("two") && policies.contains("serving"), "{policies}");
+}

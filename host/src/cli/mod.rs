@@ -45,11 +45,67 @@ pub enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
+    /// Talk to a running host: pools, decisions, scale, pause, approve,
+    /// policies, promote, roll back, reload (the API the dashboard uses).
+    Ctl(CtlArgs),
     /// The built-in demo's parts.
     Demo {
         #[command(subcommand)]
         command: DemoCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The host's API.
+    #[arg(long, env = "SCALEWISE_URL", default_value = "http://127.0.0.1:7070", global = true)]
+    pub url: String,
+    /// The bearer token for calls that change something (`server.token`).
+    #[arg(long, env = "SCALEWISE_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Every pool: members, desired, bounds, mode, candidate.
+    Pools,
+    /// One pool in full.
+    Pool { id: String },
+    /// A pool's newest decisions, each explained (votes, consensus, clamps, action).
+    Decisions {
+        id: String,
+        #[arg(long, short = 'n', default_value_t = 10)]
+        limit: usize,
+    },
+    /// Scale a pool by hand, held against the policies for a while.
+    Scale {
+        id: String,
+        capacity: u32,
+        /// How long the policies may not move it (default: the pool's `manual_hold_secs`).
+        #[arg(long)]
+        hold_secs: Option<u64>,
+        #[arg(long, default_value = "from the command line")]
+        reason: String,
+    },
+    /// Stop acting (decisions go on, marked paused).
+    Pause { id: String },
+    /// Act again.
+    Resume { id: String },
+    /// Carry out a change held for approval.
+    Approve { id: String, seq: u64 },
+    /// Every policy: serving version, calls, errors, who uses it.
+    Policies,
+    /// Make a pool's candidate set the serving one.
+    Promote { id: String },
+    /// Return a pool to the set its last promotion replaced.
+    Rollback { id: String },
+    /// Reload the host's config file now.
+    Reload,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod build;
 mod config;
+mod ctl;
 mod journal;
 mod policy;
 mod push;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy { command } => policy::run(command),
         Command::Simulate(args) => simulate::run(args),
         Command::Journal { at, command } => journal::run(at, command),
+        Command::Ctl(args) => ctl::run(args),
         Command::Demo { command: DemoCommand::Worker { queue } } => {
             crate::demo::worker::run(&queue)?;
             Ok(ExitCode::SUCCESS)

@@ -502,7 +502,9 @@ impl PoolLoop {
                 let _ = reply.send(r);
             }
             PoolCommand::Reconfigure { settings, reply } => {
-                let forgot = self.reconfigure(*settings);
+                let mut settings = *settings;
+                self.hold_promotion(&mut settings.plan);
+                let forgot = self.reconfigure(settings);
                 self.shadow.reconfigured(&self.s.plan, self.clock.now_ms());
                 let state = self.s.target.state().await.unwrap_or_default();
                 self.publish(state, None);

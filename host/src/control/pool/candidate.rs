@@ -154,6 +154,24 @@ impl PoolLoop {
         Ok(note)
     }
 
+    /// A promotion holds across a reload that leaves the file's serving set
+    /// as it was (the set the promotion replaced): the reload's other
+    /// changes apply around the promoted set. A reload whose file names
+    /// another serving set supersedes the promotion (nothing to roll back
+    /// to then, unless the file names the promoted set itself).
+    pub(super) fn hold_promotion(&mut self, next: &mut PoolPlan) {
+        let Some(previous) = &self.shadow.previous else { return };
+        let same = |a: &PoolPlan, b: &PoolPlan| a.strategies == b.strategies && a.consensus == b.consensus && a.cost_rules == b.cost_rules;
+        if same(next, previous) {
+            next.strategies = self.s.plan.strategies.clone();
+            next.consensus = self.s.plan.consensus.clone();
+            next.cost_rules = self.s.plan.cost_rules.clone();
+        } else if !same(next, &self.s.plan) {
+            tracing::info!(pool = %self.s.plan.id, "the reloaded config names another serving set: the promotion is superseded");
+            self.shadow.previous = None;
+        }
+    }
+
     /// Make `next`'s policies the serving ones; returns the set they replace.
     fn swap_in(&mut self, next: &PoolPlan) -> Box<PoolPlan> {
         let plan = &mut self.s.plan;
