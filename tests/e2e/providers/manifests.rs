@@ -15,7 +15,7 @@ use serde_json::Value;
 
 fn manifests() -> Vec<(PathBuf, Value)> {
     let dir = scalewise_e2e::root().join("deploy/kubernetes");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "yaml") && !p.ends_with("kustomization.yaml")).collect();
     files.sort();
     assert!(files.len() >= 5, "manifests in {}: {files:?}", dir.display());
     let mut out = Vec::new();
@@ -137,7 +137,11 @@ fn the_deployment_configmap_and_image_config_agree() {
     assert!(config.leader_election.is_some(), "two replicas need leader election");
     let mounts = c.volume_mounts.as_ref().unwrap();
     let mounted = |p: &std::path::Path| mounts.iter().any(|m| p.starts_with(&m.mount_path));
-    assert!(mounted(&config.policies.dir), "policies.dir {} is not a volume", config.policies.dir.display());
+    // The built-in policies are the image's; the rest come from a registry
+    // into a volume.
+    assert_eq!(config.policies.dir, std::path::Path::new("/usr/share/scalewise/policies.d"), "the image's built-ins");
+    assert!(mounted(&config.policies.remote_dir), "policies.remote_dir {} is not a volume", config.policies.remote_dir.display());
+    assert!(pod.volumes.as_ref().unwrap().iter().all(|v| v.persistent_volume_claim.is_none()), "no volume that nothing fills");
     assert!(mounted(config.journal.path.parent().unwrap()), "the journal is not on a volume");
     assert!(mounted(config.policies.versions_file.parent().unwrap()), "the version ledger is not on a volume");
     let args = c.args.as_ref().unwrap();
@@ -146,4 +150,60 @@ fn the_deployment_configmap_and_image_config_agree() {
 
     let image_config = std::fs::read_to_string(scalewise_e2e::root().join("deploy/scalewise.toml")).unwrap();
     scalewise::config::Config::parse(&image_config).unwrap_or_else(|e| panic!("deploy/scalewise.toml: {e}"));
+}
+
+/// `kubectl apply -k deploy/kubernetes` as kubectl renders it: every object
+/// reads into its type, the Namespace comes first, and every reference
+/// (namespace, service account, config map, role, the Service's selector)
+/// names something the kustomization creates or the config's pools name.
+#[test]
+fn the_kustomization_renders_in_order_with_every_reference_resolved() {
+    let kubectl = scalewise_e2e::tools::find("SCALEWISE_KUBECTL", &["kubectl"], "apt-get install kubernetes-client");
+    let out = std::process::Command::new(kubectl).arg("kustomize").arg(scalewise_e2e::root().join("deploy/kubernetes")).output().unwrap();
+    assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    for d in &docs {
+        let problems = check(d);
+        assert!(problems.is_empty(), "{} {}: {problems:?}", d["kind"], d["metadata"]["name"]);
+    }
+    assert_eq!(docs[0]["kind"], "Namespace", "the Namespace before everything that lives in it");
+    // It applies every manifest in the folder.
+    assert_eq!(docs.len(), manifests().len(), "every manifest is a resource of the kustomization");
+    let named = |kind: &str| -> BTreeSet<(String, String)> {
+        docs.iter().filter(|d| d["kind"] == kind).map(|d| (d["metadata"]["namespace"].as_str().unwrap_or("").to_owned(), d["metadata"]["name"].as_str().unwrap().to_owned())).collect()
+    };
+    let created: BTreeSet<String> = named("Namespace").into_iter().map(|(_, n)| n).collect();
+    let config_map = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let config = scalewise::config::Config::parse(config_map["data"]["scalewise.toml"].as_str().unwrap()).unwrap();
+    let workloads: BTreeSet<String> = config.pools.iter().filter_map(|p| match &p.provider {
+        scalewise::config::ProviderConfig::Kubernetes(k) => Some(k.namespace.clone()),
+        _ => None,
+    }).collect();
+    for d in docs.iter().filter(|d| d["kind"] != "Namespace") {
+        let ns = d["metadata"]["namespace"].as_str().unwrap_or_else(|| panic!("{} {} has no namespace", d["kind"], d["metadata"]["name"]));
+        assert!(created.contains(ns) || workloads.contains(ns), "{} {} lives in `{ns}`, which is neither created here nor a pool's workload namespace", d["kind"], d["metadata"]["name"]);
+    }
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let ns = deployment["metadata"]["namespace"].as_str().unwrap().to_owned();
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(named("ServiceAccount").contains(&(ns.clone(), pod["serviceAccountName"].as_str().unwrap().to_owned())), "the service account");
+    for v in pod["volumes"].as_array().unwrap() {
+        if let Some(cm) = v["configMap"]["name"].as_str() {
+            assert!(named("ConfigMap").contains(&(ns.clone(), cm.to_owned())), "config map {cm}");
+        }
+    }
+    for b in docs.iter().filter(|d| d["kind"] == "RoleBinding") {
+        let bns = b["metadata"]["namespace"].as_str().unwrap().to_owned();
+        assert!(named("Role").contains(&(bns, b["roleRef"]["name"].as_str().unwrap().to_owned())), "{}: its role", b["metadata"]["name"]);
+        for s in b["subjects"].as_array().unwrap() {
+            let sns = s["namespace"].as_str().unwrap().to_owned();
+            assert!(named("ServiceAccount").contains(&(sns, s["name"].as_str().unwrap().to_owned())), "{}: subject {}", b["metadata"]["name"], s["name"]);
+        }
+    }
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&labels[k], v, "the Service selects the pods by {k}");
+    }
 }
