@@ -343,7 +343,9 @@ fn a_signed_policy_from_a_real_registry_serves_by_digest_and_tampered_or_wrongly
     });
     assert_eq!(back["votes"][0]["version"], version, "the exact version that served before: {back}");
     // Each step is in the journal, as a record of its own.
-    let steps: Vec<String> = decisions(&host, "keep").iter().filter_map(|d| d["lifecycle"].as_str().map(str::to_owned)).collect();
+    let all: Vec<String> = decisions(&host, "keep").iter().filter_map(|d| d["lifecycle"].as_str().map(str::to_owned)).collect();
+    assert!(all.iter().any(|s| s.starts_with("reconfigured by a config reload: strategies [queue-depth] -> strategies [fast]")), "the reloads too: {all:?}");
+    let steps: Vec<&String> = all.iter().filter(|s| !s.starts_with("reconfigured")).collect();
     assert_eq!(steps.len(), 2, "{steps:?}");
     assert!(steps[0].starts_with("promoted") && steps[1].starts_with("rolled back"), "{steps:?}");
     let journalled = reqwest::blocking::get(format!("{}/pools/keep/decisions?limit=1000", host.base)).unwrap().text().unwrap();

@@ -33,6 +33,8 @@ pub enum PoolCommand {
     /// own (a pool whose provider changes is restarted instead). The reply
     /// says what the pool forgot because the change invalidated it.
     Reconfigure { settings: Box<super::pool::PoolSettings>, reply: oneshot::Sender<Vec<String>> },
+    /// The pool is about to stop because a reload removed it: journal why.
+    Retire { note: String, reply: oneshot::Sender<()> },
     /// Make the candidate set the serving one (between two ticks).
     Promote { reply: oneshot::Sender<Result<String, String>> },
     /// Return to the set the last promotion replaced.

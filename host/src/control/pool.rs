@@ -504,11 +504,19 @@ impl PoolLoop {
             PoolCommand::Reconfigure { settings, reply } => {
                 let mut settings = *settings;
                 self.hold_promotion(&mut settings.plan);
+                let changed = changes(&self.s, &settings);
                 let forgot = self.reconfigure(settings);
                 self.shadow.reconfigured(&self.s.plan, self.clock.now_ms());
-                let state = self.s.target.state().await.unwrap_or_default();
-                self.publish(state, None);
+                let mut note = format!("reconfigured by a config reload: {}", if changed.is_empty() { "what it reads".to_owned() } else { changed.join("; ") });
+                if !forgot.is_empty() {
+                    note.push_str(&format!("; forgot {}", forgot.join(", ")));
+                }
+                self.record_lifecycle("reload", note).await;
                 let _ = reply.send(forgot);
+            }
+            PoolCommand::Retire { note, reply } => {
+                self.record_lifecycle("reload", note).await;
+                let _ = reply.send(());
             }
         }
     }
@@ -559,6 +567,38 @@ impl PoolLoop {
             None => Ok(to),
         }
     }
+}
+
+/// What a reload changed in how a pool decides, in words.
+fn changes(old: &PoolSettings, new: &PoolSettings) -> Vec<String> {
+    let (a, b) = (&old.plan, &new.plan);
+    let mut out = Vec::new();
+    if (a.min, a.max) != (b.min, b.max) {
+        out.push(format!("bounds {}..{} -> {}..{}", a.min, a.max, b.min, b.max));
+    }
+    if old.interval != new.interval {
+        out.push(format!("interval {} -> {} ms", old.interval.as_millis(), new.interval.as_millis()));
+    }
+    let set = |p: &PoolPlan| candidate::describe(p);
+    if set(a) != set(b) {
+        out.push(format!("{} -> {}", set(a), set(b)));
+    }
+    if a.candidate.as_deref().map(set) != b.candidate.as_deref().map(set) {
+        out.push(format!("candidate {} -> {}", a.candidate.as_deref().map_or("none".into(), set), b.candidate.as_deref().map_or("none".into(), set)));
+    }
+    if a.guardrails != b.guardrails {
+        out.push("guardrails".into());
+    }
+    if a.cost != b.cost || a.limits != b.limits {
+        out.push("cost or limits".into());
+    }
+    if (old.dry_run, old.approval_above, old.approval_ttl) != (new.dry_run, new.approval_above, new.approval_ttl) {
+        out.push("dry run or approval".into());
+    }
+    if old.metrics.iter().map(|m| (&m.name, &m.query, m.window, m.step)).ne(new.metrics.iter().map(|m| (&m.name, &m.query, m.window, m.step))) {
+        out.push("metrics".into());
+    }
+    out
 }
 
 /// Fault injection for crash tests: `SCALEWISE_FAILPOINT_ACT_DELAY_MS`

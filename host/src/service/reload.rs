@@ -333,6 +333,16 @@ impl Service {
         let mut stopping = tokio::task::JoinSet::new();
         for id in p.removed.iter().chain(&p.restarted) {
             if let Some(r) = self.running.remove(id) {
+                // The pool's own journal says why it stopped.
+                let (tx, rx) = oneshot::channel();
+                let note = if p.removed.contains(id) {
+                    "removed from the config by a reload: stopping after the decision in hand; its target stops by its provider's rules (local workers stop unless keep_on_exit; cloud members stay)"
+                } else {
+                    "its provider changed in a config reload: restarting on the new target"
+                };
+                if r.entry.handle.command(PoolCommand::Retire { note: note.to_owned(), reply: tx }).await.is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+                }
                 tracing::info!(pool = %id, "stopping: {}", if p.removed.contains(id) { "removed from the config" } else { "its provider changed" });
                 stopping.spawn(Self::stop_pool(r));
             }

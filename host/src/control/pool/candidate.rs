@@ -184,7 +184,7 @@ impl PoolLoop {
         old
     }
 
-    async fn record_lifecycle(&mut self, cause: &str, note: String) {
+    pub(super) async fn record_lifecycle(&mut self, cause: &str, note: String) {
         let now = self.clock.now_ms();
         let state = self.s.target.state().await.unwrap_or_default();
         tracing::info!(pool = %self.s.plan.id, cause, "{note}");
