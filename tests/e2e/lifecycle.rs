@@ -434,3 +434,30 @@ fn the_cli_client_drives_a_running_host_and_a_promotion_racing_a_new_candidate_s
     let (ok, policies) = ctl(&["policies"]);
     assert!(ok && policies.contains("two") && policies.contains("serving"), "{policies}");
 }
+
+/// With `guardrails.rollback_after_faults`, a promoted set that faults on
+/// that many live ticks running is rolled back by the pool itself, as a
+/// record of its own that says why.
+#[test]
+fn a_promoted_set_that_keeps_faulting_is_rolled_back_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = pool("keep", r#"{ policy = "one" }"#)
+        .replace("interval_ms = 200", "interval_ms = 200\ncandidate = { strategies = [{ policy = \"flaky\" }] }")
+        .replace("scale_down_limits = [] }", "scale_down_limits = [], rollback_after_faults = 3 }");
+    let cfg = setup(dir.path(), &keep);
+    // Passes the load's smoke call; answers nonsense on this pool's real
+    // input (a fault; a `throw` would be a decline, which is not).
+    std::fs::write(dir.path().join("policies.d/flaky.rhai"), r#"fn strategy(input) { if input.pool.id == "keep" { return #{ desired: -7.0, reason: "nonsense" } } #{ desired: 2, reason: "two" } }"#).unwrap();
+    let host = Host::start(&cfg, free_port());
+    host.wait_for("the candidate in shadow", Duration::from_secs(10), |h| (h.get("/pools/keep")["candidate"]["ticks"].as_u64()? > 1).then_some(()));
+    let (status, body) = host.post("/pools/keep/promote", Some("t"), "");
+    assert_eq!(status, 200, "{body}");
+    let note = host.wait_for("the automatic rollback", Duration::from_secs(10), |h| {
+        decisions(h, "keep").into_iter().rev().find_map(|d| d["lifecycle"].as_str().filter(|l| l.starts_with("rolled back")).map(str::to_owned))
+    });
+    assert!(note.contains("automatic rollback: the promoted set faulted on 3 ticks running") && note.contains("invalid output"), "{note}");
+    let p = host.get("/pools/keep");
+    assert_eq!((p["previous"].is_null(), p["candidate"]["candidate"].as_str()), (true, Some("strategies [flaky]")), "{p}");
+    let faulted = decisions(&host, "keep").iter().filter(|d| d["votes"][0]["expert"] == "flaky").count();
+    assert_eq!(faulted, 3, "exactly three faulted ticks served before the rollback");
+}

@@ -221,6 +221,15 @@ impl PoolLoop {
     /// A tick the loop scheduled for `due`, which times how late its
     /// decision was made.
     async fn tick_due(&mut self, due: Option<tokio::time::Instant>) {
+        self.decide_tick(due).await;
+        // A promoted set that keeps faulting is rolled back after its
+        // decision is recorded, as a record of its own.
+        if let Some(why) = self.shadow.rollback_due.take() {
+            self.auto_rollback(&why).await;
+        }
+    }
+
+    async fn decide_tick(&mut self, due: Option<tokio::time::Instant>) {
         let now = self.clock.now_ms();
         let mut state = match self.s.target.state().await {
             Ok(s) => s,
@@ -257,6 +266,7 @@ impl PoolLoop {
         if let Some(due) = due {
             self.handle.decide_lag.record(due.elapsed());
         }
+        self.watch_promotion(&record);
         self.accrue_spend(&mut record, &state, now);
         let current = state.capacity();
         if record.desired != current {

@@ -58,6 +58,10 @@ pub struct Guardrails {
     pub scale_down_limits: Vec<StepLimit>,
     /// How long a manual scale holds when its request gives no `hold_secs`.
     pub manual_hold_secs: u64,
+    /// After a promotion, roll back by itself once the promoted set has
+    /// faulted (a trap, a timeout, nonsense, not loaded; not a decline) on
+    /// this many live ticks running. 0: never by itself.
+    pub rollback_after_faults: u32,
 }
 
 impl Default for Guardrails {
@@ -73,6 +77,7 @@ impl Default for Guardrails {
             ],
             scale_down_limits: vec![StepLimit { kind: StepKind::Percent, value: 100.0, period_secs: 15 }],
             manual_hold_secs: 300,
+            rollback_after_faults: 0,
         }
     }
 }
@@ -293,7 +298,7 @@ mod tests {
     use super::*;
 
     fn quiet() -> Guardrails {
-        Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0 }
+        Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0, rollback_after_faults: 0 }
     }
 
     fn rules(c: &Guarded) -> Vec<&str> {

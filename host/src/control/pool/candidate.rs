@@ -86,6 +86,20 @@ pub struct Shadow {
     pub divergence: Option<Divergence>,
     /// The set a promotion replaced: what a rollback returns to.
     pub previous: Option<Box<PoolPlan>>,
+    /// Live ticks running on which the promoted set faulted, and the first fault.
+    faulted: (u32, Option<String>),
+    /// Why the promoted set is to be rolled back once this tick is recorded.
+    pub rollback_due: Option<String>,
+}
+
+/// A vote's fault, if it is one: a trap, a timeout, nonsense, a policy not
+/// loaded, or a fallback to the previous version; a decline is a policy's
+/// own choice, not a fault.
+fn fault(v: &crate::decide::record::ExpertVote) -> Option<String> {
+    if let Some(f) = &v.fallback {
+        return Some(format!("{}: {f}", v.expert));
+    }
+    v.abstained.as_ref().filter(|a| !a.starts_with("policy declined")).map(|a| format!("{}: {a}", v.expert))
 }
 
 impl Shadow {
@@ -117,6 +131,38 @@ impl PoolLoop {
         record.shadow = Some(decided);
     }
 
+    /// After a promotion, with `guardrails.rollback_after_faults` set: count
+    /// the live ticks running on which the promoted set faulted, and roll
+    /// back by itself when they reach it.
+    pub(super) fn watch_promotion(&mut self, record: &DecisionRecord) {
+        let limit = self.s.plan.guardrails.rollback_after_faults;
+        if limit == 0 || self.shadow.previous.is_none() || record.mode != crate::decide::record::Mode::Live {
+            return;
+        }
+        match record.votes.iter().find_map(fault) {
+            Some(f) => {
+                self.shadow.faulted.0 += 1;
+                self.shadow.faulted.1.get_or_insert(f);
+            }
+            None => self.shadow.faulted = (0, None),
+        }
+        if self.shadow.faulted.0 >= limit {
+            let (n, first) = std::mem::take(&mut self.shadow.faulted);
+            self.shadow.rollback_due = Some(format!(
+                "automatic rollback: the promoted set faulted on {n} ticks running (guardrails.rollback_after_faults), first {}",
+                first.unwrap_or_default()
+            ));
+        }
+    }
+
+    /// The rollback [`watch_promotion`](Self::watch_promotion) asked for.
+    pub(super) async fn auto_rollback(&mut self, why: &str) {
+        tracing::warn!(pool = %self.s.plan.id, "{why}");
+        if let Err(e) = self.rollback_because(why).await {
+            tracing::warn!(pool = %self.s.plan.id, "{e}");
+        }
+    }
+
     /// Promote the candidate: it serves from the next tick, with the
     /// states its shadow built; the set it replaces is kept for a
     /// rollback. Journalled as a record of its own.
@@ -133,6 +179,7 @@ impl PoolLoop {
         let note = format!("promoted the candidate {} ({shadow_versions}) over {} ({serving_versions}); POST /pools/{}/rollback returns to it", describe(&candidate), describe(&previous), self.s.plan.id);
         self.shadow.previous = Some(previous);
         self.shadow.divergence = None;
+        self.shadow.faulted = (0, None);
         self.record_lifecycle("promote", note.clone()).await;
         Ok(note)
     }
@@ -140,12 +187,17 @@ impl PoolLoop {
     /// Return to the set the last promotion replaced; the set rolled back
     /// goes on in shadow as the candidate.
     pub(super) async fn rollback(&mut self) -> Result<String, String> {
+        self.rollback_because("an operator's rollback").await
+    }
+
+    async fn rollback_because(&mut self, why: &str) -> Result<String, String> {
+        self.shadow.faulted = (0, None);
         let Some(previous) = self.shadow.previous.take() else {
             return Err(format!("pool `{}` has no previous version to roll back to: nothing was promoted on it since the host started", self.s.plan.id));
         };
         let serving_versions = self.handle.last(|r| versions(&r.votes)).unwrap_or_default();
         let demoted = self.swap_in(&previous);
-        let note = format!("rolled back to {} from {} ({serving_versions}), which goes on in shadow", describe(&previous), describe(&demoted));
+        let note = format!("rolled back to {} from {} ({serving_versions}), which goes on in shadow: {why}", describe(&previous), describe(&demoted));
         let now = self.clock.now_ms();
         self.shadow.states.clear();
         self.shadow.divergence = Some(Divergence::new(&demoted, now));

@@ -58,7 +58,7 @@ async fn standby_pool(leader: Leadership, target: Arc<Counter>, wants: Arc<Wants
         consensus: None,
         cost_rules: vec![],
         cost: CostSpec::default(),
-        guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 600, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0 },
+        guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 600, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0, rollback_after_faults: 0 },
         limits: vec![],
         instances: Default::default(),
         candidate: None,

@@ -50,7 +50,7 @@ fn plan(strategies: &[&str], consensus: Option<&str>, cost: &[&str]) -> PoolPlan
         consensus: consensus.map(String::from),
         cost_rules: cost.iter().map(|s| s.to_string()).collect(),
         cost: CostSpec::default(),
-        guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0 },
+        guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 0, scale_down_stabilization_secs: 0, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0, rollback_after_faults: 0 },
         limits: vec![],
         instances: Default::default(),
         candidate: None,
