@@ -292,8 +292,7 @@ pub(super) struct Changed {
         (status = 503, description = "The pool has stopped", body = ApiError),
     ))]
 pub async fn promote(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Response> {
-    authorize(&state, &headers)?;
-    let p = pool(&state, &id)?;
+    let p = authorized_pool(&state, &headers, &id)?;
     let changed = ask(&p, |reply| PoolCommand::Promote { reply }).await?;
     Ok(Json(Changed { changed }).into_response())
 }
@@ -312,8 +311,7 @@ pub async fn promote(State(state): State<AppState>, Path(id): Path<String>, head
         (status = 503, description = "The pool has stopped", body = ApiError),
     ))]
 pub async fn rollback(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, Response> {
-    authorize(&state, &headers)?;
-    let p = pool(&state, &id)?;
+    let p = authorized_pool(&state, &headers, &id)?;
     let changed = ask(&p, |reply| PoolCommand::Rollback { reply }).await?;
     Ok(Json(Changed { changed }).into_response())
 }

@@ -345,11 +345,10 @@ impl Config {
     /// pool on that preset shares one) and `<policy>@<pool id>` otherwise.
     fn derive_instances(&mut self, catalog: &BTreeMap<String, toml::Table>, problems: &mut Vec<String>) {
         for (i, pool) in self.pools.iter_mut().enumerate() {
-            let candidate = pool.candidate.iter().flat_map(|c| c.strategies.iter().map(|s| &s.policy).chain(&c.consensus).chain(&c.cost_rules));
-            let used: Vec<&String> = pool.strategies.iter().map(|s| &s.policy).chain(pool.consensus.iter()).chain(pool.cost_rules.iter()).chain(candidate).collect();
+            let used: Vec<String> = pool.policy_names().cloned().collect();
             for (name, value) in &pool.settings {
                 let at = format!("pools[{i}].settings.{name}");
-                if !used.contains(&name) {
+                if !used.contains(name) {
                     problems.push(format!("{at}: the pool uses no policy `{name}`; settings are for its strategies, consensus and cost rules"));
                     continue;
                 }
@@ -480,9 +479,7 @@ impl Config {
     pub fn policy_users(&self) -> BTreeMap<String, Vec<String>> {
         let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for pool in &self.pools {
-            let candidate = pool.candidate.iter().flat_map(|c| c.strategies.iter().map(|s| &s.policy).chain(&c.consensus).chain(&c.cost_rules));
-            let named = pool.strategies.iter().map(|s| &s.policy).chain(&pool.consensus).chain(&pool.cost_rules).chain(candidate);
-            for name in named {
+            for name in pool.policy_names() {
                 let id = pool.instances.get(name).unwrap_or(name);
                 let list = users.entry(id.clone()).or_default();
                 if !list.contains(&pool.id) {

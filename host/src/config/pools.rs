@@ -276,6 +276,15 @@ pub struct PoolConfig {
     pub candidate: Option<CandidateConfig>,
 }
 
+impl PoolConfig {
+    /// Every policy the pool names: its strategies, consensus and cost
+    /// rules, then its candidate's.
+    pub fn policy_names(&self) -> impl Iterator<Item = &String> {
+        let candidate = self.candidate.iter().flat_map(|c| c.strategies.iter().map(|s| &s.policy).chain(&c.consensus).chain(&c.cost_rules));
+        self.strategies.iter().map(|s| &s.policy).chain(&self.consensus).chain(&self.cost_rules).chain(candidate)
+    }
+}
+
 /// A pool's candidate set: its own strategies, consensus and cost rules
 /// (the pool's bounds, guardrails and metrics are shared).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

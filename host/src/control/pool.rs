@@ -538,8 +538,7 @@ impl PoolLoop {
     /// forgot.
     fn reconfigure(&mut self, next: PoolSettings) -> Vec<String> {
         let plan = &next.plan;
-        let used: std::collections::BTreeSet<&str> =
-            plan.strategies.iter().map(|s| s.policy.as_str()).chain(plan.consensus.as_deref()).chain(plan.cost_rules.iter().map(String::as_str)).collect();
+        let used: std::collections::BTreeSet<&str> = plan.policies().collect();
         let mut forgot = Vec::new();
         let dropped: Vec<String> = self.memory.states.keys().filter(|k| !used.contains(k.as_str())).cloned().collect();
         for id in dropped {

@@ -65,6 +65,11 @@ pub struct PoolPlan {
 }
 
 impl PoolPlan {
+    /// The policies the serving set names: strategies, consensus, cost rules.
+    pub fn policies(&self) -> impl Iterator<Item = &str> {
+        self.strategies.iter().map(|s| s.policy.as_str()).chain(self.consensus.as_deref()).chain(self.cost_rules.iter().map(String::as_str))
+    }
+
     /// The registry id to call for the policy the pool names `name`.
     pub fn instance<'a>(&'a self, name: &'a str) -> &'a str {
         self.instances.get(name).map_or(name, String::as_str)

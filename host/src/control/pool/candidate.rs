@@ -231,8 +231,8 @@ impl PoolLoop {
         plan.strategies = next.strategies.clone();
         plan.consensus = next.consensus.clone();
         plan.cost_rules = next.cost_rules.clone();
-        let used: std::collections::BTreeSet<String> = plan.strategies.iter().map(|s| s.policy.clone()).chain(plan.consensus.clone()).chain(plan.cost_rules.iter().cloned()).collect();
-        self.memory.states.retain(|k, _| used.contains(k));
+        let used: std::collections::BTreeSet<&str> = plan.policies().collect();
+        self.memory.states.retain(|k, _| used.contains(k.as_str()));
         old
     }
 
