@@ -194,7 +194,7 @@ async fn headroom_follows_free_memory_and_the_workers_size() {
     for _ in 0..250 {
         p.tick();
         state = p.state().await.unwrap();
-        if state.members.iter().all(|m| m.memory_bytes.is_some()) {
+        if state.members.iter().all(|m| m.memory_bytes.is_some_and(|b| b > 0)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
