@@ -193,7 +193,29 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// The simulation file: environment, traces and policy sets.
-    pub spec: PathBuf,
+    #[arg(required_unless_present = "from_journal")]
+    pub spec: Option<PathBuf>,
+    /// Replay a pool's own decisions from this journal instead of traces:
+    /// each decision taken again by the pool's serving set, with a
+    /// candidate set's decision beside it. Needs --config.
+    #[arg(long, value_name = "JOURNAL", requires = "config", conflicts_with_all = ["spec", "trace", "journal"])]
+    pub from_journal: Option<PathBuf>,
+    /// The host config that names the pool's sets (with --from-journal).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The pool to replay (default: the journal's only pool).
+    #[arg(long, requires = "from_journal")]
+    pub pool: Option<String>,
+    /// Compare with this config's serving set for the pool (or for its
+    /// only pool), instead of the pool's own `candidate`.
+    #[arg(long, value_name = "CONFIG", requires = "from_journal")]
+    pub candidate: Option<PathBuf>,
+    /// Replay only the decisions from this seq on.
+    #[arg(long, requires = "from_journal")]
+    pub from_seq: Option<u64>,
+    /// Replay only the decisions up to this seq.
+    #[arg(long, requires = "from_journal")]
+    pub to_seq: Option<u64>,
     /// Replay these traces instead of the file's (CSV `step,load`; `-` is stdin).
     #[arg(long)]
     pub trace: Vec<PathBuf>,

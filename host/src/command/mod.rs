@@ -6,6 +6,7 @@ mod ctl;
 mod journal;
 mod policy;
 mod push;
+mod replay;
 mod serve;
 mod simulate;
 

@@ -14,12 +14,16 @@ use crate::simulate::run::{self, Progress, RunOptions};
 use crate::simulate::spec::{SimSpec, TraceSpec};
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let mut spec = SimSpec::load(&args.spec).map_err(anyhow::Error::msg)?;
+    if let Some(journal) = args.from_journal.clone() {
+        return super::replay::run(&args, &journal);
+    }
+    let spec_path = args.spec.clone().context("give a simulation file, or --from-journal JOURNAL")?;
+    let mut spec = SimSpec::load(&spec_path).map_err(anyhow::Error::msg)?;
     if !args.trace.is_empty() {
         spec.traces = args.trace.iter().cloned().map(TraceSpec::at).collect();
     }
     if spec.traces.is_empty() {
-        anyhow::bail!("no traces: list [[traces]] in {} or pass --trace FILE", args.spec.display());
+        anyhow::bail!("no traces: list [[traces]] in {} or pass --trace FILE", spec_path.display());
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let options = RunOptions {

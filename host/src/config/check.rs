@@ -64,20 +64,7 @@ fn policy_problems(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>
     if !dir.is_dir() {
         return Ok(vec![format!("policies.dir: {} is not a directory; build the policies into it (`scalewise policy build --out-dir {}`) or pass --policy-dir", dir.display(), dir.display())]);
     }
-    // The compile cache only if it is there already: a check leaves no files behind.
-    let engine = match engine {
-        Some(e) => e,
-        None => {
-            let cache = config.policies.cache_dir.as_deref().filter(|d| d.is_dir()).and_then(|d| ArtifactCache::new(d).ok());
-            Arc::new(PolicyEngine::new(config.sandbox_options(), cache)?)
-        }
-    };
-    let registry = Registry::new(engine, dir, config.policy_settings())
-        .for_checking()
-        .with_remote(remote.clone())
-        .with_instances(config.policy_instances())
-        .with_file_limits(FileLimits { settle: Duration::ZERO, ..config.file_limits() });
-    registry.rescan();
+    let registry = registry(config, dir, engine, remote)?;
     let mut problems = Vec::new();
     for (i, pool) in config.pools.iter().enumerate() {
         for (field, name, role) in references(pool) {
@@ -103,6 +90,27 @@ fn policy_problems(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>
         }
     }
     Ok(problems)
+}
+
+/// The config's policies loaded exactly as the host loads them (settings,
+/// instances, remote copies, file limits), in a registry of their own that
+/// serves only its caller: a check, or a replay of a pool's journal.
+pub fn registry(config: &Config, dir: &Path, engine: Option<Arc<PolicyEngine>>, remote: &BTreeMap<String, PathBuf>) -> anyhow::Result<Registry> {
+    // The compile cache only if it is there already: a check leaves no files behind.
+    let engine = match engine {
+        Some(e) => e,
+        None => {
+            let cache = config.policies.cache_dir.as_deref().filter(|d| d.is_dir()).and_then(|d| ArtifactCache::new(d).ok());
+            Arc::new(PolicyEngine::new(config.sandbox_options(), cache)?)
+        }
+    };
+    let registry = Registry::new(engine, dir, config.policy_settings())
+        .for_checking()
+        .with_remote(remote.clone())
+        .with_instances(config.policy_instances())
+        .with_file_limits(FileLimits { settle: Duration::ZERO, ..config.file_limits() });
+    registry.rescan();
+    Ok(registry)
 }
 
 /// How a [`crate::policy::LoadError::Config`] reads, before its reason.

@@ -79,6 +79,8 @@ pub struct PoolLoop {
     /// The candidate set's shadow: its states, divergence, and the set a
     /// promotion replaced.
     shadow: candidate::Shadow,
+    /// What each decision is kept with so that it can be replayed.
+    replayable: replayable::Replayable,
 }
 
 /// Start a pool: reconcile its target, restore its memory from the journal,
@@ -130,7 +132,8 @@ pub async fn prepare(
     let events = events::Announcer::new(&id, &s.target);
     let mut shadow = candidate::Shadow::default();
     shadow.reconfigured(&s.plan, clock.now_ms());
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events, shadow };
+    let replayable = replayable::Replayable::new(&memory);
+    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, replayable, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events, shadow };
     runner.publish(state, None);
     Ok((handle, runner))
 }
@@ -251,13 +254,15 @@ impl PoolLoop {
             self.pending = None;
         }
         let (metrics, readings) = self.collect(now).await;
-        let recent: Vec<Action> = self.memory.guard.actions.iter().map(|a| Action { at: a.at, from: a.from, to: a.to, reason: String::new() }).collect();
+        let recent: Vec<Action> = self.memory.guard.recent();
         let headroom = self.s.target.headroom(&state).await;
         let mode = Mode::of(self.s.dry_run, self.memory.paused, self.standby());
         // The candidate, if any, decides after on copies of the same input.
         let shadow = self.s.plan.candidate.is_some().then(|| (metrics.clone(), readings.clone(), recent.clone(), headroom.clone(), self.memory.sans_states()));
+        let inputs = self.journal.is_some().then(|| self.replayable.inputs(&self.memory, self.memory.seq + 1, &metrics, headroom.clone()));
         let input = TickInput { plan: &self.s.plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
+        record.inputs = inputs;
         if let Some((metrics, readings, recent, headroom, before)) = shadow {
             let plan = self.s.plan.candidate.as_deref().expect("checked above").clone();
             let input = TickInput { plan: &plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
@@ -402,7 +407,9 @@ impl PoolLoop {
 
     async fn persist(&mut self, record: &DecisionRecord) {
         let Some(j) = &self.journal else { return };
-        match j.record(record, &self.memory).await {
+        let written = j.record(record, &self.memory).await;
+        self.replayable.journaled(&self.memory, written.is_ok());
+        match written {
             Ok(()) => self.journal_error = None,
             Err(e) => {
                 if self.journal_error.is_none() {
@@ -458,7 +465,7 @@ impl PoolLoop {
             spent: self.memory.spent,
             failed_actions: self.failed_actions.clone(),
             candidate: self.shadow.divergence.clone(),
-            previous: self.shadow.previous.as_deref().map(candidate::describe),
+            previous: self.shadow.previous.as_deref().map(PoolPlan::describe),
             tick_lag_p50_ms: self.handle.lag.quantile_micros(0.5).map(|u| u / 1000.0),
             tick_lag_p99_ms: self.handle.lag.quantile_micros(0.99).map(|u| u / 1000.0),
             members: state,
@@ -470,7 +477,8 @@ impl PoolLoop {
             PoolCommand::Pause { paused, reply } => {
                 self.memory.paused = paused;
                 if let Some(j) = &self.journal {
-                    let _ = j.remember(&self.s.plan.id, &self.memory).await;
+                    let written = j.remember(&self.s.plan.id, &self.memory).await;
+                    self.replayable.journaled(&self.memory, written.is_ok());
                 }
                 let state = self.s.target.state().await.unwrap_or_default();
                 self.publish(state, None);
@@ -588,7 +596,7 @@ fn changes(old: &PoolSettings, new: &PoolSettings) -> Vec<String> {
     if old.interval != new.interval {
         out.push(format!("interval {} -> {} ms", old.interval.as_millis(), new.interval.as_millis()));
     }
-    let set = |p: &PoolPlan| candidate::describe(p);
+    let set = |p: &PoolPlan| p.describe();
     if set(a) != set(b) {
         out.push(format!("{} -> {}", set(a), set(b)));
     }
@@ -640,6 +648,7 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
 
 mod candidate;
 mod events;
+mod replayable;
 
 pub use candidate::Divergence;
 

@@ -161,6 +161,11 @@ impl GuardState {
         self.hold = (hold_secs > 0).then(|| Hold { target, since: now, until: now.saturating_add(hold_secs as i64 * 1000) });
     }
 
+    /// The recent actions as the policies are given them.
+    pub fn recent(&self) -> Vec<scalewise_sdk::Action> {
+        self.actions.iter().map(|a| scalewise_sdk::Action { at: a.at, from: a.from, to: a.to, reason: String::new() }).collect()
+    }
+
     /// Remember an action; forget what no rule can look back to.
     pub fn record_action(&mut self, a: Scaled) {
         self.actions.push_back(a);

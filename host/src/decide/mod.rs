@@ -16,12 +16,15 @@
 //! - [`feasibility`]: a scale-up cut to what the target can hold.
 //! - [`budget`]: a pool's cost facts, spend accounting, budget periods and
 //!   alerts.
+//! - [`inputs`]: what the policies were given, kept compactly in the
+//!   record so a decision can be taken again.
 //! - [`memory`]: what a pool keeps between ticks ([`PoolMemory`](memory::PoolMemory)).
 //! - [`record`]: the nouns of a decision, and the pool's [`Mode`](record::Mode).
 
 pub mod budget;
 pub mod feasibility;
 pub mod guardrails;
+pub mod inputs;
 pub mod memory;
 pub mod pipeline;
 pub mod record;

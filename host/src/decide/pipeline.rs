@@ -70,6 +70,19 @@ impl PoolPlan {
         self.strategies.iter().map(|s| s.policy.as_str()).chain(self.consensus.as_deref()).chain(self.cost_rules.iter().map(String::as_str))
     }
 
+    /// The set in words: `strategies [a, b], consensus c, cost rules [d]`.
+    pub fn describe(&self) -> String {
+        let strategies: Vec<&str> = self.strategies.iter().map(|s| s.policy.as_str()).collect();
+        let mut out = format!("strategies [{}]", strategies.join(", "));
+        if let Some(c) = &self.consensus {
+            out.push_str(&format!(", consensus {c}"));
+        }
+        if !self.cost_rules.is_empty() {
+            out.push_str(&format!(", cost rules [{}]", self.cost_rules.join(", ")));
+        }
+        out
+    }
+
     /// The registry id to call for the policy the pool names `name`.
     pub fn instance<'a>(&'a self, name: &'a str) -> &'a str {
         self.instances.get(name).map_or(name, String::as_str)
@@ -229,6 +242,7 @@ fn record(plan: &PoolPlan, memory: &mut PoolMemory, at: i64, mode: Mode, pool: &
         action: None,
         shadow: None,
         lifecycle: None,
+        inputs: None,
     }
 }
 

@@ -163,6 +163,11 @@ pub struct DecisionRecord {
     /// record of its own in the sequence: what changed, by whom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<String>,
+    /// What the policies were given (metric windows, headroom), kept
+    /// compactly so that the decision can be taken again
+    /// (`scalewise simulate --from-journal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<super::inputs::RecordedInputs>,
 }
 
 /// The candidate set's decision on a tick's inputs.

@@ -24,6 +24,7 @@
 //! pool that asked, which keeps deciding; what was committed before stays.
 
 mod heads;
+mod history;
 pub mod retention;
 mod segment;
 
@@ -45,6 +46,7 @@ use tokio::sync::oneshot;
 use crate::decide::memory::PoolMemory;
 use crate::decide::record::DecisionRecord;
 
+pub use history::Written;
 pub use retention::Retention as JournalRetention;
 
 /// Segment number → the frames one commit wrote.

@@ -25,6 +25,7 @@ fn record(pool: &str, seq: u64) -> DecisionRecord {
         action: None,
         shadow: None,
         lifecycle: None,
+        inputs: None,
     }
 }
 

@@ -43,7 +43,7 @@ pub struct Divergence {
 
 impl Divergence {
     fn new(plan: &PoolPlan, since: i64) -> Self {
-        Self { candidate: describe(plan), since, ..Self::default() }
+        Self { candidate: plan.describe(), since, ..Self::default() }
     }
 
     fn observe(&mut self, serving: u32, candidate: u32) {
@@ -60,18 +60,6 @@ impl Divergence {
     }
 }
 
-/// A set of policies in words, with their serving versions where known.
-pub fn describe(plan: &PoolPlan) -> String {
-    let strategies: Vec<&str> = plan.strategies.iter().map(|s| s.policy.as_str()).collect();
-    let mut out = format!("strategies [{}]", strategies.join(", "));
-    if let Some(c) = &plan.consensus {
-        out.push_str(&format!(", consensus {c}"));
-    }
-    if !plan.cost_rules.is_empty() {
-        out.push_str(&format!(", cost rules [{}]", plan.cost_rules.join(", ")));
-    }
-    out
-}
 
 /// The names and versions in a set of votes: `queue-depth v3, one v2`.
 fn versions(votes: &[crate::decide::record::ExpertVote]) -> String {
@@ -107,7 +95,7 @@ impl Shadow {
     /// (and its states) afresh; one that went is forgotten.
     pub fn reconfigured(&mut self, plan: &PoolPlan, now: i64) {
         match &plan.candidate {
-            Some(c) if self.divergence.as_ref().is_some_and(|d| d.candidate == describe(c)) => {}
+            Some(c) if self.divergence.as_ref().is_some_and(|d| d.candidate == c.describe()) => {}
             Some(c) => {
                 self.states.clear();
                 self.divergence = Some(Divergence::new(c, now));
@@ -176,7 +164,7 @@ impl PoolLoop {
         let states = std::mem::take(&mut self.shadow.states);
         self.memory.states.retain(|k, _| !states.contains_key(k));
         self.memory.states.extend(states);
-        let note = format!("promoted the candidate {} ({shadow_versions}) over {} ({serving_versions}); POST /pools/{}/rollback returns to it", describe(&candidate), describe(&previous), self.s.plan.id);
+        let note = format!("promoted the candidate {} ({shadow_versions}) over {} ({serving_versions}); POST /pools/{}/rollback returns to it", candidate.describe(), previous.describe(), self.s.plan.id);
         self.shadow.previous = Some(previous);
         self.shadow.divergence = None;
         self.shadow.faulted = (0, None);
@@ -197,7 +185,7 @@ impl PoolLoop {
         };
         let serving_versions = self.handle.last(|r| versions(&r.votes)).unwrap_or_default();
         let demoted = self.swap_in(&previous);
-        let note = format!("rolled back to {} from {} ({serving_versions}), which goes on in shadow: {why}", describe(&previous), describe(&demoted));
+        let note = format!("rolled back to {} from {} ({serving_versions}), which goes on in shadow: {why}", previous.describe(), demoted.describe());
         let now = self.clock.now_ms();
         self.shadow.states.clear();
         self.shadow.divergence = Some(Divergence::new(&demoted, now));

@@ -240,6 +240,7 @@ mod tests {
             action: None,
             shadow: None,
             lifecycle: None,
+            inputs: None,
         }
     }
 
