@@ -196,7 +196,7 @@ async fn fetch_oci(name: &str, pinned: Option<&str>, how: &Fetching) -> Result<F
     let digest = match pinned {
         Some(d) => d.to_owned(),
         None => {
-            let resolved = timed(how, "resolving the tag", async { client.fetch_manifest_digest(&reference, &auth).await.map_err(|e| e.to_string()) }).await.map_err(at)?;
+            let resolved = timed(how, "resolving the tag", async { client.fetch_manifest_digest(&reference, &auth).await.map_err(|e| why(&e)) }).await.map_err(at)?;
             tracing::info!(source = %format!("oci://{name}"), digest = %resolved, "followed the tag");
             resolved
         }
@@ -207,7 +207,10 @@ async fn fetch_oci(name: &str, pinned: Option<&str>, how: &Fetching) -> Result<F
     }
     let by_digest = Reference::with_digest(reference.registry().to_owned(), reference.repository().to_owned(), digest.clone());
     let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
-    let (raw, _) = timed(how, "the manifest", async { client.pull_manifest_raw(&by_digest, &auth, &accepted).await.map_err(|e| e.to_string()) }).await.map_err(at)?;
+    let (raw, _) = timed(how, "the manifest", async { client.pull_manifest_raw(&by_digest, &auth, &accepted).await.map_err(|e| match e {
+            oci_client::errors::OciDistributionError::DigestError(d) => format!("the manifest arrived with another digest ({d}): refused (tampered, or the wrong reference)"),
+            e => why(&e),
+        }) }).await.map_err(at)?;
     if raw.len() as u64 > MAX_SMALL {
         return Err(at(format!("the manifest is {} bytes, over {MAX_SMALL}", raw.len())));
     }
@@ -253,7 +256,7 @@ async fn pull(client: &Client, reference: &Reference, layer: &OciDescriptor, max
             oci_client::errors::OciDistributionError::DigestError(d) => {
                 format!("the blob {} arrived with another digest ({d}): refused (tampered in the registry or on the way)", layer.digest)
             }
-            e => e.to_string(),
+            e => why(&e),
         })
     })
     .await?;
@@ -314,10 +317,27 @@ async fn fetch_https(url: &str, sha256: &str, how: &Fetching) -> Result<Fetched,
     Ok(Fetched { path, digest, signed_by })
 }
 
+/// An error with its causes: an HTTP client's own message ("error sending
+/// request") says nothing of why (refused, timed out, reset) until its
+/// sources are read.
+fn why(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// GET `url`, at most `max` bytes.
 async fn get(url: &str, max: u64, how: &Fetching) -> Result<Vec<u8>, String> {
     let client = reqwest::Client::builder().timeout(how.timeout).build().map_err(|e| e.to_string())?;
-    let mut r = client.get(url).send().await.map_err(|e| format!("cannot fetch: {e}"))?;
+    let mut r = client.get(url).send().await.map_err(|e| format!("cannot fetch: {}", why(&e)))?;
     if !r.status().is_success() {
         return Err(format!("HTTP {}", r.status()));
     }
@@ -325,7 +345,7 @@ async fn get(url: &str, max: u64, how: &Fetching) -> Result<Vec<u8>, String> {
         return Err(format!("{} bytes, over the limit of {max} (policies.remote_max_bytes)", r.content_length().unwrap_or_default()));
     }
     let mut out = Vec::new();
-    while let Some(chunk) = r.chunk().await.map_err(|e| format!("reading: {e}"))? {
+    while let Some(chunk) = r.chunk().await.map_err(|e| format!("reading: {}", why(&e)))? {
         if (out.len() + chunk.len()) as u64 > max {
             return Err(format!("over the limit of {max} bytes (policies.remote_max_bytes)"));
         }
@@ -438,33 +458,4 @@ impl tokio::io::AsyncWrite for Bounded {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const D: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn a_remote_source_needs_a_digest_unless_it_follows_a_tag() {
-        let pinned = format!("oci://127.0.0.1:5000/policies/fast:1@sha256:{D}");
-        assert_eq!(parse(&pinned, None, false), Ok(Source::Oci { reference: "127.0.0.1:5000/policies/fast:1".into(), digest: Some(format!("sha256:{D}")) }));
-        let tag = parse("oci://127.0.0.1:5000/policies/fast:1", None, false).unwrap_err();
-        assert!(tag.contains("names no digest") && tag.contains("follow_tag"), "{tag}");
-        assert!(parse("oci://127.0.0.1:5000/policies/fast:1", None, true).is_ok());
-        assert!(parse("oci://r/p@sha1:abc", None, false).unwrap_err().contains("only sha256"));
-        assert!(parse("https://example.com/p.wasm", None, false).unwrap_err().contains("needs `sha256"));
-        assert!(parse("https://example.com/p.wasm", Some("ABC"), false).unwrap_err().contains("not a sha256 digest"));
-        assert!(parse("https://example.com/p", Some(D), false).unwrap_err().contains(".wasm or .rhai"));
-        assert!(parse("http://example.com/p.wasm", Some(D), false).unwrap_err().contains("loopback"));
-        assert!(parse("http://127.0.0.1:8080/p.rhai", Some(D), false).is_ok());
-        assert!(parse("http://127.0.0.1.evil.com/p.rhai", Some(D), false).is_err());
-    }
-
-    #[test]
-    fn without_keys_nothing_is_required_and_with_keys_an_unsigned_policy_is_refused() {
-        assert_eq!(verify(b"x", None, &[]), Ok(None));
-        let e = verify(b"x", None, &["RWQ".into()]).unwrap_err();
-        assert!(e.contains("unsigned"), "{e}");
-        let e = verify(b"x", Some(b"not a signature"), &["RWQ".into()]).unwrap_err();
-        assert!(e.contains("not a minisign signature"), "{e}");
-    }
-}
+mod tests;
