@@ -193,7 +193,7 @@ fn sources(config: &Config, old: Option<(&Config, &Sources)>, clock: &dyn Clock)
     Ok(named)
 }
 
-fn source(name: &str, s: &SourceConfig, clock: &dyn Clock) -> anyhow::Result<Arc<dyn MetricSource>> {
+pub(crate) fn source(name: &str, s: &SourceConfig, clock: &dyn Clock) -> anyhow::Result<Arc<dyn MetricSource>> {
     Ok(match s {
         SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, headers, ca_file } => {
             let at = |field: &str, e: String| anyhow::anyhow!("sources.{name}.{field}: {e}");

@@ -210,6 +210,47 @@ fn a_bad_reload_is_refused_whole_and_a_storm_settles_on_the_last_file() {
     continuous(&decisions(&host, "keep"), 200 * 3).unwrap();
 }
 
+/// A reload that removes a pool while its action is between the journalled
+/// intent and the call to its target: the reload waits for the decision in
+/// hand, the action is completed and its outcome journalled, the removal is
+/// recorded after it, and the other pool misses no tick meanwhile.
+#[test]
+fn a_reload_removing_a_pool_mid_action_lets_the_action_finish_and_records_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = setup(dir.path(), &format!("{}{}", pool("keep", QD), pool("gone", QD)));
+    let mut host = Host::start_with(&cfg, free_port(), &[("SCALEWISE_FAILPOINT_ACT_DELAY_MS", "1500")]);
+    // Past each pool's first action (to its minimum), which the failpoint holds too.
+    host.wait_for("both pools at their minimum", Duration::from_secs(15), |h| {
+        ["keep", "gone"].iter().all(|p| h.get(&format!("/pools/{p}"))["running"] == 1).then_some(())
+    });
+    let since = host.get("/pools/keep")["decisions"].as_u64().unwrap();
+    let (s, b) = host.post("/pools/gone/metrics", Some("t"), r#"{"name":"queue_depth","value":30}"#);
+    assert_eq!(s, 200, "{b}");
+    host.wait_for("gone's action in flight", Duration::from_secs(10), |h| {
+        let newest = h.get("/pools/gone/decisions?limit=1");
+        (newest[0]["action"]["outcome"]["status"] == "pending").then_some(())
+    });
+    rewrite(&cfg, &pool("keep", QD));
+    let (status, outcome) = host.post("/config/reload", Some("t"), "");
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["removed"], serde_json::json!(["gone"]), "{outcome}");
+    assert_eq!(host.get("/pools").as_array().unwrap().len(), 1);
+    std::thread::sleep(Duration::from_millis(600));
+    let kept: Vec<Value> = decisions(&host, "keep").into_iter().filter(|d| d["seq"].as_u64() > Some(since)).collect();
+    assert!(kept.len() >= 8, "{kept:?}");
+    continuous(&kept, 200 * 3).unwrap();
+    host.terminate();
+
+    let export = scalewise(&["journal", "--journal", dir.path().join("journal.redb").to_str().unwrap(), "export", "--pool", "gone"]);
+    let records: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let acted = records.iter().rev().find(|r| r["action"].is_object()).expect("gone's action is journalled");
+    assert_eq!(acted["action"]["outcome"]["status"], "done", "the action in hand finished: {acted}");
+    assert_eq!(acted["action"]["to"], 3);
+    let last = records.last().unwrap();
+    assert!(last["lifecycle"].as_str().unwrap_or("").contains("removed from the config"), "the removal is the pool's last record: {last}");
+    assert!(last["seq"].as_u64() > acted["seq"].as_u64());
+}
+
 /// Run `scalewise` with `args`; its stdout, or a panic with its stderr.
 fn scalewise(args: &[&str]) -> String {
     let out = std::process::Command::new(scalewise_e2e::scalewise_bin()).args(args).output().unwrap();

@@ -9,10 +9,11 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use scalewise_e2e::host::{Host, SLEEPER, free_port, queue_depth_config};
+use scalewise_e2e::prometheus::{Prometheus, prom_query, start_prometheus};
 use scalewise_e2e::tools::{dump_dom, dump_dom_at, find};
 use serde_json::Value;
 
@@ -117,56 +118,6 @@ fn the_dashboard_shows_live_data_in_a_real_browser() {
     let newest = |s: &[u64]| s.iter().copied().max().unwrap_or(0);
     assert!(newest(&attr_values(&dom2, "data-seq")) > newest(&seqs), "the feed did not move");
     assert!(dom2.contains("backlog 55 / 10 per worker"));
-}
-
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_prometheus(targets: &[(&str, u16)]) -> Prometheus {
-    let bin = find("SCALEWISE_PROMETHEUS", &["prometheus"], "apt-get install prometheus");
-    let dir = tempfile::tempdir().unwrap();
-    let mut yaml = String::from("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n");
-    for (job, port) in targets {
-        yaml.push_str(&format!("  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"));
-    }
-    std::fs::write(dir.path().join("prometheus.yml"), yaml).unwrap();
-    let port = free_port();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
-    let p = Prometheus { child, port, _dir: dir };
-    let started = std::time::Instant::now();
-    while !reqwest::blocking::get(format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(30), "prometheus did not become ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    p
-}
-
-fn prom_query(p: &Prometheus, q: &str) -> Option<f64> {
-    let v: Value = reqwest::blocking::Client::new()
-        .get(format!("http://127.0.0.1:{}/api/v1/query", p.port))
-        .query(&[("query", q)])
-        .send()
-        .ok()?
-        .json()
-        .ok()?;
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
 #[test]
@@ -297,7 +248,7 @@ fn a_prometheus_behind_tls_basic_auth_or_a_bearer_token_is_read() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
-    let _prom = Prometheus { child, port, _dir: tempfile::tempdir().unwrap() };
+    let _prom = Prometheus::adopt(child, port);
     let ca = std::fs::read(pdir.path().join("ca.pem")).unwrap();
     let client = reqwest::blocking::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
     let url = format!("https://127.0.0.1:{port}");

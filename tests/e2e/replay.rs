@@ -1,13 +1,15 @@
 //! `scalewise simulate --from-journal` on a real host's own journal: every
 //! policy decision the host recorded is taken again, step by step, with
 //! the same result, and a candidate set's decisions are reported beside
-//! them (agreeing with what the host's live shadow recorded).
+//! them (agreeing with what the host's live shadow recorded). The same
+//! from what a real Prometheus kept of the pool.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use scalewise_e2e::host::{Host, SLEEPER, free_port, queue_depth_config};
+use scalewise_e2e::prometheus::{prom_query, start_prometheus};
 use scalewise_e2e::scalewise_bin;
 use serde_json::Value;
 
@@ -160,4 +162,56 @@ fn a_replay_that_cannot_run_says_why() {
     let o = Command::new(scalewise_bin()).args(["simulate", "--from-journal"]).arg(dir.path().join("journal.redb")).arg("--config").arg(&cfg).args(["--pool", "nope", "--out"]).arg(dir.path().join("r")).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("no decisions of pool `nope`") && err.contains("web"), "{err}");
+}
+
+/// A real Prometheus scrapes the host while its pool follows a changing
+/// queue; `--from-prometheus` then replays the span from what Prometheus
+/// kept (the pool's exported metric, capacity and desired capacity), with
+/// a candidate beside it.
+#[test]
+fn a_pools_history_in_a_real_prometheus_replays_beside_what_it_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let port = free_port();
+    let prom = start_prometheus(&[("scalewise", port)]);
+    let host = Host::start(&cfg, port);
+    for q in [20.0, 20.0, 50.0, 50.0, 50.0, 35.0, 35.0, 35.0, 60.0, 60.0, 60.0, 60.0] {
+        let (s, b) = host.post("/pools/web/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{q}}}"#));
+        assert_eq!(s, 200, "{b}");
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    host.wait_for("Prometheus to have the pool", Duration::from_secs(30), |_| prom_query(&prom, r#"scalewise_pool_desired_capacity{pool="web"}"#).filter(|v| *v == 6.0));
+    let url = format!("http://127.0.0.1:{}", prom.port);
+    let out = dir.path().join("prom-replay");
+    let o = Command::new(scalewise_bin())
+        .args(["simulate", "--from-prometheus", &url, "--since", "14s", "--step-ms", "1000", "--json", "--out"])
+        .arg(&out)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{text}");
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &r["summary"];
+    println!("from Prometheus: {}", serde_json::to_string(s).unwrap());
+    let replayed = s["replayed"].as_u64().unwrap();
+    assert!(replayed >= 8, "{text}");
+    // Scrapes lag the pool by up to a second, so not every step agrees;
+    // most do, and every step has the candidate's decision.
+    assert!(s["reproduced"].as_u64().unwrap() * 2 > replayed, "{text}");
+    assert_eq!(s["candidate"]["steps"], replayed, "{text}");
+    assert!(r["note"].as_str().unwrap().contains("agrees"), "{text}");
+
+    // A Prometheus that does not scrape this host says so.
+    let empty = start_prometheus(&[]);
+    let o = Command::new(scalewise_bin())
+        .args(["simulate", "--from-prometheus", &format!("http://127.0.0.1:{}", empty.port), "--since", "1m", "--out"])
+        .arg(&out)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("does it scrape this host's /metrics"), "{err}");
 }

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod browser;
 pub mod host;
 pub mod kube_standin;
+pub mod prometheus;
 pub mod registry;
 pub mod tools;
 

@@ -193,22 +193,40 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// The simulation file: environment, traces and policy sets.
-    #[arg(required_unless_present = "from_journal")]
+    #[arg(required_unless_present_any = ["from_journal", "from_prometheus"])]
     pub spec: Option<PathBuf>,
     /// Replay a pool's own decisions from this journal instead of traces:
     /// each decision taken again by the pool's serving set, with a
     /// candidate set's decision beside it. Needs --config.
     #[arg(long, value_name = "JOURNAL", requires = "config", conflicts_with_all = ["spec", "trace", "journal"])]
     pub from_journal: Option<PathBuf>,
-    /// The host config that names the pool's sets (with --from-journal).
+    /// Replay a pool's history as a Prometheus kept it instead of traces:
+    /// the serving set and a candidate decide at each step on the metrics
+    /// and capacity it recorded, beside the desired capacity the host
+    /// exported. A URL, or the name of a `[sources.*]` Prometheus in
+    /// --config (with its credentials). Needs --config.
+    #[arg(long, value_name = "URL|SOURCE", requires = "config", conflicts_with_all = ["spec", "trace", "journal", "from_journal"])]
+    pub from_prometheus: Option<String>,
+    /// With --from-prometheus: from this time (Unix ms, or an age: 90s, 30m, 6h, 7d).
+    #[arg(long, default_value = "1h", requires = "from_prometheus")]
+    pub since: String,
+    /// With --from-prometheus: up to this time (default: now).
+    #[arg(long, requires = "from_prometheus")]
+    pub until: Option<String>,
+    /// With --from-prometheus: one decision every this many ms (default:
+    /// the pool's interval, at least 1000).
+    #[arg(long, requires = "from_prometheus")]
+    pub step_ms: Option<u64>,
+    /// The host config that names the pool's sets (with --from-journal or
+    /// --from-prometheus).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// The pool to replay (default: the journal's only pool).
-    #[arg(long, requires = "from_journal")]
+    /// The pool to replay (default: the journal's, or the config's, only pool).
+    #[arg(long)]
     pub pool: Option<String>,
     /// Compare with this config's serving set for the pool (or for its
     /// only pool), instead of the pool's own `candidate`.
-    #[arg(long, value_name = "CONFIG", requires = "from_journal")]
+    #[arg(long, value_name = "CONFIG")]
     pub candidate: Option<PathBuf>,
     /// Replay only the decisions from this seq on.
     #[arg(long, requires = "from_journal")]

@@ -221,7 +221,7 @@ fn now_ms() -> i64 {
 }
 
 /// Unix milliseconds, or an age (`90s`, `30m`, `6h`, `7d`) before `now`.
-fn parse_time(text: &str, now: i64) -> anyhow::Result<i64> {
+pub(super) fn parse_time(text: &str, now: i64) -> anyhow::Result<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

@@ -17,6 +17,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(journal) = args.from_journal.clone() {
         return super::replay::run(&args, &journal);
     }
+    if let Some(prometheus) = args.from_prometheus.clone() {
+        return super::replay::run_prometheus(&args, &prometheus);
+    }
     let spec_path = args.spec.clone().context("give a simulation file, or --from-journal JOURNAL")?;
     let mut spec = SimSpec::load(&spec_path).map_err(anyhow::Error::msg)?;
     if !args.trace.is_empty() {

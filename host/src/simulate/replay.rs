@@ -346,5 +346,7 @@ pub fn first_difference(rec: &DecisionRecord, replayed: &DecisionRecord) -> Opti
     None
 }
 
+pub mod prometheus;
+
 #[cfg(test)]
 mod tests;
