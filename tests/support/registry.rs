@@ -12,6 +12,7 @@ use crate::tools::find;
 pub struct Registry {
     child: Child,
     _dir: tempfile::TempDir,
+    _htpasswd: Option<tempfile::TempDir>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
     /// Where it keeps blobs: `<root>/docker/registry/v2/blobs/sha256/xx/<hex>/data`.
@@ -20,6 +21,21 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Self::start_with("")
+    }
+
+    /// One that takes only `user` with the password whose bcrypt hash is
+    /// `hash` (HTTP basic authentication, as the registry's htpasswd).
+    pub fn with_login(user: &str, hash: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("htpasswd");
+        std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
+        let mut r = Self::start_with(&format!("auth:\n  htpasswd:\n    realm: scalewise-test\n    path: {}\n", file.display()));
+        r._htpasswd = Some(dir);
+        r
+    }
+
+    fn start_with(extra: &str) -> Registry {
         let bin = find("SCALEWISE_DOCKER_REGISTRY", &["docker-registry", "registry"], "apt-get install docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("store");
@@ -28,14 +44,15 @@ impl Registry {
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
-            format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n", root.display()),
+            format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{extra}", root.display()),
         )
         .unwrap();
         let child = Command::new(bin).args(["serve"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let mut registry = Registry { child, _dir: dir, addr, root };
+        let mut registry = Registry { child, _dir: dir, _htpasswd: None, addr, root };
         let started = Instant::now();
         loop {
-            if reqwest::blocking::get(format!("http://{}/v2/", registry.addr)).is_ok_and(|r| r.status().is_success()) {
+            // Up: it answers, with 401 where it takes a login.
+            if reqwest::blocking::get(format!("http://{}/v2/", registry.addr)).is_ok_and(|r| r.status().is_success() || r.status() == 401) {
                 return registry;
             }
             assert!(started.elapsed() < Duration::from_secs(20), "the registry did not come up");

@@ -314,6 +314,15 @@ pub enum PolicyCommand {
         /// pushed beside it; hosts with `policies.trusted_keys` require one.
         #[arg(long)]
         signature: Option<PathBuf>,
+        /// Log in to the registry as this user (with --password-file).
+        #[arg(long, requires = "password_file")]
+        username: Option<String>,
+        /// A file holding the password for --username.
+        #[arg(long, requires = "username")]
+        password_file: Option<PathBuf>,
+        /// A file holding a bearer token, instead of a username.
+        #[arg(long, conflicts_with = "username")]
+        token_file: Option<PathBuf>,
     },
 }
 

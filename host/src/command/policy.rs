@@ -20,7 +20,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check { file, settings } => check(&file, &settings),
         PolicyCommand::Test { file, input, settings } => test(&file, &input, &settings),
         PolicyCommand::Bench { file, input, iterations, settings } => bench(&file, input.as_deref(), iterations, &settings),
-        PolicyCommand::Push { file, reference, signature } => super::push::run(&file, &reference, signature.as_deref()),
+        PolicyCommand::Push { file, reference, signature, username, password_file, token_file } => {
+            let login = crate::policy::remote::Login { username, password_file, token_file };
+            super::push::run(&file, &reference, signature.as_deref(), &login)
+        }
         PolicyCommand::Build { crates, out_dir } => {
             let crates = if crates.is_empty() { crates_under(Path::new("policies"))? } else { crates };
             for built in build_policy_crates(&crates, &out_dir)? {

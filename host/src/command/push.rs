@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 
 use crate::policy::file::{self, FileLimits};
 
-pub fn run(file: &Path, reference: &str, signature: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn run(file: &Path, reference: &str, signature: Option<&Path>, login: &crate::policy::remote::Login) -> anyhow::Result<ExitCode> {
     let Some(name) = reference.strip_prefix("oci://") else {
         bail!("`{reference}`: push to an OCI reference, `oci://host[:port]/repository:tag`");
     };
@@ -37,7 +37,7 @@ pub fn run(file: &Path, reference: &str, signature: Option<&Path>) -> anyhow::Re
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let digest = runtime
-        .block_on(crate::policy::remote::push(name, ext, bytes, signature, Duration::from_secs(60)))
+        .block_on(crate::policy::remote::push(name, ext, bytes, signature, Duration::from_secs(60), login))
         .map_err(|e| anyhow::anyhow!("pushing {} to {reference}: {e}", file.display()))?;
     println!("oci://{name}@{digest}");
     Ok(ExitCode::SUCCESS)

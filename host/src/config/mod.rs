@@ -173,6 +173,23 @@ pub struct PoliciesConfig {
     /// Each request to a registry or URL must answer within this.
     #[serde(default = "default_remote_timeout_ms")]
     pub remote_timeout_ms: u64,
+    /// How to log in to registries that are not public, by `host[:port]`.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryLogin>,
+}
+
+/// Credentials for one registry, from files (never in the config's text).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryLogin {
+    /// With `password_file`: basic authentication.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// A bearer token instead of a username and password.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// A policy from outside the directory.
@@ -208,6 +225,7 @@ impl Default for PoliciesConfig {
             remote_dir: default_remote_dir(),
             remote_max_bytes: default_max_file_bytes(),
             remote_timeout_ms: default_remote_timeout_ms(),
+            registries: BTreeMap::new(),
         }
     }
 }
@@ -289,6 +307,11 @@ impl Config {
         config.policies.cache_dir = config.policies.cache_dir.map(|c| base.join(c));
         config.policies.versions_file = base.join(&config.policies.versions_file);
         config.policies.remote_dir = base.join(&config.policies.remote_dir);
+        for login in config.policies.registries.values_mut() {
+            for file in [&mut login.password_file, &mut login.token_file].into_iter().flatten() {
+                *file = base.join(&*file);
+            }
+        }
         config.journal.path = base.join(&config.journal.path);
         for s in config.sources.values_mut() {
             match s {
@@ -406,6 +429,16 @@ impl Config {
         if let Some(le) = &self.leader_election {
             problems.extend(le.problems());
         }
+        for (host, l) in &p.registries {
+            let at = format!("policies.registries.\"{host}\"");
+            match (&l.username, &l.password_file, &l.token_file) {
+                (Some(_), _, Some(_)) => problems.push(format!("{at}: a username and a token_file; give one way to log in")),
+                (None, Some(_), None) => problems.push(format!("{at}.password_file: needs a username")),
+                (Some(_), None, None) => problems.push(format!("{at}.username: needs a password_file (the password is never in the config)")),
+                (None, None, None) => problems.push(format!("{at}: give username and password_file, or token_file")),
+                _ => {}
+            }
+        }
         for (id, r) in &p.remote {
             if let Err(e) = crate::policy::remote::parse(&r.source, r.sha256.as_deref(), r.follow_tag) {
                 problems.push(format!("policies.remote.{id}.source: {e}"));
@@ -467,6 +500,11 @@ impl Config {
             max_bytes: p.remote_max_bytes,
             timeout: Duration::from_millis(p.remote_timeout_ms),
             trusted_keys: p.trusted_keys.clone(),
+            logins: p
+                .registries
+                .iter()
+                .map(|(host, l)| (host.clone(), crate::policy::remote::Login { username: l.username.clone(), password_file: l.password_file.clone(), token_file: l.token_file.clone() }))
+                .collect(),
         }
     }
 

@@ -20,6 +20,10 @@
 //! HTTPS at the URL plus `.minisig`. `scalewise policy push --signature`
 //! attaches one made with `minisign -S`.
 //!
+//! A registry that is not public is logged in to with credentials read
+//! from files at each fetch (`policies.registries."host"`: a username and
+//! a password file, or a token file).
+//!
 //! Why cached: a pinned digest never changes, so once fetched and checked
 //! the artifact is kept under `<cache_dir>/remote/<digest>/` and a restart
 //! needs no registry at all. The cache is checked again on every use (the
@@ -123,6 +127,50 @@ pub struct Fetching {
     /// minisign public keys (base64); when any is set, a signature by one
     /// of them is required.
     pub trusted_keys: Vec<String>,
+    /// How to log in to each registry (`host[:port]`) that is not public.
+    pub logins: std::collections::BTreeMap<String, Login>,
+}
+
+/// How to log in to a registry. The secrets stay in files (a mounted
+/// Kubernetes Secret, say), read at each fetch, so a rotated one is used
+/// without a reload and none is ever in the config's text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Login {
+    /// With `password_file`: HTTP basic authentication (which registries
+    /// also take for their token exchange).
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A bearer token, instead.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Login {
+    /// The credentials for `registry`, read now; anonymous where none are
+    /// configured. `at` names the config field in errors.
+    fn auth(&self, at: &str) -> Result<RegistryAuth, String> {
+        let secret = |field: &str, path: &Path| -> Result<String, String> {
+            let bytes = read(path, 64 * 1024).map_err(|e| format!("{at}.{field}: {}: {e}", path.display()))?;
+            let text = String::from_utf8(bytes).map_err(|_| format!("{at}.{field}: {} is not UTF-8", path.display()))?;
+            Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+        };
+        Ok(match (&self.username, &self.password_file, &self.token_file) {
+            (_, _, Some(t)) => RegistryAuth::Bearer(secret("token_file", t)?),
+            (Some(u), Some(p), None) => RegistryAuth::Basic(u.clone(), secret("password_file", p)?),
+            (Some(u), None, None) => RegistryAuth::Basic(u.clone(), String::new()),
+            (None, _, None) => RegistryAuth::Anonymous,
+        })
+    }
+}
+
+impl Fetching {
+    /// The credentials for the registry `reference` names.
+    fn auth(&self, reference: &Reference) -> Result<RegistryAuth, String> {
+        let registry = reference.resolve_registry();
+        match self.logins.get(registry).or_else(|| self.logins.get(reference.registry())) {
+            Some(login) => login.auth(&format!("policies.registries.\"{registry}\"")),
+            None => Ok(RegistryAuth::Anonymous),
+        }
+    }
 }
 
 /// A remote policy, fetched and checked.
@@ -192,11 +240,11 @@ async fn fetch_oci(name: &str, pinned: Option<&str>, how: &Fetching) -> Result<F
     let at = |e: String| format!("oci://{name}: {e}");
     let reference = Reference::try_from(name).map_err(|e| at(e.to_string()))?;
     let client = client(&reference, how);
-    let auth = RegistryAuth::Anonymous;
+    let auth = how.auth(&reference).map_err(at)?;
     let digest = match pinned {
         Some(d) => d.to_owned(),
         None => {
-            let resolved = timed(how, "resolving the tag", async { client.fetch_manifest_digest(&reference, &auth).await.map_err(|e| why(&e)) }).await.map_err(at)?;
+            let resolved = timed(how, "resolving the tag", async { client.fetch_manifest_digest(&reference, &auth).await.map_err(|e| oci_error(e, &reference)) }).await.map_err(at)?;
             tracing::info!(source = %format!("oci://{name}"), digest = %resolved, "followed the tag");
             resolved
         }
@@ -209,7 +257,7 @@ async fn fetch_oci(name: &str, pinned: Option<&str>, how: &Fetching) -> Result<F
     let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
     let (raw, _) = timed(how, "the manifest", async { client.pull_manifest_raw(&by_digest, &auth, &accepted).await.map_err(|e| match e {
             oci_client::errors::OciDistributionError::DigestError(d) => format!("the manifest arrived with another digest ({d}): refused (tampered, or the wrong reference)"),
-            e => why(&e),
+            e => oci_error(e, &by_digest),
         }) }).await.map_err(at)?;
     if raw.len() as u64 > MAX_SMALL {
         return Err(at(format!("the manifest is {} bytes, over {MAX_SMALL}", raw.len())));
@@ -256,7 +304,7 @@ async fn pull(client: &Client, reference: &Reference, layer: &OciDescriptor, max
             oci_client::errors::OciDistributionError::DigestError(d) => {
                 format!("the blob {} arrived with another digest ({d}): refused (tampered in the registry or on the way)", layer.digest)
             }
-            e => why(&e),
+            e => oci_error(e, reference),
         })
     })
     .await?;
@@ -317,6 +365,22 @@ async fn fetch_https(url: &str, sha256: &str, how: &Fetching) -> Result<Fetched,
     Ok(Fetched { path, digest, signed_by })
 }
 
+/// A registry's error, saying where to give a login when it refused one.
+fn oci_error(e: oci_client::errors::OciDistributionError, reference: &Reference) -> String {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode};
+    let refused = match &e {
+        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => true,
+        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| matches!(x.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
+        _ => false,
+    };
+    if refused {
+        let registry = reference.resolve_registry();
+        format!("{}: the registry refused access (HTTP 401); if it needs a login, give one in policies.registries.\"{registry}\" (username and password_file, or token_file)", why(&e))
+    } else {
+        why(&e)
+    }
+}
+
 /// An error with its causes: an HTTP client's own message ("error sending
 /// request") says nothing of why (refused, timed out, reset) until its
 /// sources are read.
@@ -358,10 +422,10 @@ async fn get(url: &str, max: u64, how: &Fetching) -> Result<Vec<u8>, String> {
 /// signature to `reference` (`host[:port]/repo:tag`): one layer for the
 /// policy, one for the signature, a small config blob naming the policy.
 /// Returns the manifest's digest, the one to pin.
-pub async fn push(reference: &str, ext: &str, bytes: Vec<u8>, signature: Option<Vec<u8>>, timeout: Duration) -> Result<String, String> {
+pub async fn push(reference: &str, ext: &str, bytes: Vec<u8>, signature: Option<Vec<u8>>, timeout: Duration, login: &Login) -> Result<String, String> {
     use oci_client::client::{Config, ImageLayer};
     let r = Reference::try_from(reference).map_err(|e| format!("`{reference}` is not an OCI reference: {e}"))?;
-    let how = Fetching { cache_dir: PathBuf::new(), max_bytes: 0, timeout, trusted_keys: Vec::new() };
+    let how = Fetching { cache_dir: PathBuf::new(), max_bytes: 0, timeout, trusted_keys: Vec::new(), logins: Default::default() };
     let client = client(&r, &how);
     let media = if ext == "rhai" { RHAI_LAYER } else { WASM_LAYER };
     let mut layers = vec![ImageLayer::new(bytes, media.to_owned(), None)];
@@ -369,10 +433,10 @@ pub async fn push(reference: &str, ext: &str, bytes: Vec<u8>, signature: Option<
         layers.push(ImageLayer::new(sig, SIGNATURE_LAYER.to_owned(), None));
     }
     let config = Config::new(format!(r#"{{"runtime":"{ext}"}}"#).into_bytes(), CONFIG_MEDIA_TYPE.to_owned(), None);
-    let auth = RegistryAuth::Anonymous;
-    timed(&how, "pushing", async { client.push(&r, &layers, config, &auth, None).await.map_err(|e| e.to_string()) }).await?;
+    let auth = login.auth("the login")?;
+    timed(&how, "pushing", async { client.push(&r, &layers, config, &auth, None).await.map_err(|e| why(&e)) }).await?;
     // The digest as the registry has it (the client writes canonical JSON).
-    let digest = timed(&how, "reading back the digest", async { client.fetch_manifest_digest(&r, &auth).await.map_err(|e| e.to_string()) }).await?;
+    let digest = timed(&how, "reading back the digest", async { client.fetch_manifest_digest(&r, &auth).await.map_err(|e| why(&e)) }).await?;
     hex_digest(digest.strip_prefix("sha256:").unwrap_or_default()).map_err(|e| format!("the registry answered a digest that is not sha256: {e}"))?;
     Ok(digest)
 }
