@@ -251,6 +251,68 @@ fn a_reload_removing_a_pool_mid_action_lets_the_action_finish_and_records_both()
     assert!(last["seq"].as_u64() > acted["seq"].as_u64());
 }
 
+/// A promotion holds across a restart of the host (the journal keeps it),
+/// and a rollback after the restart returns to the file's set; a config
+/// edited meanwhile to serve another set supersedes it.
+#[test]
+fn a_promotion_holds_across_a_restart_until_rolled_back_or_superseded() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |serving: &str| pool("keep", &format!(r#"{{ policy = "{serving}" }}"#)).replace("interval_ms = 200", "interval_ms = 200\ncandidate = { strategies = [{ policy = \"two\" }] }");
+    let cfg = setup(dir.path(), &with("one"));
+    std::fs::write(dir.path().join("policies.d/two.rhai"), r#"fn strategy(input) { #{ desired: 2, reason: "two" } }"#).unwrap();
+    std::fs::write(dir.path().join("policies.d/four.rhai"), r#"fn strategy(input) { #{ desired: 4, reason: "four" } }"#).unwrap();
+    let mut host = Host::start(&cfg, free_port());
+    // Which set decides: the newest policy decision's voter (the scale-down
+    // cooldown may hold the capacity itself).
+    let desired = |h: &Host, want: u64, what: &str| {
+        let name = ["", "one", "two", "", "four"][want as usize];
+        h.wait_for(what, Duration::from_secs(15), |h| {
+            let d = h.get("/pools/keep/decisions?limit=5");
+            let newest = d.as_array()?.iter().find(|r| r["votes"].as_array().is_some_and(|v| !v.is_empty()))?.clone();
+            (newest["votes"][0]["expert"] == name).then_some(())
+        })
+    };
+    desired(&host, 1, "the file's set");
+    let (status, body) = host.post("/pools/keep/promote", Some("t"), "");
+    assert_eq!(status, 200, "{body}");
+    desired(&host, 2, "the promoted set");
+    let promoted_at = host.wait_for("the promotion's record", Duration::from_secs(5), |h| {
+        h.get("/pools/keep/decisions?limit=50").as_array()?.iter().find(|r| r["lifecycle"].as_str().is_some_and(|l| l.starts_with("promoted")))?["seq"].as_u64()
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    host.terminate();
+    // A replay of what followed the promotion serves the promoted set, as the pool did.
+    let out = std::process::Command::new(scalewise_e2e::scalewise_bin())
+        .args(["simulate", "--from-journal", dir.path().join("journal.redb").to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--json", "--from-seq", &promoted_at.to_string(), "--out"])
+        .arg(dir.path().join("replay"))
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let s = &r["summary"];
+    assert!(s["replayed"].as_u64().unwrap() >= 2 && s["reproduced"] == s["replayed"], "{s}");
+
+    host.restart();
+    desired(&host, 2, "the promoted set after the restart");
+    let p = host.get("/pools/keep");
+    assert_eq!(p["previous"], "strategies [one]", "a rollback target after the restart: {p}");
+    assert!(p["candidate"].is_null(), "the promoted set is not its own candidate: {p}");
+    let (status, body) = host.post("/pools/keep/rollback", Some("t"), "");
+    assert_eq!(status, 200, "{body}");
+    desired(&host, 1, "the file's set after the rollback");
+    host.terminate();
+    host.restart();
+    desired(&host, 1, "the file's set, still, after a restart");
+
+    // Promoted again, then the file moves on while the host is down.
+    host.post("/pools/keep/promote", Some("t"), "");
+    desired(&host, 2, "the promoted set");
+    host.terminate();
+    rewrite(&cfg, &with("four"));
+    host.restart();
+    desired(&host, 4, "the file's new set");
+    assert!(host.get("/pools/keep")["previous"].is_null());
+}
+
 /// Run `scalewise` with `args`; its stdout, or a panic with its stderr.
 fn scalewise(args: &[&str]) -> String {
     let out = std::process::Command::new(scalewise_e2e::scalewise_bin()).args(args).output().unwrap();

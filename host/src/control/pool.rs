@@ -130,10 +130,13 @@ pub async fn prepare(
     let (tx, rx) = mpsc::channel(16);
     let handle = Arc::new(PoolHandle::new(id.clone(), tx, recent));
     let events = events::Announcer::new(&id, &s.target);
-    let mut shadow = candidate::Shadow::default();
-    shadow.reconfigured(&s.plan, clock.now_ms());
+    let shadow = candidate::Shadow::default();
     let replayable = replayable::Replayable::new(&memory);
-    let runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, replayable, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events, shadow };
+    let mut runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, replayable, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events, shadow };
+    if let Some(note) = runner.restore_promotion() {
+        tracing::info!(pool = %runner.s.plan.id, "{note}");
+    }
+    runner.shadow.reconfigured(&runner.s.plan, runner.clock.now_ms());
     runner.publish(state, None);
     Ok((handle, runner))
 }

@@ -32,6 +32,29 @@ pub struct PoolMemory {
     #[serde(default)]
     pub placement: Option<Placement>,
     pub paused: bool,
+    /// The promotion the pool is under, if any, so that it holds across a
+    /// restart (the config still names the set it replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted: Option<Promotion>,
+}
+
+/// A promotion: the set serving since, and the set it replaced (what a
+/// rollback returns to).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Promotion {
+    pub serving: PolicySet,
+    pub previous: PolicySet,
+}
+
+/// A set of policies by name: strategies with their weights, consensus,
+/// cost rules.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PolicySet {
+    pub strategies: Vec<(String, f64)>,
+    #[serde(default)]
+    pub consensus: Option<String>,
+    #[serde(default)]
+    pub cost_rules: Vec<String>,
 }
 
 impl PoolMemory {
@@ -46,6 +69,7 @@ impl PoolMemory {
             alerts_fired: self.alerts_fired.clone(),
             placement: self.placement.clone(),
             paused: self.paused,
+            promoted: self.promoted.clone(),
         }
     }
 }

@@ -19,7 +19,7 @@ pub use super::feasibility::{Headroom, MetricLimit};
 
 use super::budget::CostSpec;
 use super::guardrails::{self, Guardrails};
-use super::memory::PoolMemory;
+use super::memory::{PolicySet, PoolMemory};
 use super::record::*;
 
 /// An answer from a policy, and which version gave it.
@@ -68,6 +68,27 @@ impl PoolPlan {
     /// The policies the serving set names: strategies, consensus, cost rules.
     pub fn policies(&self) -> impl Iterator<Item = &str> {
         self.strategies.iter().map(|s| s.policy.as_str()).chain(self.consensus.as_deref()).chain(self.cost_rules.iter().map(String::as_str))
+    }
+
+    /// The serving set, by name.
+    pub fn set(&self) -> PolicySet {
+        PolicySet { strategies: self.strategies.iter().map(|s| (s.policy.clone(), s.weight)).collect(), consensus: self.consensus.clone(), cost_rules: self.cost_rules.clone() }
+    }
+
+    /// Whether this plan's serving set is `set`.
+    pub fn serves(&self, set: &PolicySet) -> bool {
+        self.set() == *set
+    }
+
+    /// This plan with `set` serving instead (no candidate).
+    pub fn with_set(&self, set: &PolicySet) -> PoolPlan {
+        PoolPlan {
+            strategies: set.strategies.iter().map(|(policy, weight)| ExpertSpec { policy: policy.clone(), weight: *weight }).collect(),
+            consensus: set.consensus.clone(),
+            cost_rules: set.cost_rules.clone(),
+            candidate: None,
+            ..self.clone()
+        }
     }
 
     /// The set in words: `strategies [a, b], consensus c, cost rules [d]`.

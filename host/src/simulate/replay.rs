@@ -21,6 +21,10 @@
 //! is what the serving set did. (What the pool's demand would then have
 //! been is another question: a trace simulation answers it.)
 //!
+//! Under a promotion (the pool's memory records it), the promoted set is
+//! what served, and what the replay decides with, while the config still
+//! names the set it replaced.
+//!
 //! Operator changes (a manual scale, an approval) and lifecycle records
 //! (a reload, a promotion) are not policy decisions: they are counted and
 //! listed, and the memory they wrote is where the next decision starts.
@@ -224,7 +228,11 @@ impl Run {
         memory.states = states;
         let recent: Vec<Action> = memory.guard.recent();
         let candidate = r.candidate.as_ref().map(|c| pipeline::shadow(c.experts, c.plan, tick(c.plan, rec, &metrics, &recent, inputs.headroom.clone()), &memory, &mut self.candidate_states).desired);
-        let replayed = pipeline::decide(r.serving.experts, tick(r.serving.plan, rec, &metrics, &recent, inputs.headroom.clone()), &mut memory);
+        // Under a promotion (the journal's memory says which), the promoted
+        // set served, where the config still names the one it replaced.
+        let promoted = memory.promoted.as_ref().filter(|p| r.serving.plan.serves(&p.previous)).map(|p| r.serving.plan.with_set(&p.serving));
+        let serving = promoted.as_ref().unwrap_or(r.serving.plan);
+        let replayed = pipeline::decide(r.serving.experts, tick(serving, rec, &metrics, &recent, inputs.headroom.clone()), &mut memory);
         let differs = first_difference(rec, &replayed);
         let st = Step {
             seq: rec.seq,

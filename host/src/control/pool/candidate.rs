@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::PoolLoop;
+use crate::decide::memory::Promotion;
 use crate::decide::pipeline::{self, PoolPlan, TickInput};
 use crate::decide::record::{DecisionRecord, ShadowDecision};
 
@@ -165,6 +166,8 @@ impl PoolLoop {
         self.memory.states.retain(|k, _| !states.contains_key(k));
         self.memory.states.extend(states);
         let note = format!("promoted the candidate {} ({shadow_versions}) over {} ({serving_versions}); POST /pools/{}/rollback returns to it", candidate.describe(), previous.describe(), self.s.plan.id);
+        // In the pool's memory, so that it holds across a restart.
+        self.memory.promoted = Some(Promotion { serving: candidate.set(), previous: previous.set() });
         self.shadow.previous = Some(previous);
         self.shadow.divergence = None;
         self.shadow.faulted = (0, None);
@@ -185,6 +188,7 @@ impl PoolLoop {
         };
         let serving_versions = self.handle.last(|r| versions(&r.votes)).unwrap_or_default();
         let demoted = self.swap_in(&previous);
+        self.memory.promoted = None;
         let note = format!("rolled back to {} from {} ({serving_versions}), which goes on in shadow: {why}", previous.describe(), demoted.describe());
         let now = self.clock.now_ms();
         self.shadow.states.clear();
@@ -209,7 +213,31 @@ impl PoolLoop {
         } else if !same(next, &self.s.plan) {
             tracing::info!(pool = %self.s.plan.id, "the reloaded config names another serving set: the promotion is superseded");
             self.shadow.previous = None;
+            self.memory.promoted = None;
         }
+    }
+
+    /// At start: a promotion the journal's memory records holds across the
+    /// restart, where the config still names the set it replaced as the
+    /// serving one (what the file says has not moved on since); the
+    /// promoted set serves, a rollback returns to the file's set, and a
+    /// candidate that is the promoted set itself is dropped (it serves).
+    /// A config that names another serving set supersedes it, as a reload
+    /// does.
+    pub(super) fn restore_promotion(&mut self) -> Option<String> {
+        let p = self.memory.promoted.clone()?;
+        if !self.s.plan.serves(&p.previous) {
+            self.memory.promoted = None;
+            return Some(format!("the promotion recorded in the journal ({}) is superseded: the config names another serving set", self.s.plan.with_set(&p.serving).describe()));
+        }
+        let promoted = self.s.plan.with_set(&p.serving);
+        if self.s.plan.candidate.as_deref().is_some_and(|c| c.serves(&p.serving)) {
+            self.s.plan.candidate = None;
+        }
+        let previous = self.swap_in(&promoted);
+        let note = format!("the promotion of {} over {} holds across the restart; POST /pools/{}/rollback returns to it", promoted.describe(), previous.describe(), self.s.plan.id);
+        self.shadow.previous = Some(previous);
+        Some(note)
     }
 
     /// Make `next`'s policies the serving ones; returns the set they replace.
