@@ -381,21 +381,9 @@ fn oci_error(e: oci_client::errors::OciDistributionError, reference: &Reference)
     }
 }
 
-/// An error with its causes: an HTTP client's own message ("error sending
-/// request") says nothing of why (refused, timed out, reset) until its
-/// sources are read.
+/// An error with its causes (see [`scalewise_providers::error_chain`]).
 fn why(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    scalewise_providers::error_chain(e)
 }
 
 /// GET `url`, at most `max` bytes.

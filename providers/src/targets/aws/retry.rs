@@ -91,7 +91,7 @@ fn hint(code: &str) -> Option<&'static str> {
 
 /// Classify an SDK error.
 pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E, HttpResponse>) -> CallError {
-    let chain = error_chain(e);
+    let chain = crate::error_chain(e);
     match e {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
@@ -118,21 +118,6 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkEr
             CallError { code: code.into(), message: chain, retryable: false }
         }
     }
-}
-
-/// The error and its sources in one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
