@@ -53,10 +53,11 @@ pub mod log;
 pub mod number;
 mod roles;
 pub mod series;
+pub mod state;
 pub mod types;
 
 pub use roles::{
-    Combined, Consensus, CostDecision, CostRule, Strategy, parse_settings, run_consensus,
+    Combined, Consensus, CostDecision, CostRule, NO_OPINION, Strategy, is_no_opinion, no_opinion, parse_settings, run_consensus,
     run_cost_rule, run_strategy, validate_consensus, validate_cost_rule, validate_strategy,
 };
 pub use types::*;
@@ -65,8 +66,9 @@ pub use types::*;
 pub mod prelude {
     pub use crate::number::{fixed, num};
     pub use crate::{gauge, log};
-    pub use crate::roles::{Combined, Consensus, CostDecision, CostRule, Strategy};
+    pub use crate::roles::{Combined, Consensus, CostDecision, CostRule, Strategy, no_opinion};
     pub use crate::series::{self, Trend};
+    pub use crate::state::StateEncoding;
     pub use crate::types::*;
     pub use crate::{export_consensus, export_cost_rule, export_strategy};
     pub use serde::{Deserialize, Serialize};

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::state::StateEncoding;
 use crate::types::{
     ConsensusInput, ConsensusOutput, CostInput, CostOutput, Placement, Proposal, StrategyInput,
     StrategyOutput, Verdict,
@@ -25,6 +26,9 @@ pub trait Strategy {
     type Settings: DeserializeOwned + 'static;
     /// What the policy remembers between calls. The host persists it.
     type State: Serialize + DeserializeOwned + Default;
+    /// How the state travels: JSON (readable in the journal; the default)
+    /// or [`StateEncoding::Binary`] for a state of thousands of numbers.
+    const STATE_ENCODING: StateEncoding = StateEncoding::Json;
 
     /// Extra checks beyond what deserialising the settings already checks.
     fn validate(_settings: &Self::Settings) -> Result<(), String> {
@@ -59,6 +63,9 @@ impl CostDecision {
 pub trait CostRule {
     type Settings: DeserializeOwned + 'static;
     type State: Serialize + DeserializeOwned + Default;
+    /// How the state travels: JSON (readable in the journal; the default)
+    /// or [`StateEncoding::Binary`] for a state of thousands of numbers.
+    const STATE_ENCODING: StateEncoding = StateEncoding::Json;
 
     fn validate(_settings: &Self::Settings) -> Result<(), String> {
         Ok(())
@@ -83,6 +90,9 @@ pub struct Combined {
 pub trait Consensus {
     type Settings: DeserializeOwned + 'static;
     type State: Serialize + DeserializeOwned + Default;
+    /// How the state travels: JSON (readable in the journal; the default)
+    /// or [`StateEncoding::Binary`] for a state of thousands of numbers.
+    const STATE_ENCODING: StateEncoding = StateEncoding::Json;
 
     fn validate(_settings: &Self::Settings) -> Result<(), String> {
         Ok(())
@@ -93,6 +103,31 @@ pub trait Consensus {
         settings: &Self::Settings,
         state: &mut Self::State,
     ) -> Result<Combined, String>;
+}
+
+/// How an error from `evaluate` says the policy has no opinion (rather than
+/// that it could not answer). See [`no_opinion`].
+pub const NO_OPINION: &str = "no opinion: ";
+
+/// The error a strategy returns to abstain on purpose: it has nothing to
+/// say at this point (a rule for high load, at calm load). The host leaves
+/// the vote out of the consensus as for any error, but counts it as a
+/// decline, not a fault, in the decision, the reports and the API. Any
+/// other error (no samples of a metric, bad input) counts as a failure to
+/// answer.
+///
+/// ```
+/// # use scalewise_sdk::{is_no_opinion, no_opinion};
+/// let e = no_opinion("utilization 0.42 is NORMAL; no step at NORMAL");
+/// assert!(is_no_opinion(&e));
+/// ```
+pub fn no_opinion(reason: impl std::fmt::Display) -> String {
+    format!("{NO_OPINION}{reason}")
+}
+
+/// Whether an error text is a [`no_opinion`].
+pub fn is_no_opinion(error: &str) -> bool {
+    error.starts_with(NO_OPINION)
 }
 
 /// Parse settings JSON into the policy's own struct.
@@ -157,13 +192,7 @@ fn same_text(a: &str, b: &str) -> bool {
 }
 
 fn decode_state<T: DeserializeOwned + Default>(state: Option<&[u8]>) -> T {
-    state.and_then(|bytes| serde_json::from_slice(bytes).ok()).unwrap_or_default()
-}
-
-fn encode_state<T: Serialize>(state: &T) -> Result<Option<Vec<u8>>, String> {
-    let bytes = serde_json::to_vec(state).map_err(|e| format!("cannot encode state: {e}"))?;
-    // `()` and other empty states encode as `null`: store nothing.
-    Ok(if bytes == b"null" { None } else { Some(bytes) })
+    crate::state::decode(state).unwrap_or_default()
 }
 
 /// `validate-config` for a strategy.
@@ -177,7 +206,7 @@ pub fn run_strategy<S: Strategy>(input: &StrategyInput) -> Result<StrategyOutput
         let mut state = decode_state::<S::State>(input.state.as_deref());
         crate::gauge::take();
         let proposal = S::evaluate(input, settings, &mut state)?;
-        Ok(StrategyOutput { proposal, gauges: crate::gauge::take(), state: encode_state(&state)? })
+        Ok(StrategyOutput { proposal, gauges: crate::gauge::take(), state: crate::state::encode(&state, S::STATE_ENCODING)? })
     })
 }
 
@@ -196,7 +225,7 @@ pub fn run_cost_rule<C: CostRule>(input: &CostInput) -> Result<CostOutput, Strin
             cost_per_hour: d.cost_per_hour,
             reason: d.reason,
             placement: d.placement,
-            state: encode_state(&state)?,
+            state: crate::state::encode(&state, C::STATE_ENCODING)?,
         })
     })
 }
@@ -215,7 +244,7 @@ pub fn run_consensus<C: Consensus>(input: &ConsensusInput) -> Result<ConsensusOu
             desired: c.desired,
             confidence: c.confidence,
             explanation: c.explanation,
-            state: encode_state(&state)?,
+            state: crate::state::encode(&state, C::STATE_ENCODING)?,
         })
     })
 }
@@ -311,6 +340,6 @@ mod tests {
 
     #[test]
     fn unit_state_stores_nothing() {
-        assert_eq!(encode_state(&()).unwrap(), None);
+        assert_eq!(crate::state::encode(&(), StateEncoding::Json).unwrap(), None);
     }
 }

@@ -17,9 +17,10 @@
 //! first hours (and traces with no cycle) are better served by the trend.
 //!
 //! The seasonal profiles are kept at a bounded resolution (at most
-//! [`DAY_BUCKETS`] buckets a day, [`WEEK_BUCKETS`] a week), and their numbers
-//! travel as packed `f32` hex rather than JSON numbers, so the state stays
-//! about 10 KB and quick to decode whatever the step.
+//! [`DAY_BUCKETS`] buckets a day, [`WEEK_BUCKETS`] a week) as `f32`s, and the
+//! policy's state uses the SDK's binary encoding: the profiles travel as
+//! their bytes (about 7 KB in all), copied rather than parsed, whatever the
+//! step.
 
 use std::collections::VecDeque;
 
@@ -122,21 +123,21 @@ pub struct Model {
     pub observed: u64,
     level: f64,
     trend: f64,
-    #[serde(with = "packed")]
+    #[serde(with = "scalewise_sdk::state::f32s")]
     day: Vec<f64>,
-    #[serde(with = "packed")]
+    #[serde(with = "scalewise_sdk::state::f32s")]
     week: Vec<f64>,
     /// Per time-of-day bucket: the mean of its previous day's visit and the
     /// running sum and count of the current one, and which day each was.
-    #[serde(with = "packed")]
+    #[serde(with = "scalewise_sdk::state::f32s")]
     naive_prev: Vec<f64>,
-    #[serde(with = "packed")]
+    #[serde(with = "scalewise_sdk::state::f32s")]
     naive_sum: Vec<f64>,
-    #[serde(with = "packed")]
+    #[serde(with = "scalewise_sdk::state::f32s")]
     naive_n: Vec<f64>,
-    #[serde(with = "packed")]
+    #[serde(with = "scalewise_sdk::state::f32s")]
     naive_prev_day: Vec<f64>,
-    #[serde(with = "packed")]
+    #[serde(with = "scalewise_sdk::state::f32s")]
     naive_day: Vec<f64>,
     recent: VecDeque<f64>,
     pending: VecDeque<Pending>,
@@ -356,47 +357,6 @@ impl Model {
         let peak = (from.max(now + 1)..=to.max(now + 1)).map(|t| self.predict_from(method, now, t, s, anchor)).fold(0.0, f64::max);
         let relative_error = (self.evaluated[method.index()] >= MIN_EVALUATED).then(|| self.error[method.index()] / self.scale.max(1e-9));
         Some(Forecast { method, peak, relative_error })
-    }
-}
-
-/// `Vec<f64>` as a hex string of little-endian `f32`s: a seasonal profile
-/// needs no more precision, and hex decodes without float parsing.
-mod packed {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(v.len() * 8);
-        for x in v {
-            for b in (*x as f32).to_le_bytes() {
-                out.push(HEX[(b >> 4) as usize] as char);
-                out.push(HEX[(b & 15) as usize] as char);
-            }
-        }
-        s.serialize_str(&out)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        let bytes = text.as_bytes();
-        if bytes.len() % 8 != 0 {
-            return Err(serde::de::Error::custom("packed floats: length is not a multiple of 8"));
-        }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            _ => Err(serde::de::Error::custom("packed floats: not hex")),
-        };
-        bytes
-            .chunks_exact(8)
-            .map(|c| {
-                let mut b = [0u8; 4];
-                for (i, pair) in c.chunks_exact(2).enumerate() {
-                    b[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-                }
-                Ok(f64::from(f32::from_le_bytes(b)))
-            })
-            .collect()
     }
 }
 
