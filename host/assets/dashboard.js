@@ -132,7 +132,7 @@ function decisionItem(d) {
   for (const v of d.votes) {
     const text = v.proposal
       ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)} (confidence ${fmt(v.proposal.confidence)}) — ${v.proposal.reason}`
-      : `${v.expert}: abstained — ${v.abstained}`;
+      : `${v.expert}: ${v.declined ? "declined (no opinion)" : "failed to answer"} — ${v.abstained}`;
     const gauges = (v.gauges || []).map((g) => `${g.name} ${fmt(g.value)}`).join(", ");
     li.append(el("div", { class: v.proposal ? "vote" : "vote err" }, gauges ? `${text} [${gauges}]` : text));
   }
@@ -148,7 +148,7 @@ function decisionItem(d) {
   if (d.lifecycle) li.append(el("div", { class: "why act" }, d.lifecycle));
   if (d.shadow) {
     const s = d.shadow;
-    const votes = s.votes.map((v) => v.proposal ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)}` : `${v.expert}: abstained`).join(", ");
+    const votes = s.votes.map((v) => v.proposal ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)}` : `${v.expert}: ${v.declined ? "declined" : "failed"}`).join(", ");
     li.append(el("div", { class: "why shadow" }, `candidate (shadow): ${s.desired}${s.desired === d.desired ? " (same)" : ` (${s.desired > d.desired ? "+" : ""}${s.desired - d.desired})`} — ${votes}`));
   }
   if (d.action) {
@@ -302,7 +302,7 @@ function decisionView(d) {
     el("h3", {}, "Votes"),
     !d.votes.length ? none("votes") : table(["expert", "version", "weight", "desired", "confidence", "reason", "gauges"], d.votes.map((v) => [
       v.expert, v.version === null ? null : `v${v.version}`, v.weight,
-      v.proposal ? v.proposal.desired : "abstained", v.proposal ? v.proposal.confidence : null,
+      v.proposal ? v.proposal.desired : (v.declined ? "declined" : "failed"), v.proposal ? v.proposal.confidence : null,
       (v.proposal ? v.proposal.reason : v.abstained) + (v.fallback ? ` (fallback: ${v.fallback})` : ""),
       (v.gauges || []).map((g) => `${g.name} ${fmt(g.value)}`).join(", ")])),
     el("h3", {}, "Consensus"),
@@ -321,7 +321,7 @@ function decisionView(d) {
   if (d.lifecycle) out.push(el("h3", {}, "Lifecycle"), el("p", { class: "act" }, d.lifecycle));
   if (d.shadow) {
     out.push(el("h3", {}, "Candidate, in shadow"), el("p", {}, `would have decided ${d.shadow.desired} (proposed ${d.shadow.proposed}); ${d.shadow.consensus.explanation}`),
-      table(["expert", "version", "desired", "reason"], d.shadow.votes.map((v) => [v.expert, v.version === null ? null : `v${v.version}`, v.proposal ? v.proposal.desired : "abstained", v.proposal ? v.proposal.reason : v.abstained])));
+      table(["expert", "version", "desired", "reason"], d.shadow.votes.map((v) => [v.expert, v.version === null ? null : `v${v.version}`, v.proposal ? v.proposal.desired : (v.declined ? "declined" : "failed"), v.proposal ? v.proposal.reason : v.abstained])));
   }
   out.push(el("h3", {}, "Action"));
   if (d.action) {

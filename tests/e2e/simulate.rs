@@ -107,7 +107,7 @@ fn set_config(dir: &Path, name: &str, pool: &str, body: &str) -> PathBuf {
 fn messy_traces_broken_sets_and_trapping_policies_are_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    install_builtins(&d.join("policies.d"), &["queue-depth", "safest"]);
+    install_builtins(&d.join("policies.d"), &["queue-depth", "safest", "severity"]);
     install(&guest("hostile"), &d.join("policies.d"), "hostile.wasm");
     // Header, CRLF, a bad row, a negative load, a gap of two steps.
     write(&d.join("messy.csv"), "minute,requests\r\n0,50\r\n1,150\r\n2,oops\r\n3,-5\r\n6,250\r\n7,80\r\n");
@@ -120,10 +120,20 @@ fn messy_traces_broken_sets_and_trapping_policies_are_reported_not_fatal() {
     write(&bad, &text);
     // The hostile guest traps whenever queue_depth is above 1 capacity-unit.
     set_config(d, "trapping", "panic-when-high", "strategies = [{ policy = \"hostile\" }, { policy = \"queue-depth\" }]\nconsensus = \"safest\"");
+    // `severity` with steps only at HIGH and CRITICAL declines at calm
+    // levels (utilization ≤ 0.8): a decline, not a fault.
+    set_config(
+        d,
+        "calm",
+        "severity-when-calm",
+        "strategies = [{ policy = \"severity\" }, { policy = \"queue-depth\" }]\nconsensus = \"safest\"\n\
+         [pools.settings.severity]\nsignals = [{ metric = \"queue_depth\", thresholds = [0.2, 0.4, 2.0, 3.0] }]\nsteps = { high = 2, critical = 4 }",
+    );
     write(
         &d.join("sim.toml"),
         "[environment]\ncapacity = 100.0\nboot_steps = 0\n\n[[traces]]\npath = \"messy.csv\"\n[[traces]]\npath = \"single.csv\"\n[[traces]]\npath = \"absent.csv\"\n\n\
-         [[sets]]\nname = \"queue\"\nconfig = \"queue.toml\"\n[[sets]]\nname = \"missing\"\nconfig = \"missing.toml\"\n[[sets]]\nname = \"bad\"\nconfig = \"bad.toml\"\n[[sets]]\nname = \"trapping\"\nconfig = \"trapping.toml\"\n",
+         [[sets]]\nname = \"queue\"\nconfig = \"queue.toml\"\n[[sets]]\nname = \"missing\"\nconfig = \"missing.toml\"\n[[sets]]\nname = \"bad\"\nconfig = \"bad.toml\"\n[[sets]]\nname = \"trapping\"\nconfig = \"trapping.toml\"\n\
+         [[sets]]\nname = \"calm\"\nconfig = \"calm.toml\"\n",
     );
     let (ok, text, json) = simulate(&[d.join("sim.toml").to_str().unwrap(), "--quiet"], d);
     assert!(!ok, "an unreadable trace makes the run fail: {text}");
@@ -141,8 +151,15 @@ fn messy_traces_broken_sets_and_trapping_policies_are_reported_not_fatal() {
     // Loads 50 150 150 0 0 0 250 80 at 100 per instance: above 1 at three steps.
     let trapping = by(messy, "trapping");
     assert_eq!(trapping["failed"], Value::Null);
-    assert_eq!((trapping["abstained_steps"].as_u64(), trapping["abstentions"].as_u64()), (Some(3), Some(3)), "{trapping}");
+    assert_eq!((trapping["faulted_steps"].as_u64(), trapping["faults"].as_u64()), (Some(3), Some(3)), "{trapping}");
+    assert_eq!(trapping["declined"], 0, "a trap is a fault, not a decline: {trapping}");
     assert_eq!(trapping["decisions"], 8, "the trapping expert abstained; the set kept deciding");
+    // Loads in queue-depth units 0.5 1.5 1.5 0 0 0 2.5 0.8: severity has an
+    // opinion only at 2.5 (HIGH); the other seven steps it declines.
+    let calm = by(messy, "calm");
+    assert_eq!(calm["failed"], Value::Null, "{calm}");
+    assert_eq!((calm["declined"].as_u64(), calm["declined_steps"].as_u64(), calm["faults"].as_u64()), (Some(7), Some(7), Some(0)), "{calm}");
+    assert!(text.contains("decl") && text.contains("fault"), "the table has both columns: {text}");
     assert_eq!(traces[1]["steps"], 1, "a single row is a trace");
     assert!(traces[2]["error"].as_str().unwrap().contains("cannot read trace"), "{}", traces[2]);
     assert!(text.contains("failed sets:"), "{text}");

@@ -146,7 +146,8 @@ fn explain(d: &Value) {
     for v in d["votes"].as_array().into_iter().flatten() {
         match v["proposal"].as_object() {
             Some(p) => println!("  vote {} v{}: {} ({})", s(&v["expert"]), s(&v["version"]), s(&p["desired"]), s(&p["reason"])),
-            None => println!("  vote {}: abstained ({})", s(&v["expert"]), s(&v["abstained"])),
+            None if v["declined"].as_bool() == Some(true) => println!("  vote {}: declined, no opinion ({})", s(&v["expert"]), s(&v["abstained"])),
+            None => println!("  vote {}: failed to answer ({})", s(&v["expert"]), s(&v["abstained"])),
         }
     }
     println!("  consensus {}: {}", s(&d["consensus"]["policy"]), s(&d["consensus"]["explanation"]));

@@ -35,6 +35,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         max_steps: args.max_steps,
         journal_dir: args.journal.then(|| args.out.join("journal")),
         keep_desired: false,
+        score_from: None,
     };
     let progress = Arc::new(Progress::default());
     let started = Instant::now();

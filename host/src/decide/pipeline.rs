@@ -31,9 +31,50 @@ pub struct Answer<T> {
 
 /// How the pipeline reaches policies, by id.
 pub trait Experts: Send + Sync {
-    fn strategy(&self, id: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, String>;
-    fn consensus(&self, id: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String>;
-    fn cost_rule(&self, id: &str, input: &CostInput) -> Result<Answer<CostOutput>, String>;
+    fn strategy(&self, id: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, NoAnswer>;
+    fn consensus(&self, id: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, NoAnswer>;
+    fn cost_rule(&self, id: &str, input: &CostInput) -> Result<Answer<CostOutput>, NoAnswer>;
+}
+
+/// Why an expert gave no answer.
+///
+/// A strategy that says it has no opinion (`severity` at a calm level,
+/// through the SDK's [`scalewise_sdk::no_opinion`]) is doing its job; a
+/// trap, a timeout, nonsense, a policy that is not loaded, or a policy that
+/// could not answer (no samples of its metric) is not. Both leave the vote
+/// out of the consensus, but an operator reading "abstained 82,819 times"
+/// must know which of the two it was, so votes, reports and the API count
+/// them apart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoAnswer {
+    /// The policy chose not to vote.
+    pub declined: bool,
+    pub why: String,
+}
+
+impl NoAnswer {
+    pub fn declined(why: impl Into<String>) -> Self {
+        Self { declined: true, why: why.into() }
+    }
+}
+
+/// Anything else is a failure to answer.
+impl From<String> for NoAnswer {
+    fn from(why: String) -> Self {
+        Self { declined: false, why }
+    }
+}
+
+impl From<&str> for NoAnswer {
+    fn from(why: &str) -> Self {
+        why.to_owned().into()
+    }
+}
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,7 +181,7 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
     let mut si = StrategyInput { pool: pool.clone(), metrics: input.metrics, now: input.now, recent_actions: input.recent, settings: String::new(), state: None };
     for spec in &plan.strategies {
         si.state = memory.states.get(&spec.policy).cloned();
-        let mut vote = ExpertVote { expert: spec.policy.clone(), weight: spec.weight, version: None, proposal: None, abstained: None, fallback: None, gauges: Vec::new() };
+        let mut vote = ExpertVote { expert: spec.policy.clone(), weight: spec.weight, version: None, proposal: None, abstained: None, declined: false, fallback: None, gauges: Vec::new() };
         match experts.strategy(plan.instance(&spec.policy), &si) {
             Ok(a) => {
                 store_state(memory, &spec.policy, a.output.state);
@@ -151,8 +192,9 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
                 vote.proposal = Some(a.output.proposal);
             }
             Err(e) => {
-                ballots.push(Vote { expert: spec.policy.clone(), weight: spec.weight, ballot: Ballot::Abstained(e.clone()) });
-                vote.abstained = Some(e);
+                ballots.push(Vote { expert: spec.policy.clone(), weight: spec.weight, ballot: Ballot::Abstained(e.why.clone()) });
+                vote.abstained = Some(e.why);
+                vote.declined = e.declined;
             }
         }
         votes.push(vote);

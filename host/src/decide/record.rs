@@ -25,8 +25,12 @@ pub struct ExpertVote {
     /// The version that answered.
     pub version: Option<u64>,
     pub proposal: Option<Proposal>,
-    /// Why the expert abstained (an error, a timeout, a trap), if it did.
+    /// Why the expert abstained, if it did: it declined (no opinion), or
+    /// it failed (an error, a timeout, a trap); `declined` says which.
     pub abstained: Option<String>,
+    /// The abstention was the policy's own choice, not a fault.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declined: bool,
     /// Set when the serving version faulted and the previous one answered.
     pub fallback: Option<String>,
     /// What the expert reported about itself (its forecast error, ...).

@@ -15,6 +15,7 @@
 pub mod elasticity;
 pub mod fleet;
 pub mod oracle;
+pub mod prepare;
 pub mod replay;
 pub mod report;
 pub mod run;

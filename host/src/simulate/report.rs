@@ -25,7 +25,7 @@ pub fn json(env: &Environment, traces: &[TraceResult]) -> String {
     serde_json::to_string_pretty(&Document { environment: env, traces }).expect("results serialize")
 }
 
-const CSV_HEADER: &str = "trace,set,status,theta_u,theta_o,tau_u,tau_o,instability,jitter,unserved,instance_hours,cost,cost_ratio,launches,interruptions,decisions,actions,abstentions,abstained_steps,wall_ms";
+const CSV_HEADER: &str = "trace,set,status,theta_u,theta_o,tau_u,tau_o,instability,jitter,unserved,instance_hours,cost,cost_ratio,launches,interruptions,decisions,actions,declined,declined_steps,faults,faulted_steps,wall_ms";
 
 pub fn csv(traces: &[TraceResult]) -> String {
     let mut out = format!("{CSV_HEADER}\n");
@@ -39,7 +39,7 @@ pub fn csv(traces: &[TraceResult]) -> String {
             };
             let _ = writeln!(
                 out,
-                "{},{},{status},{:.4},{:.4},{:.4},{:.4},{:.4},{:.6},{:.6},{:.4},{:.4},{},{},{},{},{},{},{},{}",
+                "{},{},{status},{:.4},{:.4},{:.4},{:.4},{:.4},{:.6},{:.6},{:.4},{:.4},{},{},{},{},{},{},{},{},{},{}",
                 t.name,
                 s.set,
                 m.theta_u,
@@ -56,8 +56,10 @@ pub fn csv(traces: &[TraceResult]) -> String {
                 s.bill.interruptions,
                 s.decisions,
                 s.actions,
-                s.abstentions,
-                s.abstained_steps,
+                s.declined,
+                s.declined_steps,
+                s.faults,
+                s.faulted_steps,
                 s.wall_ms
             );
         }
@@ -79,8 +81,8 @@ pub fn table(traces: &[TraceResult]) -> String {
         }
         let _ = writeln!(
             out,
-            "  {:<20} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>9} {:>10} {:>10} {:>8} {:>6}",
-            "set", "θ_U %", "θ_O %", "τ_U %", "τ_O %", "k %", "j", "unserved", "inst-hours", "cost", "×oracle", "abst"
+            "  {:<20} {:>7} {:>7} {:>6} {:>6} {:>6} {:>7} {:>9} {:>10} {:>10} {:>8} {:>7} {:>6}",
+            "set", "θ_U %", "θ_O %", "τ_U %", "τ_O %", "k %", "j", "unserved", "inst-hours", "cost", "×oracle", "decl", "fault"
         );
         let _ = writeln!(
             out,
@@ -95,7 +97,7 @@ pub fn table(traces: &[TraceResult]) -> String {
             let m = &s.metrics;
             let _ = writeln!(
                 out,
-                "  {:<20} {:>7.2} {:>7.2} {:>6.1} {:>6.1} {:>6.1} {:>7.3} {:>8.2}% {:>10.1} {:>10.2} {:>8} {:>6}",
+                "  {:<20} {:>7.2} {:>7.2} {:>6.1} {:>6.1} {:>6.1} {:>7.3} {:>8.2}% {:>10.1} {:>10.2} {:>8} {:>7} {:>6}",
                 s.set,
                 m.theta_u,
                 m.theta_o,
@@ -107,7 +109,8 @@ pub fn table(traces: &[TraceResult]) -> String {
                 s.instance_hours,
                 s.cost,
                 s.cost_ratio.map_or("-".into(), |r| format!("{r:.3}")),
-                s.abstentions
+                s.declined,
+                s.faults
             );
         }
     }
@@ -116,7 +119,7 @@ pub fn table(traces: &[TraceResult]) -> String {
 
 const COLOURS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 
-fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -125,7 +128,7 @@ fn polyline(series: &Series, x: impl Fn(f64) -> f64, y: impl Fn(f64) -> f64, sty
     format!("<polyline class=\"series\" data-name=\"{}\" fill=\"none\" {style} points=\"{}\"><title>{}</title></polyline>\n", escape(name), points.join(" "), escape(name))
 }
 
-fn plot(t: &TraceResult) -> String {
+pub fn plot(t: &TraceResult) -> String {
     let (w, h, pad) = (960.0, 300.0, 40.0);
     let steps = t.demand.len().max(1) as f64;
     let ok: Vec<&SetResult> = t.sets.iter().filter(|s| s.failed.is_none()).collect();
@@ -161,20 +164,20 @@ pub fn html(env: &Environment, traces: &[TraceResult]) -> String {
             let _ = writeln!(body, "<p class=\"warn\">Repaired trace: {}</p>", escape(&s));
         }
         body.push_str(&plot(t));
-        body.push_str("<table><tr><th>set</th><th>θ_U %</th><th>θ_O %</th><th>τ_U %</th><th>τ_O %</th><th>k %</th><th>j</th><th>unserved</th><th>instance-hours</th><th>cost</th><th>× oracle</th><th>abstentions</th></tr>\n");
+        body.push_str("<table><tr><th>set</th><th>θ_U %</th><th>θ_O %</th><th>τ_U %</th><th>τ_O %</th><th>k %</th><th>j</th><th>unserved</th><th>instance-hours</th><th>cost</th><th>× oracle</th><th>declined</th><th>faults</th></tr>\n");
         let _ = writeln!(body, "<tr><td>oracle</td><td>0</td><td></td><td>0</td><td></td><td></td><td></td><td>0%</td><td>{:.1}</td><td>{:.2}</td><td>1</td><td></td></tr>", t.oracle.instance_hours, t.oracle_cost);
         for s in &t.sets {
             match &s.failed {
                 Some(why) => {
-                    let _ = writeln!(body, "<tr class=\"failed\"><td>{}</td><td colspan=\"11\">failed: {}</td></tr>", escape(&s.set), escape(why));
+                    let _ = writeln!(body, "<tr class=\"failed\"><td>{}</td><td colspan=\"12\">failed: {}</td></tr>", escape(&s.set), escape(why));
                 }
                 None => {
                     let m = &s.metrics;
                     let _ = writeln!(
                         body,
-                        "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td><td>{:.2}%</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+                        "<tr><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td><td>{:.2}%</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                         escape(&s.set), m.theta_u, m.theta_o, m.tau_u, m.tau_o, m.instability, m.jitter, m.unserved * 100.0, s.instance_hours, s.cost,
-                        s.cost_ratio.map_or("-".into(), |r| format!("{r:.3}")), s.abstentions
+                        s.cost_ratio.map_or("-".into(), |r| format!("{r:.3}")), s.declined, s.faults
                     );
                 }
             }

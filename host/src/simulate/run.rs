@@ -18,18 +18,19 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::elasticity::{Elasticity, ElasticityMetrics, demand};
+pub use super::prepare::{Prepared, prepare, prepare_config, registry_for};
 use super::fleet::{FleetBill, SimFleet, Spot};
 use super::oracle::{Billing, Oracle, OracleResult};
 use super::series::Series;
-use super::source::{SimSource, provides};
-use super::spec::{Environment, Fixed, SetSpec, SimSpec, TraceSpec};
+use super::source::SimSource;
+use super::spec::{Environment, Fixed, SimSpec, TraceSpec};
 use super::trace::{TraceReader, TraceStats};
-use crate::config::{Config, PoolConfig, ProviderConfig};
+use crate::config::{PoolConfig, ProviderConfig};
 use crate::control::clock::VirtualClock;
 use crate::control::pool::{self, MetricSpec, PoolSettings};
 use crate::decide::pipeline::Experts;
 use crate::journal::Journal;
-use crate::policy::{InstanceMode, PolicyEngine, Registry, SandboxOptions};
+use crate::policy::{InstanceMode, PolicyEngine, SandboxOptions};
 
 /// Virtual time starts here (2024-01-01T00:00Z); only differences matter.
 pub const ORIGIN_MS: i64 = 1_704_067_200_000;
@@ -45,6 +46,9 @@ pub struct RunOptions {
     pub journal_dir: Option<PathBuf>,
     /// Keep every step's desired capacity (for comparisons in tests).
     pub keep_desired: bool,
+    /// Score from this step on, whatever the environment's `warmup` says
+    /// (tuning scores its held-back part this way).
+    pub score_from: Option<u64>,
 }
 
 /// One policy set on one trace.
@@ -60,9 +64,14 @@ pub struct SetResult {
     pub cost_ratio: Option<f64>,
     pub decisions: u64,
     pub actions: u64,
-    /// Expert votes that abstained (errors, traps, timeouts), and the steps with any.
-    pub abstentions: u64,
-    pub abstained_steps: u64,
+    /// Votes a strategy declined on purpose (no opinion at that point), and
+    /// the steps with any.
+    pub declined: u64,
+    pub declined_steps: u64,
+    /// Votes that failed (errors, missing data, traps, timeouts), and the
+    /// steps with any: counted apart from declines, which are not faults.
+    pub faults: u64,
+    pub faulted_steps: u64,
     pub wall_ms: u64,
     #[serde(skip)]
     pub supply: Series,
@@ -82,8 +91,10 @@ impl SetResult {
             cost_ratio: None,
             decisions: 0,
             actions: 0,
-            abstentions: 0,
-            abstained_steps: 0,
+            declined: 0,
+            declined_steps: 0,
+            faults: 0,
+            faulted_steps: 0,
             wall_ms: 0,
             supply: Series::default(),
             desired: Vec::new(),
@@ -113,23 +124,6 @@ pub struct TraceResult {
     pub oracle_supply: Series,
 }
 
-/// A set ready to run: its pool and policies, loaded once for every trace.
-enum Prepared {
-    Pool { pool: Box<PoolConfig>, experts: Arc<Registry> },
-    Fixed(Fixed),
-    Failed(String),
-}
-
-impl Prepared {
-    /// Policy calls a step costs: what makes one set slower than another.
-    fn calls_per_step(&self) -> usize {
-        match self {
-            Prepared::Pool { pool, .. } => pool.strategies.len() + pool.consensus.iter().len() + pool.cost_rules.len(),
-            _ => 0,
-        }
-    }
-}
-
 /// Lower this thread's scheduling priority by `lighter` steps (nice values).
 ///
 /// Sets run in parallel, one thread each, and a run lasts as long as its
@@ -156,62 +150,6 @@ pub struct Progress {
     pub bytes_total: AtomicU64,
 }
 
-/// Load each set's config and policies. A set that cannot load is failed,
-/// with the reason; the others go on.
-fn prepare(spec: &SimSpec, options: &RunOptions, engine: &Arc<PolicyEngine>) -> Vec<(String, Prepared)> {
-    spec.sets.iter().map(|s| (s.name.clone(), prepare_set(s, options, engine).unwrap_or_else(Prepared::Failed))).collect()
-}
-
-fn prepare_set(s: &SetSpec, options: &RunOptions, engine: &Arc<PolicyEngine>) -> Result<Prepared, String> {
-    if let Some(f) = &s.fixed {
-        return Ok(Prepared::Fixed(f.clone()));
-    }
-    let path = s.config.as_ref().expect("checked: config or fixed");
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    let pool = match &s.pool {
-        Some(id) => config.pools.iter().find(|p| &p.id == id).ok_or_else(|| format!("{}: no pool `{id}`", path.display()))?,
-        None if config.pools.len() == 1 => &config.pools[0],
-        None => return Err(format!("{}: {} pools; name one with `pool = \"…\"`", path.display(), config.pools.len())),
-    };
-    for (i, m) in pool.metrics.iter().enumerate() {
-        let q = m.query.as_deref().unwrap_or(&m.name);
-        if !provides(q) {
-            return Err(format!(
-                "{}: pools.metrics[{i}]: the simulator has no series `{q}`; use one of {}",
-                path.display(),
-                super::source::SERIES.join(", ")
-            ));
-        }
-    }
-    let dir = options.policy_dir.clone().unwrap_or_else(|| config.policies.dir.clone());
-    let registry = registry_for(&config, pool, &dir, engine)?;
-    Ok(Prepared::Pool { pool: Box::new(pool.clone()), experts: registry })
-}
-
-/// A registry holding just the policies `pool` uses, with `config`'s
-/// settings: the directory may hold policies other sets configure
-/// differently. Fails with every policy that is missing or does not load.
-pub fn registry_for(config: &Config, pool: &PoolConfig, dir: &Path, engine: &Arc<PolicyEngine>) -> Result<Arc<Registry>, String> {
-    let registry = Arc::new(Registry::new(engine.clone(), dir.to_owned(), config.policy_settings()));
-    let mut needed: Vec<&String> = pool.strategies.iter().map(|s| &s.policy).collect();
-    needed.extend(pool.consensus.iter());
-    needed.extend(pool.cost_rules.iter());
-    let mut problems = Vec::new();
-    for id in needed {
-        let file = ["wasm", "rhai"].iter().map(|ext| dir.join(format!("{id}.{ext}"))).find(|p| p.is_file());
-        match file {
-            None => problems.push(format!("`{id}` is not in {} (no {id}.wasm or {id}.rhai)", dir.display())),
-            Some(path) => {
-                let instance = pool.instances.get(id).unwrap_or(id);
-                if let Err(e) = registry.load_as(instance, &path) {
-                    problems.push(format!("`{id}` failed to load: {e}"));
-                }
-            }
-        }
-    }
-    if problems.is_empty() { Ok(registry) } else { Err(problems.join("; ")) }
-}
-
 /// The sandbox for simulations: warm instances (each set calls its
 /// policies once a step, tens of thousands of times).
 pub fn engine(cache_dir: Option<&Path>) -> anyhow::Result<Arc<PolicyEngine>> {
@@ -227,7 +165,14 @@ pub fn engine(cache_dir: Option<&Path>) -> anyhow::Result<Arc<PolicyEngine>> {
 /// A trace that cannot be read is reported as failed; the others run.
 pub fn run(spec: &SimSpec, options: &RunOptions, progress: &Arc<Progress>) -> anyhow::Result<Vec<TraceResult>> {
     let engine = engine(options.cache_dir.as_deref())?;
-    let sets = Arc::new(prepare(spec, options, &engine));
+    let sets = prepare(spec, options, &engine);
+    run_prepared(spec, sets, options, progress)
+}
+
+/// Run sets already prepared (`scalewise tune` builds its candidates in
+/// memory) on every trace of `spec`; `spec.sets` is not read.
+pub fn run_prepared(spec: &SimSpec, sets: Vec<(String, Prepared)>, options: &RunOptions, progress: &Arc<Progress>) -> anyhow::Result<Vec<TraceResult>> {
+    let sets = Arc::new(sets);
     for t in &spec.traces {
         if let Ok(m) = std::fs::metadata(&t.path) {
             progress.bytes_total.fetch_add(m.len(), Ordering::Relaxed);
@@ -285,7 +230,7 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// A first pass over a file: its steps and its busiest step's load.
-fn scan(path: &Path, max_steps: Option<u64>) -> Result<(u64, f64), String> {
+pub fn scan(path: &Path, max_steps: Option<u64>) -> Result<(u64, f64), String> {
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return Err("it cannot read a pipe".into());
     }
@@ -295,7 +240,7 @@ fn scan(path: &Path, max_steps: Option<u64>) -> Result<(u64, f64), String> {
 
 /// The per-instance capacity with which the busiest load needs exactly
 /// `instances` instances.
-fn capacity_for(peak: f64, instances: u32) -> f64 {
+pub fn capacity_for(peak: f64, instances: u32) -> f64 {
     if peak <= 0.0 {
         return 1.0;
     }
@@ -323,6 +268,9 @@ fn run_trace(env: &Environment, t: &TraceSpec, sets: &Arc<Vec<(String, Prepared)
             capacity = capacity_for(peak, n);
         }
         warmup_steps = (steps as f64 * warmup).floor() as u64;
+    }
+    if let Some(from) = options.score_from {
+        warmup_steps = from;
     }
     let step_secs = t.step_secs.unwrap_or(env.step_secs);
     let billing = Billing {
@@ -487,7 +435,7 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
         let mut elasticity = Elasticity::default();
         let mut supply = Series::default();
         let mut desired = Vec::new();
-        let (mut abstentions, mut abstained_steps) = (0u64, 0u64);
+        let mut abstentions = Abstentions::default();
         let mut before_scoring = FleetBill::default();
         let mut t = 0u64;
         for chunk in std::iter::once(first_chunk).chain(chunks) {
@@ -505,9 +453,11 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
                 supply.push(running as f64);
                 if let Some(l) = pool_loop.as_mut() {
                     l.tick().await;
-                    let (n, want) = l.inspect_last(|r| (r.votes.iter().filter(|v| v.abstained.is_some()).count() as u64, r.desired)).unwrap_or((0, 0));
-                    abstentions += n;
-                    abstained_steps += (n > 0) as u64;
+                    let want = l.inspect_last(|r| {
+                        abstentions.count(&r.votes);
+                        r.desired
+                    });
+                    let want = want.unwrap_or(0);
                     if ctx.options.keep_desired {
                         desired.push(want);
                     }
@@ -529,13 +479,35 @@ fn simulate(ctx: &TraceCtx, set: &str, pool: Option<(&PoolConfig, Arc<dyn Expert
             cost_ratio: None,
             decisions,
             actions,
-            abstentions,
-            abstained_steps,
+            declined: abstentions.declined,
+            declined_steps: abstentions.declined_steps,
+            faults: abstentions.faults,
+            faulted_steps: abstentions.faulted_steps,
             wall_ms: 0,
             supply,
             desired,
         }
     })
+}
+
+/// Votes without a proposal, declines and faults apart.
+#[derive(Default)]
+struct Abstentions {
+    declined: u64,
+    declined_steps: u64,
+    faults: u64,
+    faulted_steps: u64,
+}
+
+impl Abstentions {
+    fn count(&mut self, votes: &[crate::decide::record::ExpertVote]) {
+        let declined = votes.iter().filter(|v| v.abstained.is_some() && v.declined).count() as u64;
+        let faults = votes.iter().filter(|v| v.abstained.is_some() && !v.declined).count() as u64;
+        self.declined += declined;
+        self.declined_steps += u64::from(declined > 0);
+        self.faults += faults;
+        self.faulted_steps += u64::from(faults > 0);
+    }
 }
 
 /// A pool's settings on the simulated fleet and source: its config's plan,

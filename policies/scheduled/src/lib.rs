@@ -128,7 +128,7 @@ impl Strategy for Scheduled {
             .collect();
         let when = format!("{} {}", now.strftime("%a %Y-%m-%d %H:%M"), s.timezone);
         if active.is_empty() {
-            return Err(format!("{when}: no schedule rule is active, no opinion"));
+            return Err(no_opinion(format!("{when}: no schedule rule is active")));
         }
         let current = f64::from(input.pool.capacity());
         if let Some(rule) = active.iter().find(|r| r.fixed.is_some()) {

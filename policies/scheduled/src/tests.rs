@@ -31,6 +31,7 @@ fn office_hours_are_local_time_across_daylight_saving() {
     assert_eq!(run(utc("2026-06-23T06:30"), 3, BERLIN).unwrap().desired, 10.0);
     // 07:30 UTC in summer is already 09:30 there; 06:30 UTC in winter is 07:30, before the office opens.
     assert!(run(utc("2026-11-24T06:30"), 3, BERLIN).unwrap_err().contains("no schedule rule is active"));
+    assert!(scalewise_sdk::is_no_opinion(&run(utc("2026-11-24T06:30"), 3, BERLIN).unwrap_err()), "no rule active is a decline, not a fault");
     // A floor never lowers a busier pool.
     assert_eq!(run(utc("2026-11-24T07:30"), 25, BERLIN).unwrap().desired, 25.0);
 }

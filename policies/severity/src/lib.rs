@@ -211,7 +211,7 @@ impl Strategy for Severity {
             reason.push_str(&format!("; no samples of {}", missing.join(", ")));
         }
         let Some(step) = s.steps.all()[level as usize] else {
-            return Err(format!("{reason}; no step at {}, no opinion", level.name()));
+            return Err(no_opinion(format!("{reason}; no step at {}", level.name())));
         };
         let current = f64::from(input.pool.capacity());
         let change = match s.step_type {

@@ -34,7 +34,7 @@ fn each_level_takes_its_step() {
     let mut m = calm();
     m[0] = window("queue_depth", &[30.0]);
     let e = run(m.clone(), "").unwrap_err();
-    assert!(e.starts_with("LOW: queue_depth last 30.000 is LOW") && e.ends_with("no step at LOW, no opinion"), "{e}");
+    assert!(e.starts_with("no opinion: LOW: queue_depth last 30.000 is LOW") && e.ends_with("no step at LOW") && scalewise_sdk::is_no_opinion(&e), "{e}");
     // Unless LOW has a step: then it holds.
     assert_eq!(run(m, r#","steps":{"low":0,"critical":4}"#).unwrap().desired, 10.0);
     // p99 latency HIGH (one slow request in a hundred is enough): +2.
@@ -67,7 +67,7 @@ fn critical_is_an_emergency() {
 #[test]
 fn missing_signals_are_named_and_all_missing_abstains() {
     let e = run(vec![window("queue_depth", &[60.0])], "").unwrap_err();
-    assert!(e.starts_with("MEDIUM:") && e.contains("no samples of latency_ms, throughput"), "{e}");
+    assert!(e.starts_with("no opinion: MEDIUM:") && e.contains("no samples of latency_ms, throughput"), "{e}");
     let e = run(vec![window("other", &[1.0])], "").unwrap_err();
     assert!(e.contains("no samples of queue_depth, latency_ms, throughput"), "{e}");
     // A NaN is no sample.

@@ -12,20 +12,20 @@ use super::*;
 use crate::control::clock::VirtualClock;
 use crate::decide::budget::CostSpec;
 use crate::decide::guardrails::Guardrails;
-use crate::decide::pipeline::{Answer, ExpertSpec};
+use crate::decide::pipeline::{Answer, ExpertSpec, NoAnswer};
 
 /// One strategy that proposes whatever `wants` holds.
 struct Wants(AtomicU32);
 
 impl Experts for Wants {
-    fn strategy(&self, _: &str, _: &StrategyInput) -> Result<Answer<StrategyOutput>, String> {
+    fn strategy(&self, _: &str, _: &StrategyInput) -> Result<Answer<StrategyOutput>, NoAnswer> {
         let d = f64::from(self.0.load(Ordering::Relaxed));
         Ok(Answer { output: StrategyOutput { proposal: Proposal::new(d, 1.0, "wants"), gauges: vec![], state: None }, version: 1, fallback: None })
     }
-    fn consensus(&self, _: &str, _: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String> {
+    fn consensus(&self, _: &str, _: &ConsensusInput) -> Result<Answer<ConsensusOutput>, NoAnswer> {
         Err("not used".into())
     }
-    fn cost_rule(&self, _: &str, _: &CostInput) -> Result<Answer<CostOutput>, String> {
+    fn cost_rule(&self, _: &str, _: &CostInput) -> Result<Answer<CostOutput>, NoAnswer> {
         Err("not used".into())
     }
 }

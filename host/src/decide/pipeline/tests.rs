@@ -12,21 +12,21 @@ struct Scripted {
 }
 
 impl Experts for Scripted {
-    fn strategy(&self, id: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, String> {
+    fn strategy(&self, id: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, NoAnswer> {
         let (_, r) = self.strategies.iter().find(|(s, _)| *s == id).ok_or("not loaded")?;
         let d = r.map_err(String::from)?;
         // State counts the calls, to show it is carried over.
         let n = input.state.as_ref().map_or(0, |s| s[0]) + 1;
         Ok(Answer { output: StrategyOutput { proposal: Proposal::new(d, 0.9, format!("{id} says {d}")), gauges: vec![], state: Some(vec![n]) }, version: 7, fallback: None })
     }
-    fn consensus(&self, _: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String> {
+    fn consensus(&self, _: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, NoAnswer> {
         if self.consensus_fails {
             return Err("trap: unreachable".into());
         }
         let d = input.votes.iter().filter_map(|v| v.proposal()).map(|p| p.desired).fold(0.0, f64::max);
         Ok(Answer { output: ConsensusOutput { desired: d, confidence: 1.0, explanation: "max".into(), state: None }, version: 1, fallback: None })
     }
-    fn cost_rule(&self, _: &str, input: &CostInput) -> Result<Answer<CostOutput>, String> {
+    fn cost_rule(&self, _: &str, input: &CostInput) -> Result<Answer<CostOutput>, NoAnswer> {
         let cap = self.cost.map_err(String::from)?;
         let verdict = match cap {
             Some(n) if input.proposed > n => Verdict::Clamp(n),

@@ -181,21 +181,21 @@ mod tests {
     use super::*;
     use crate::decide::budget::CostSpec;
     use crate::decide::guardrails::Guardrails;
-    use crate::decide::pipeline::{Answer, ExpertSpec, Experts, PoolPlan};
+    use crate::decide::pipeline::{Answer, ExpertSpec, Experts, NoAnswer, PoolPlan};
     use scalewise_sdk::{ConsensusInput, ConsensusOutput, CostInput, CostOutput, Proposal, StrategyInput, StrategyOutput};
 
     /// Ten per member of the newest queue value, plus `extra`.
     struct PerTen(f64);
 
     impl Experts for PerTen {
-        fn strategy(&self, _: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, String> {
+        fn strategy(&self, _: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, NoAnswer> {
             let q = input.metrics[0].last().ok_or("no samples")?;
             Ok(Answer { output: StrategyOutput { proposal: Proposal::new(q / 10.0 + self.0, 1.0, "per ten"), gauges: vec![], state: None }, version: 1, fallback: None })
         }
-        fn consensus(&self, _: &str, _: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String> {
+        fn consensus(&self, _: &str, _: &ConsensusInput) -> Result<Answer<ConsensusOutput>, NoAnswer> {
             Err("not used".into())
         }
-        fn cost_rule(&self, _: &str, _: &CostInput) -> Result<Answer<CostOutput>, String> {
+        fn cost_rule(&self, _: &str, _: &CostInput) -> Result<Answer<CostOutput>, NoAnswer> {
             Err("not used".into())
         }
     }

@@ -6,7 +6,7 @@ use super::*;
 use crate::decide::budget::CostSpec;
 use crate::decide::guardrails::Guardrails;
 use crate::decide::inputs::InputRecorder;
-use crate::decide::pipeline::{Answer, ExpertSpec};
+use crate::decide::pipeline::{Answer, ExpertSpec, NoAnswer};
 use crate::decide::record::MetricReading;
 
 /// A strategy with a state: the newest queue value over ten, plus one on
@@ -23,7 +23,7 @@ impl Counting {
 }
 
 impl Experts for Counting {
-    fn strategy(&self, _: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, String> {
+    fn strategy(&self, _: &str, input: &StrategyInput) -> Result<Answer<StrategyOutput>, NoAnswer> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let n: u32 = input.state.as_deref().map_or(0, |s| std::str::from_utf8(s).unwrap().parse().unwrap());
         let q = input.metrics.iter().find(|m| m.name == "q").and_then(|m| m.last()).unwrap_or(0.0);
@@ -31,10 +31,10 @@ impl Experts for Counting {
         let output = StrategyOutput { proposal: Proposal::new(desired, 1.0, "counting"), gauges: vec![], state: Some((n + 1).to_string().into_bytes()) };
         Ok(Answer { output, version: 1, fallback: None })
     }
-    fn consensus(&self, _: &str, _: &ConsensusInput) -> Result<Answer<ConsensusOutput>, String> {
+    fn consensus(&self, _: &str, _: &ConsensusInput) -> Result<Answer<ConsensusOutput>, NoAnswer> {
         Err("not used".into())
     }
-    fn cost_rule(&self, _: &str, _: &CostInput) -> Result<Answer<CostOutput>, String> {
+    fn cost_rule(&self, _: &str, _: &CostInput) -> Result<Answer<CostOutput>, NoAnswer> {
         Err("not used".into())
     }
 }
