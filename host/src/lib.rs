@@ -31,6 +31,7 @@ pub mod policy;
 pub mod service;
 pub mod simulate;
 pub mod timing;
+pub mod tune;
 
 #[cfg(test)]
 mod layering;

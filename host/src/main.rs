@@ -6,7 +6,7 @@ use scalewise::cli::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A simulation takes thousands of actions a second: only warnings by default.
-    let simulating = matches!(cli.command, scalewise::cli::Command::Simulate(_));
+    let simulating = matches!(cli.command, scalewise::cli::Command::Simulate(_) | scalewise::cli::Command::Tune(_));
     let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
     let (filter, from) = match (&cli.log, &rust_log) {
         (Some(f), _) => (f.as_str(), "--log / SCALEWISE_LOG"),

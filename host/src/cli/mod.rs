@@ -38,6 +38,9 @@ pub enum Command {
     /// Replay load traces through policy sets under a virtual clock and
     /// compare them (elasticity metrics, cost, the clairvoyant oracle).
     Simulate(SimulateArgs),
+    /// Search a policy set's settings on a workload's history with the
+    /// simulator: fit on the earlier part, choose and report on the later.
+    Tune(TuneArgs),
     /// Read the decision journal: its size, new decisions, an export.
     Journal {
         #[command(flatten)]
@@ -188,6 +191,39 @@ pub struct ServeArgs {
     /// Override `server.listen` from the config.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// The tune file: history, split, objective, baseline, search, candidates.
+    pub spec: PathBuf,
+    /// Use this trace (CSV `step,load`) as the history instead of the file's.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Candidate runs on the fit part (overrides `search.runs`).
+    #[arg(long)]
+    pub runs: Option<u32>,
+    /// Stop searching after this many seconds (overrides `search.seconds`).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Candidates run at once (overrides `search.parallel`; default: the cores).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Where to write tune.json, chosen.toml and report.html.
+    #[arg(long, default_value = "tune")]
+    pub out: PathBuf,
+    /// Load every config's policies from this directory.
+    #[arg(long)]
+    pub policy_dir: Option<PathBuf>,
+    /// The compile cache for policy components.
+    #[arg(long, default_value = ".scalewise/cache")]
+    pub cache_dir: PathBuf,
+    /// Print the results as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

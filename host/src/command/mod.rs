@@ -9,6 +9,7 @@ mod push;
 mod replay;
 mod serve;
 mod simulate;
+mod tune;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Policy { command } => policy::run(command),
         Command::Simulate(args) => simulate::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Journal { at, command } => journal::run(at, command),
         Command::Ctl(args) => ctl::run(args),
         Command::Demo { command: DemoCommand::Worker { queue } } => {

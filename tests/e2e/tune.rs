@@ -1,0 +1,113 @@
+//! `scalewise tune` end to end: the search never reads the held-back part
+//! of the history, every figure it reports for a finalist comes from that
+//! part, and the chosen config is one a host loads as it is.
+
+use std::path::Path;
+use std::process::Command;
+
+use scalewise_e2e::host::install_builtins;
+use scalewise_e2e::{root, scalewise_bin};
+use serde_json::Value;
+
+const STEPS: usize = 3000;
+const FIT: usize = 1800;
+const WARMUP: usize = 600;
+
+/// A daily-ish wave with deterministic noise; `tail` changes what comes
+/// after the split.
+fn trace(tail: impl Fn(usize, f64) -> f64) -> String {
+    let mut x: u64 = 7;
+    let mut out = String::new();
+    for t in 0..STEPS {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let noise = (x >> 33) as f64 / (1u64 << 31) as f64 - 0.5;
+        let base = 200.0 + 150.0 * (t as f64 * std::f64::consts::TAU / 720.0).sin() + 40.0 * noise;
+        let load = if t < FIT { base } else { tail(t, base) };
+        out.push_str(&format!("{t},{:.3}\n", load.max(0.0)));
+    }
+    out
+}
+
+fn tune(dir: &Path, history: &str, out: &str) -> Value {
+    let output = Command::new(scalewise_bin())
+        .args(["tune", dir.join("tune.toml").to_str().unwrap(), "--json", "--quiet", "--trace", dir.join(history).to_str().unwrap(), "--out"])
+        .arg(dir.join(out))
+        .arg("--cache-dir")
+        .arg(root().join("target/test-cache"))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "tune failed: {text}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn tune_never_scores_a_candidate_on_what_it_fitted_and_writes_a_usable_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    install_builtins(&d.join("policies.d"), &["target-tracking"]);
+    let hpa = "[policies]\ndir = \"policies.d\"\n[policies.settings.target-tracking]\ntolerance = 0.1\nmetrics = [{ name = \"utilization\", target = 0.7 }]\n\n\
+               [[pools]]\nid = \"hpa\"\nmin = 1\nmax = 200\nstrategies = [{ policy = \"target-tracking\" }]\nprovider = { kind = \"simulated\" }\nmetrics = [{ name = \"utilization\", source = \"push\" }]\n\
+               [pools.guardrails]\ntolerance = 0.1\nscale_down_stabilization_secs = 300\nscale_up_cooldown_secs = 0\nscale_down_cooldown_secs = 0\n";
+    std::fs::write(d.join("hpa.toml"), hpa).unwrap();
+    std::fs::write(
+        d.join("tune.toml"),
+        "[environment]\ncapacity = 10.0\nboot_steps = 2\n\n[history]\npath = \"a.csv\"\n\n[split]\nfit = 0.6\nwarmup = 0.2\n\n[baseline]\nconfig = \"hpa.toml\"\n\n\
+         [search]\nruns = 8\nfinalists = 3\nparallel = 2\nseed = 3\n\n\
+         [[candidates]]\nname = \"tt\"\nconfig = \"hpa.toml\"\nparams = [\n  { path = \"settings.target-tracking.metrics.0.target\", range = [0.5, 0.95] },\n  { path = \"guardrails.scale_down_stabilization_secs\", range = [0, 600] },\n]\n",
+    )
+    .unwrap();
+    // Two histories, the same up to the split, different after it.
+    std::fs::write(d.join("a.csv"), trace(|_, base| base)).unwrap();
+    std::fs::write(d.join("b.csv"), trace(|t, base| base * if t % 200 < 100 { 2.5 } else { 0.3 })).unwrap();
+    let (a, b) = (tune(d, "a.csv", "out-a"), tune(d, "b.csv", "out-b"));
+
+    assert_eq!((a["steps"].as_u64(), a["fit_steps"].as_u64(), a["warmup_steps"].as_u64()), (Some(STEPS as u64), Some(FIT as u64), Some(WARMUP as u64)));
+    let (ca, cb) = (a["candidates"].as_array().unwrap(), b["candidates"].as_array().unwrap());
+    assert_eq!(ca.len(), 8, "the budget of candidate runs: {a}");
+    // What changed after the split changed no fit-part figure, so the
+    // search went exactly the same way: it never read past the split.
+    assert_eq!(a["baseline_fit"], b["baseline_fit"]);
+    for (x, y) in ca.iter().zip(cb) {
+        assert_eq!(x["values"], y["values"], "the same points were searched");
+        assert_eq!(x["fit"], y["fit"], "fit scores saw nothing after the split");
+        assert!(x["fit"].is_object(), "{x}");
+        assert_eq!(x["fit_scored_steps"].as_u64(), Some((FIT - WARMUP) as u64), "scored from the warm-up to the split: {x}");
+    }
+    assert_eq!(a["finalists"], b["finalists"], "finalists are picked on the fit part");
+    // Every finalist's reported figures are from the held-back part only,
+    // and they do see it: the two histories' held-back figures differ.
+    assert_ne!(a["baseline_held_back"], b["baseline_held_back"]);
+    for f in a["finalists"].as_array().unwrap() {
+        let i = f.as_u64().unwrap() as usize;
+        assert_eq!(ca[i]["held_back_scored_steps"].as_u64(), Some((STEPS - FIT) as u64), "{}", ca[i]);
+        assert_ne!(ca[i]["held_back"], cb[i]["held_back"], "held-back figures come from the held-back part");
+    }
+    let non_finalists = ca.iter().filter(|c| c["held_back"].is_null()).count();
+    assert_eq!(non_finalists, 8 - 3, "only finalists are scored on the held-back part");
+    let chosen = a["chosen"].as_u64().expect("a chosen set") as usize;
+    assert!(a["finalists"].as_array().unwrap().iter().any(|f| f.as_u64() == Some(chosen as u64)));
+
+    // The chosen config loads as it is, from wherever it is saved.
+    let written = std::fs::read_to_string(d.join("out-a/chosen.toml")).unwrap();
+    let moved = d.join("elsewhere");
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::write(moved.join("chosen.toml"), &written).unwrap();
+    let config = scalewise::config::Config::load(&moved.join("chosen.toml")).unwrap_or_else(|e| panic!("{e}\n{written}"));
+    assert!(config.policies.dir.join("target-tracking.wasm").is_file(), "the policy directory is found: {}", config.policies.dir.display());
+    let target = ca[chosen]["values"][0][1].as_f64().unwrap();
+    assert!(written.contains(&format!("target = {target}")), "the chosen values are in it: {written}");
+    let report = std::fs::read_to_string(d.join("out-a/report.html")).unwrap();
+    assert!(report.contains("Pareto front") && report.contains("<svg"), "{report}");
+}
+
+#[test]
+fn a_bad_tune_file_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("tune.toml"), "[history]\npath = \"x.csv\"\n[split]\nfit = 1.5\n[baseline]\nconfig = \"hpa.toml\"\n[[candidates]]\nname = \"a\"\nconfig = \"hpa.toml\"\nparams = [{ path = \"min\" }]\n").unwrap();
+    let output = Command::new(scalewise_bin()).args(["tune", d.join("tune.toml").to_str().unwrap(), "--quiet", "--out"]).arg(d.join("out")).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("split.fit") && text.contains("params[0]") && text.contains("range"), "{text}");
+}
