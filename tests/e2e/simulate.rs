@@ -404,6 +404,7 @@ per_instance = 1.0
 horizon_secs = 420
 horizon_steps = 2
 floor_at_current = false
+error_headroom = 0.25
 error_weight = 0.1
 [policies.settings.target-tracking]
 tolerance = 0.1

@@ -23,6 +23,7 @@
 //! horizon_secs = 360       # look this far ahead: at least the boot delay
 //! horizon_steps = 1        # and at least this many steps
 //! headroom = 0.0           # extra share on top of the forecast
+//! error_headroom = 0.0     # and this many times the recent relative error
 //! floor_at_current = true  # never below what the load seen now needs
 //! anchor = true            # start the forecast from the load seen now
 //! ```
@@ -62,6 +63,11 @@ pub struct Settings {
     /// Extra capacity on top of the forecast, as a share (0.1 = 10 %).
     #[serde(default)]
     pub headroom: f64,
+    /// More headroom the worse the forecast has been lately: this many
+    /// times the chosen method's recent relative error (0.08 = 8 %) is
+    /// added to `headroom`. Noisy load earns a margin, a steady one none.
+    #[serde(default)]
+    pub error_headroom: f64,
     /// Which methods may be chosen (default: all three).
     #[serde(default = "d_methods")]
     pub methods: Vec<Method>,
@@ -125,6 +131,9 @@ impl Strategy for Predictive {
         }
         if !(s.headroom.is_finite() && s.headroom >= 0.0) {
             return Err(format!("headroom: must be a number ≥ 0, got {}", s.headroom));
+        }
+        if !(s.error_headroom.is_finite() && s.error_headroom >= 0.0) {
+            return Err(format!("error_headroom: must be a number ≥ 0, got {}", s.error_headroom));
         }
         if s.methods.is_empty() {
             return Err("methods: allow at least one of seasonal_naive, holt_winters, linear_trend".into());
@@ -197,7 +206,10 @@ impl Strategy for Predictive {
         let spike = model.recent_stats().filter(|(mean, sd)| *sd > 0.0 && now_load > mean + s.spike_sigmas * sd);
         // A spike no forecast saw coming is followed as seen, floor or not.
         let need = if s.floor_at_current || spike.is_some() { forecast.peak.max(now_load) } else { forecast.peak };
-        let desired = pool.clamp((need * (1.0 + s.headroom) / s.per_instance).ceil());
+        // The error is capped at 100 %: a model still finding its feet must
+        // not ask for twice the load.
+        let headroom = s.headroom + s.error_headroom * forecast.relative_error.unwrap_or(0.0).min(1.0);
+        let desired = pool.clamp((need * (1.0 + headroom) / s.per_instance).ceil());
         let accuracy = match forecast.relative_error {
             Some(e) => format!("recent error {:.1}%", e * 100.0),
             None => format!("{} steps learnt, error not scored yet", model.observed),

@@ -148,3 +148,18 @@ fn it_reports_its_accuracy_as_gauges() {
     assert!((0.0..0.1).contains(&e), "relative error {e}");
     assert!(gauge("forecast_peak").unwrap() > 0.0);
 }
+
+#[test]
+fn error_headroom_grows_with_the_recent_forecast_error() {
+    // A noisy flat load: the forecast's error is the noise.
+    let noisy = |k: i64| 500.0 + if k % 2 == 0 { 60.0 } else { -60.0 };
+    let (plain, _) = run(1, noisy, &settings(""));
+    let (sized, _) = run(1, noisy, &settings(r#","error_headroom":2.0"#));
+    let (a, b) = (plain.last().unwrap(), sized.last().unwrap());
+    assert!(b > a, "error-sized headroom adds capacity on noisy load: {b} vs {a}");
+    // A steady load has no error, and earns no margin.
+    let (steady, _) = run(1, |_| 500.0, &settings(r#","error_headroom":2.0"#));
+    assert_eq!(*steady.last().unwrap(), 50.0);
+    let err = scalewise_sdk::validate_strategy::<Predictive>(&settings(r#","error_headroom":-1"#)).unwrap_err();
+    assert!(err.contains("error_headroom"), "{err}");
+}
