@@ -8,13 +8,13 @@
 //! - `decide/` is pure: it names no async runtime, no clock, no
 //!   filesystem, no sandbox runtime, no web framework and no journal.
 //! - The folders are in layers, each using only those below it:
-//!   `decide` ← `policy` ← `journal` ← `control` ← `api` / `simulate`.
+//!   `decide` ← `policy` ← `journal` ← `control` ← `api` / `simulate` ← `tune`.
 //!   So there is no cycle among them.
 
 use std::path::{Path, PathBuf};
 
 /// The rooms, bottom first. A folder may use only folders of a lower rank.
-const LAYERS: &[(&str, u8)] = &[("decide", 0), ("policy", 1), ("journal", 2), ("control", 3), ("api", 4), ("simulate", 4)];
+const LAYERS: &[(&str, u8)] = &[("decide", 0), ("policy", 1), ("journal", 2), ("control", 3), ("api", 4), ("simulate", 4), ("tune", 5)];
 
 /// What `decide/` must never name: the async runtime, clocks, the
 /// filesystem, the sandbox runtimes, the web framework, the journal.
@@ -123,7 +123,7 @@ fn the_checks_catch_what_they_forbid() {
         std::fs::create_dir_all(tree.path().join(folder)).unwrap();
         std::fs::write(tree.path().join(folder).join(file), code).unwrap();
     }
-    for folder in ["policy", "control", "simulate"] {
+    for folder in ["policy", "control", "simulate", "tune"] {
         std::fs::create_dir_all(tree.path().join(folder)).unwrap();
     }
     let impure = naming(&tree.path().join("decide"), IMPURE);

@@ -37,7 +37,7 @@ pub enum Command {
     },
     /// Replay load traces through policy sets under a virtual clock and
     /// compare them (elasticity metrics, cost, the clairvoyant oracle).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// Search a policy set's settings on a workload's history with the
     /// simulator: fit on the earlier part, choose and report on the later.
     Tune(TuneArgs),
@@ -279,6 +279,11 @@ pub struct SimulateArgs {
     /// Stop each trace after this many steps.
     #[arg(long)]
     pub max_steps: Option<u64>,
+    /// Run this share of each trace, from its start, without scoring it
+    /// (replaces the file's `warmup`; 0.6 scores what `scalewise tune`
+    /// holds back).
+    #[arg(long, value_name = "SHARE")]
+    pub warmup: Option<f64>,
     /// Load every set's policies from this directory.
     #[arg(long)]
     pub policy_dir: Option<PathBuf>,

@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Policy { command } => policy::run(command),
-        Command::Simulate(args) => simulate::run(args),
+        Command::Simulate(args) => simulate::run(*args),
         Command::Tune(args) => tune::run(args),
         Command::Journal { at, command } => journal::run(at, command),
         Command::Ctl(args) => ctl::run(args),

@@ -28,6 +28,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if spec.traces.is_empty() {
         anyhow::bail!("no traces: list [[traces]] in {} or pass --trace FILE", spec_path.display());
     }
+    if let Some(w) = args.warmup {
+        anyhow::ensure!((0.0..1.0).contains(&w), "--warmup: a share in [0, 1), got {w}");
+        spec.environment.warmup = w;
+        for t in &mut spec.traces {
+            t.warmup = None;
+        }
+    }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let options = RunOptions {
         policy_dir: args.policy_dir.clone(),
@@ -39,7 +46,16 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     let progress = Arc::new(Progress::default());
     let started = Instant::now();
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| spawn_bar(progress.clone()));
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let progress = progress.clone();
+        spawn_bar(move || {
+            let (read, total) = (progress.bytes_read.load(Ordering::Relaxed), progress.bytes_total.load(Ordering::Relaxed));
+            (total > 0).then(|| {
+                let f = (read as f64 / total as f64).min(1.0);
+                (f, format!("{:>3.0}%", f * 100.0))
+            })
+        })
+    });
     let results = run::run(&spec, &options, &progress);
     if let Some((stop, handle)) = bar {
         stop.store(true, Ordering::Relaxed);
@@ -66,22 +82,22 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     Ok(if trace_errors > 0 || results.iter().all(|t| t.sets.iter().all(|s| s.failed.is_some())) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-fn spawn_bar(progress: Arc<Progress>) -> (Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>) {
+/// A progress bar on stderr until the flag is set: `fraction` gives the
+/// share done and a note, or `None` while nothing is known yet.
+pub(super) fn spawn_bar(fraction: impl Fn() -> Option<(f64, String)> + Send + 'static) -> (Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>) {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     let handle = std::thread::spawn(move || {
         let mut err = std::io::stderr();
         while !flag.load(Ordering::Relaxed) {
-            let (read, total) = (progress.bytes_read.load(Ordering::Relaxed), progress.bytes_total.load(Ordering::Relaxed));
-            if total > 0 {
-                let f = (read as f64 / total as f64).min(1.0);
-                let filled = (f * 40.0) as usize;
-                let _ = write!(err, "\r[{}{}] {:>3.0}%", "#".repeat(filled), " ".repeat(40 - filled), f * 100.0);
+            if let Some((f, note)) = fraction() {
+                let filled = (f.clamp(0.0, 1.0) * 40.0) as usize;
+                let _ = write!(err, "\r[{}{}] {note}", "#".repeat(filled), " ".repeat(40 - filled));
                 let _ = err.flush();
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = write!(err, "\r{}\r", " ".repeat(50));
+        let _ = write!(err, "\r{}\r", " ".repeat(60));
     });
     (stop, handle)
 }

@@ -1,11 +1,10 @@
 //! `scalewise tune`: search, print the front and the choice, write the
 //! chosen config and the reports.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
@@ -28,7 +27,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let options = TuneOptions { policy_dir: args.policy_dir.clone(), cache_dir: Some(args.cache_dir.clone()) };
     let progress = Arc::new(TuneProgress::default());
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| spawn_bar(progress.clone()));
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let progress = progress.clone();
+        super::simulate::spawn_bar(move || {
+            let (done, planned) = (progress.done.load(Ordering::Relaxed), progress.planned.load(Ordering::Relaxed));
+            (planned > 0).then(|| (done as f64 / planned as f64, format!("{done}/{planned} runs")))
+        })
+    });
     let result = tune::tune(&spec, &options, &progress);
     if let Some((stop, handle)) = bar {
         stop.store(true, Ordering::Relaxed);
@@ -51,24 +56,4 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if result.chosen.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn spawn_bar(progress: Arc<TuneProgress>) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::spawn(move || {
-        let mut err = std::io::stderr();
-        while !flag.load(Ordering::Relaxed) {
-            let (done, planned) = (progress.done.load(Ordering::Relaxed), progress.planned.load(Ordering::Relaxed));
-            if planned > 0 {
-                let f = (done as f64 / planned as f64).min(1.0);
-                let filled = (f * 40.0) as usize;
-                let _ = write!(err, "\r[{}{}] {done}/{planned} runs", "#".repeat(filled), " ".repeat(40 - filled));
-                let _ = err.flush();
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let _ = write!(err, "\r{}\r", " ".repeat(60));
-    });
-    (stop, handle)
 }

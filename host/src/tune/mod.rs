@@ -128,6 +128,15 @@ fn bounds(spec: &TuneSpec, baseline: &Scores) -> Bounds {
     Bounds { theta_u: resolve(spec.objective.theta_u, baseline.theta_u), unserved: resolve(spec.objective.unserved, baseline.unserved), tau_u: resolve(spec.objective.tau_u, baseline.tau_u) }
 }
 
+/// The values a candidate's family has in its own config, param by param.
+fn bases_own(bases: &[Base], paths: &[Vec<&str>], spec: &TuneSpec, c: &Candidate) -> Vec<Option<Value>> {
+    let family = spec.candidates.iter().position(|f| f.name == c.family).expect("a known family");
+    match bases[family].own_values(&paths[family]) {
+        Some(v) => v.into_iter().map(Some).collect(),
+        None => vec![None; paths[family].len()],
+    }
+}
+
 /// The tuner's view of the history: one trace, its capacity fixed from the
 /// whole of it (the scenario, not a fitted figure), and the two parts.
 struct Split {
@@ -356,12 +365,26 @@ pub fn tune(spec: &TuneSpec, options: &TuneOptions, progress: &Arc<TuneProgress>
             }
             let (o, bo) = (objective(spec.objective.minimize, &s), objective(spec.objective.minimize, &baseline_held_back));
             if bo > 0.0 && o > bo * 0.7 {
-                notes.push(format!("the chosen set's objective is {:.1} % below the baseline's on the held-back part, short of 30 %", (1.0 - o / bo) * 100.0));
+                // Why: was there anything better to find on the fit part?
+                let best_fit = candidates.iter().filter_map(|c| c.fit.filter(|f| bounds_fit.violation(f) <= 0.0).map(|f| (c.id, objective(spec.objective.minimize, &f)))).min_by(|a, b| a.1.total_cmp(&b.1));
+                let bf = objective(spec.objective.minimize, &baseline_fit);
+                let why = match best_fit {
+                    Some((id, x)) if bf > 0.0 && x > bf * 0.7 => format!(
+                        "on the fit part too, the best of {} candidates within the bounds (#{id}) was only {:.1} % below the baseline: the searched families trade θ_U for the objective along about the baseline's own curve on this history, so no setting of them does much better under these bounds",
+                        candidates.len(),
+                        (1.0 - x / bf) * 100.0
+                    ),
+                    Some((id, x)) => format!("on the fit part #{id} was {:.1} % below the baseline, but the held-back part did not bear it out", (1.0 - x / bf) * 100.0),
+                    None => "on the fit part no candidate met the bounds either".into(),
+                };
+                notes.push(format!("the chosen set's objective is {:.1} % below the baseline's on the held-back part, short of 30 %; {why}", (1.0 - o / bo) * 100.0));
             }
             if s.cost_ratio > 1.15 {
                 notes.push(format!("the chosen set costs {:.3}× the oracle on the held-back part, above 1.15×", s.cost_ratio));
             }
-            let _ = i;
+            if candidates[i].values.iter().zip(bases_own(&bases, &paths, spec, &candidates[i])).all(|((_, v), own)| Some(v) == own.as_ref()) {
+                notes.push(format!("the chosen set is the `{}` family's own config, unchanged: nothing searched did better on the held-back part", candidates[i].family));
+            }
         }
     }
     // Keep the plot to the baseline and the chosen set.
