@@ -193,9 +193,9 @@ pub fn render(state: &AppState) -> String {
     family(&mut o, "scalewise_policy_calls_total", "counter", "Policy evaluations by outcome.");
     for s in &statuses {
         let id = label(&s.id);
-        let failed = s.declined + s.traps + s.timeouts + s.memory_cap + s.invalid_outputs;
+        let failed = s.declined + s.errors + s.traps + s.timeouts + s.memory_cap + s.invalid_outputs;
         let _ = writeln!(o, "scalewise_policy_calls_total{{policy=\"{id}\",outcome=\"ok\"}} {}", s.calls.saturating_sub(failed));
-        for (outcome, n) in [("declined", s.declined), ("trap", s.traps), ("timeout", s.timeouts), ("memory_cap", s.memory_cap), ("invalid_output", s.invalid_outputs)] {
+        for (outcome, n) in [("declined", s.declined), ("error", s.errors), ("trap", s.traps), ("timeout", s.timeouts), ("memory_cap", s.memory_cap), ("invalid_output", s.invalid_outputs)] {
             let _ = writeln!(o, "scalewise_policy_calls_total{{policy=\"{id}\",outcome=\"{outcome}\"}} {n}");
         }
     }

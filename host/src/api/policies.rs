@@ -106,7 +106,8 @@ pub async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Respon
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct PolicyFailure {
     error: String,
-    /// `declined`, `trap`, `timeout`, `memory_cap`, `invalid_output`,
+    /// `declined` (no opinion), `error` (the policy's own error), `trap`,
+    /// `timeout`, `memory_cap`, `invalid_output`,
     /// `instantiate` or `wrong_role`.
     kind: &'static str,
 }

@@ -46,7 +46,8 @@ impl PolicyError {
     /// A short machine-readable tag, used in status counters and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            PolicyError::Declined(_) => "declined",
+            PolicyError::Declined(why) if scalewise_sdk::is_no_opinion(why) => "declined",
+            PolicyError::Declined(_) => "error",
             PolicyError::Trap(_) => "trap",
             PolicyError::Timeout(_) => "timeout",
             PolicyError::MemoryCap(_) => "memory_cap",

@@ -55,6 +55,7 @@ struct Descriptive {
 pub struct PolicyStatus {
     calls: AtomicU64,
     declined: AtomicU64,
+    errors: AtomicU64,
     traps: AtomicU64,
     timeouts: AtomicU64,
     memory_cap: AtomicU64,
@@ -70,7 +71,11 @@ pub struct StatusSnapshot {
     pub id: String,
     pub serving: Option<VersionInfo>,
     pub calls: u64,
+    /// Calls the policy declined on purpose (the SDK's `no_opinion`).
     pub declined: u64,
+    /// Calls the policy answered with an error of its own (no data, bad
+    /// input): not a sandbox fault, but not a considered "no opinion" either.
+    pub errors: u64,
     pub traps: u64,
     pub timeouts: u64,
     pub memory_cap: u64,
@@ -92,7 +97,8 @@ impl PolicyStatus {
         self.latency.record(elapsed);
         let Err(e) = result else { return };
         let counter = match e {
-            PolicyError::Declined(_) => &self.declined,
+            PolicyError::Declined(why) if scalewise_sdk::is_no_opinion(why) => &self.declined,
+            PolicyError::Declined(_) => &self.errors,
             PolicyError::Trap(_) | PolicyError::Instantiate(_) => &self.traps,
             PolicyError::Timeout(_) => &self.timeouts,
             PolicyError::MemoryCap(_) => &self.memory_cap,
@@ -147,6 +153,7 @@ impl PolicyStatus {
             serving: info.serving.clone(),
             calls: load(&self.calls),
             declined: load(&self.declined),
+            errors: load(&self.errors),
             traps: load(&self.traps),
             timeouts: load(&self.timeouts),
             memory_cap: load(&self.memory_cap),
@@ -192,9 +199,10 @@ mod tests {
         let s = PolicyStatus::default();
         s.record_call(Duration::from_micros(3), Ok(()));
         s.record_call(Duration::from_micros(3), Err(&PolicyError::Declined("no data".into())));
+        s.record_call(Duration::from_micros(3), Err(&PolicyError::Declined(scalewise_sdk::no_opinion("calm"))));
         s.record_call(Duration::from_millis(10), Err(&PolicyError::Timeout(Duration::from_millis(10))));
         let snap = s.snapshot("p");
-        assert_eq!((snap.calls, snap.declined, snap.timeouts), (3, 1, 1));
+        assert_eq!((snap.calls, snap.declined, snap.errors, snap.timeouts), (4, 1, 1, 1), "a no-opinion is a decline, \"no data\" an error");
         assert!(snap.last_error.unwrap().message.contains("10ms deadline"));
     }
 }
