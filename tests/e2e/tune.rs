@@ -2,10 +2,14 @@
 //! of the history, every figure it reports for a finalist comes from that
 //! part, and the chosen config is one a host loads as it is.
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use scalewise_e2e::host::install_builtins;
+use scalewise_e2e::prometheus::{prom_query, start_prometheus};
 use scalewise_e2e::{root, scalewise_bin};
 use serde_json::Value;
 
@@ -46,9 +50,7 @@ fn tune_never_scores_a_candidate_on_what_it_fitted_and_writes_a_usable_config() 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     install_builtins(&d.join("policies.d"), &["target-tracking"]);
-    let hpa = "[policies]\ndir = \"policies.d\"\n[policies.settings.target-tracking]\ntolerance = 0.1\nmetrics = [{ name = \"utilization\", target = 0.7 }]\n\n\
-               [[pools]]\nid = \"hpa\"\nmin = 1\nmax = 200\nstrategies = [{ policy = \"target-tracking\" }]\nprovider = { kind = \"simulated\" }\nmetrics = [{ name = \"utilization\", source = \"push\" }]\n\
-               [pools.guardrails]\ntolerance = 0.1\nscale_down_stabilization_secs = 300\nscale_up_cooldown_secs = 0\nscale_down_cooldown_secs = 0\n";
+    let hpa = HPA;
     std::fs::write(d.join("hpa.toml"), hpa).unwrap();
     std::fs::write(
         d.join("tune.toml"),
@@ -99,6 +101,77 @@ fn tune_never_scores_a_candidate_on_what_it_fitted_and_writes_a_usable_config() 
     assert!(written.contains(&format!("target = {target}")), "the chosen values are in it: {written}");
     let report = std::fs::read_to_string(d.join("out-a/report.html")).unwrap();
     assert!(report.contains("Pareto front") && report.contains("<svg"), "{report}");
+}
+
+const HPA: &str = "[policies]\ndir = \"policies.d\"\n[policies.settings.target-tracking]\ntolerance = 0.1\nmetrics = [{ name = \"utilization\", target = 0.7 }]\n\n\
+                   [[pools]]\nid = \"hpa\"\nmin = 1\nmax = 200\nstrategies = [{ policy = \"target-tracking\" }]\nprovider = { kind = \"simulated\" }\nmetrics = [{ name = \"utilization\", source = \"push\" }]\n\
+                   [pools.guardrails]\ntolerance = 0.1\nscale_down_stabilization_secs = 300\nscale_up_cooldown_secs = 0\nscale_down_cooldown_secs = 0\n";
+
+/// A `/metrics` endpoint whose `workload_load` gauge rises and falls with
+/// the seconds, for a real Prometheus to scrape.
+fn serve_load() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let load = 100.0 + 60.0 * (started.elapsed().as_secs_f64() / 4.0).sin();
+            let body = format!("# TYPE workload_load gauge\nworkload_load {load:.3}\n");
+            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    port
+}
+
+/// The history from a real Prometheus: the range query is written as a
+/// trace beside the results and tuned on like a file; a query with no
+/// samples says so.
+#[test]
+fn the_history_can_come_from_a_prometheus_range_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    install_builtins(&d.join("policies.d"), &["target-tracking"]);
+    std::fs::write(d.join("hpa.toml"), HPA).unwrap();
+    std::fs::write(
+        d.join("tune.toml"),
+        "[environment]\nstep_secs = 1\ncapacity = 10.0\nboot_steps = 1\n\n[history]\npath = \"unused.csv\"\n\n[baseline]\nconfig = \"hpa.toml\"\n\n[search]\nruns = 4\nfinalists = 2\n\n\
+         [[candidates]]\nname = \"tt\"\nconfig = \"hpa.toml\"\nparams = [{ path = \"settings.target-tracking.metrics.0.target\", range = [0.5, 0.95] }]\n",
+    )
+    .unwrap();
+    let prom = start_prometheus(&[("workload", serve_load())]);
+    let started = Instant::now();
+    while prom_query(&prom, "count_over_time(workload_load[1m])").is_none_or(|n| n < 25.0) {
+        assert!(started.elapsed() < Duration::from_secs(60), "Prometheus did not scrape the load");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let url = format!("http://127.0.0.1:{}", prom.port);
+    let tune = |query: &str| {
+        Command::new(scalewise_bin())
+            .args(["tune", d.join("tune.toml").to_str().unwrap(), "--json", "--quiet", "--from-prometheus", &url, "--query", query, "--since", "25s", "--out"])
+            .arg(d.join("out"))
+            .arg("--cache-dir")
+            .arg(root().join("target/test-cache"))
+            .output()
+            .unwrap()
+    };
+    let o = tune("workload_load");
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{text}");
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let history = std::fs::read_to_string(d.join("out/history.csv")).unwrap();
+    let rows = history.lines().count() - 1;
+    assert!(rows >= 20, "{history}");
+    assert_eq!(r["steps"].as_u64(), Some(rows as u64), "tuned on what was fetched: {text}");
+    assert!(r["chosen"].is_u64(), "{text}");
+    let loads: Vec<f64> = history.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    assert!(loads.iter().all(|l| (40.0..=160.0).contains(l)) && loads.iter().any(|l| *l > 130.0), "the gauge's own values: {loads:?}");
+
+    let o = tune("no_such_series");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("has no samples"), "{err}");
 }
 
 #[test]

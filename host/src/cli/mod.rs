@@ -198,8 +198,22 @@ pub struct TuneArgs {
     /// The tune file: history, split, objective, baseline, search, candidates.
     pub spec: PathBuf,
     /// Use this trace (CSV `step,load`) as the history instead of the file's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_prometheus")]
     pub trace: Option<PathBuf>,
+    /// Take the history from a Prometheus range query instead (the URL of
+    /// its HTTP API); it is written to OUT/history.csv, then tuned on.
+    #[arg(long, value_name = "URL", requires = "query")]
+    pub from_prometheus: Option<String>,
+    /// With --from-prometheus: the PromQL of the workload's load (one
+    /// series; a pool-wide total: requests per step, jobs queued...).
+    #[arg(long, requires = "from_prometheus")]
+    pub query: Option<String>,
+    /// With --from-prometheus: from this time (Unix ms, or an age: 90s, 30m, 6h, 14d).
+    #[arg(long, default_value = "14d", requires = "from_prometheus")]
+    pub since: String,
+    /// With --from-prometheus: up to this time (default: now).
+    #[arg(long, requires = "from_prometheus")]
+    pub until: Option<String>,
     /// Candidate runs on the fit part (overrides `search.runs`).
     #[arg(long)]
     pub runs: Option<u32>,

@@ -119,11 +119,11 @@ pub fn run_prometheus(args: &SimulateArgs, prometheus: &str) -> anyhow::Result<E
 }
 
 /// The most steps one `--from-prometheus` replay takes.
-const MAX_STEPS: i64 = 1_000_000;
+pub(super) const MAX_STEPS: i64 = 1_000_000;
 
 /// One series over `[from, end]` at `step` ms, in range queries of at most
 /// 10,000 points (Prometheus refuses more than 11,000 a series).
-async fn range(source: &dyn MetricSource, query: &str, from: i64, end: i64, step: i64) -> anyhow::Result<Vec<Sample>> {
+pub(super) async fn range(source: &dyn MetricSource, query: &str, from: i64, end: i64, step: i64) -> anyhow::Result<Vec<Sample>> {
     const POINTS: i64 = 10_000;
     let mut out: Vec<Sample> = Vec::new();
     let mut at = from;
