@@ -174,6 +174,61 @@ fn the_history_can_come_from_a_prometheus_range_query() {
     assert!(!o.status.success() && err.contains("has no samples"), "{err}");
 }
 
+/// The history from a pool's own journal: the samples its decisions saw,
+/// rebuilt from the compact records, one row per step, equal to the load
+/// the pool was given.
+#[test]
+fn the_history_can_come_from_a_pools_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    install_builtins(&d.join("policies.d"), &["target-tracking", "queue-depth"]);
+    std::fs::write(d.join("hpa.toml"), HPA).unwrap();
+    std::fs::write(d.join("c.csv"), trace(|_, base| base)).unwrap();
+    std::fs::write(
+        d.join("q.toml"),
+        "[policies]\ndir = \"policies.d\"\n[policies.settings.queue-depth]\ntarget_per_worker = 1.0\n\n[[pools]]\nid = \"web\"\nmin = 1\nmax = 200\nstrategies = [{ policy = \"queue-depth\" }]\nprovider = { kind = \"simulated\" }\nmetrics = [{ name = \"queue_depth\", source = \"push\" }]\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("sim.toml"), "[environment]\ncapacity = 10.0\nboot_steps = 2\n\n[[traces]]\npath = \"c.csv\"\n\n[[sets]]\nname = \"q\"\nconfig = \"q.toml\"\n").unwrap();
+    let o = Command::new(scalewise_bin()).args(["simulate", d.join("sim.toml").to_str().unwrap(), "--journal", "--quiet", "--out"]).arg(d.join("sim")).arg("--cache-dir").arg(root().join("target/test-cache")).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let journal = d.join("sim/journal/c/q.redb");
+    std::fs::write(
+        d.join("tune.toml"),
+        "[environment]\ncapacity = 1.0\nboot_steps = 2\n\n[history]\npath = \"unused.csv\"\n\n[baseline]\nconfig = \"hpa.toml\"\n\n[search]\nruns = 3\nfinalists = 1\n\n\
+         [[candidates]]\nname = \"tt\"\nconfig = \"hpa.toml\"\nparams = [{ path = \"settings.target-tracking.metrics.0.target\", range = [0.5, 0.95] }]\n",
+    )
+    .unwrap();
+    let tune = |metric: &str| {
+        Command::new(scalewise_bin())
+            .args(["tune", d.join("tune.toml").to_str().unwrap(), "--json", "--quiet", "--metric", metric, "--from-journal"])
+            .arg(&journal)
+            .arg("--out")
+            .arg(d.join("out"))
+            .arg("--cache-dir")
+            .arg(root().join("target/test-cache"))
+            .output()
+            .unwrap()
+    };
+    let o = tune("queue_depth");
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{text}");
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(r["trace"], "web", "{text}");
+    let history = std::fs::read_to_string(d.join("out/history.csv")).unwrap();
+    let rows: Vec<f64> = history.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    assert_eq!(rows.len(), STEPS, "one row per step the pool decided");
+    let given: Vec<f64> = std::fs::read_to_string(d.join("c.csv")).unwrap().lines().map(|l| l.split(',').nth(1).unwrap().parse::<f64>().unwrap() / 10.0).collect();
+    for k in [0, 1, 999, STEPS - 1] {
+        assert!((rows[k] - given[k]).abs() < 1e-9, "step {k}: {} read back, {} given", rows[k], given[k]);
+    }
+    assert_eq!(r["steps"].as_u64(), Some(STEPS as u64));
+
+    let o = tune("latency");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no samples of `latency`") && err.contains("queue_depth"), "{err}");
+}
+
 #[test]
 fn a_bad_tune_file_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();

@@ -198,8 +198,20 @@ pub struct TuneArgs {
     /// The tune file: history, split, objective, baseline, search, candidates.
     pub spec: PathBuf,
     /// Use this trace (CSV `step,load`) as the history instead of the file's.
-    #[arg(long, conflicts_with = "from_prometheus")]
+    #[arg(long, conflicts_with_all = ["from_prometheus", "from_journal"])]
     pub trace: Option<PathBuf>,
+    /// Take the history from a pool's own journal instead: the samples of
+    /// --metric its decisions saw, averaged per step; written to
+    /// OUT/history.csv, then tuned on. The host must be stopped (a journal
+    /// opens in one process at a time).
+    #[arg(long, value_name = "JOURNAL", requires = "metric", conflicts_with = "from_prometheus")]
+    pub from_journal: Option<PathBuf>,
+    /// With --from-journal: the pool (default: the journal's only one).
+    #[arg(long, requires = "from_journal")]
+    pub pool: Option<String>,
+    /// With --from-journal: the metric that is the workload's load.
+    #[arg(long, requires = "from_journal")]
+    pub metric: Option<String>,
     /// Take the history from a Prometheus range query instead (the URL of
     /// its HTTP API); it is written to OUT/history.csv, then tuned on.
     #[arg(long, value_name = "URL", requires = "query")]

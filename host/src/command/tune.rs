@@ -32,6 +32,13 @@ pub fn run(args: TuneArgs) -> anyhow::Result<ExitCode> {
         eprintln!("history: {rows} steps of {step_secs} s from {url}, written to {}", path.display());
         spec.history = TraceSpec { path, name: Some("prometheus".into()), ..spec.history };
     }
+    if let Some(journal) = &args.from_journal {
+        let step_secs = spec.history.step_secs.unwrap_or(spec.environment.step_secs).max(1);
+        let path = args.out.join("history.csv");
+        let (pool, rows, skipped) = history_from_journal(journal, args.pool.as_deref(), args.metric.as_deref().expect("clap requires it"), step_secs, &path)?;
+        eprintln!("history: {rows} steps of {step_secs} s of pool `{pool}` from {}{}, written to {}", journal.display(), if skipped > 0 { format!(" ({skipped} decisions without readable inputs skipped)") } else { String::new() }, path.display());
+        spec.history = TraceSpec { path, name: Some(pool), ..spec.history };
+    }
     let options = TuneOptions { policy_dir: args.policy_dir.clone(), cache_dir: Some(args.cache_dir.clone()) };
     let progress = Arc::new(TuneProgress::default());
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
@@ -86,4 +93,79 @@ fn history_from_prometheus(url: &str, query: &str, since: &str, until: Option<&s
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
     Ok(samples.len() as u64)
+}
+
+/// Read the samples of `metric` that `pool`'s decisions saw from its
+/// journal (each decision's windows, rebuilt from the compact records),
+/// average them per step of `step_secs` and write them as a trace. Returns
+/// the pool, the steps written and the decisions whose inputs could not be
+/// read (written before inputs were kept, or changes of a decision that
+/// retention dropped).
+fn history_from_journal(path: &std::path::Path, pool: Option<&str>, metric: &str, step_secs: u64, out: &std::path::Path) -> anyhow::Result<(String, u64, u64)> {
+    use std::collections::BTreeMap;
+    use std::ops::ControlFlow;
+
+    use crate::decide::inputs::InputReader;
+    use crate::journal::{Journal, JournalError};
+
+    let journal = match Journal::open_to_read(path) {
+        Ok(j) => j,
+        Err(JournalError::Open { detail, .. }) if detail.contains("another process") => {
+            anyhow::bail!("a running host holds {}; stop it (or its replica) first: a journal file opens in one process at a time", path.display())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let pools = journal.pools();
+    let pool = match (pool, pools.as_slice()) {
+        (Some(p), _) if pools.iter().any(|q| q == p) => p.to_owned(),
+        (Some(p), _) => anyhow::bail!("{} holds no decisions of pool `{p}`; it has: {}", path.display(), pools.join(", ")),
+        (None, [one]) => one.clone(),
+        (None, []) => anyhow::bail!("{} holds no decisions", path.display()),
+        (None, many) => anyhow::bail!("{} holds {} pools ({}); name one with --pool", path.display(), many.len(), many.join(", ")),
+    };
+    let (mut reader, mut last_seq, mut skipped) = (InputReader::default(), None, 0u64);
+    let mut samples: BTreeMap<i64, f64> = BTreeMap::new();
+    let mut seen_metrics: Vec<String> = Vec::new();
+    journal.history(&pool, |w| {
+        let Some(record) = w.record else { return ControlFlow::Continue(()) };
+        // A decision is written twice (its intent, then its outcome).
+        if last_seq == Some(record.seq) {
+            return ControlFlow::Continue(());
+        }
+        last_seq = Some(record.seq);
+        let Some(inputs) = &record.inputs else {
+            skipped += 1;
+            return ControlFlow::Continue(());
+        };
+        match reader.windows(record.seq, inputs) {
+            Ok(windows) => {
+                for win in &windows {
+                    if !seen_metrics.contains(&win.name) {
+                        seen_metrics.push(win.name.clone());
+                    }
+                    if win.name == metric {
+                        samples.extend(win.times().iter().copied().zip(win.values().iter().copied()).filter(|(_, v)| v.is_finite()));
+                    }
+                }
+            }
+            Err(_) => skipped += 1,
+        }
+        ControlFlow::Continue(())
+    })?;
+    let (Some((&first, _)), false) = (samples.first_key_value(), samples.is_empty()) else {
+        anyhow::bail!("the decisions of pool `{pool}` in {} hold no samples of `{metric}`; they have: {}", path.display(), if seen_metrics.is_empty() { "no recorded inputs".into() } else { seen_metrics.join(", ") });
+    };
+    let step_ms = step_secs as i64 * 1000;
+    let mut steps: BTreeMap<i64, (f64, u32)> = BTreeMap::new();
+    for (at, v) in samples {
+        let e = steps.entry((at - first).div_euclid(step_ms)).or_insert((0.0, 0));
+        e.0 += v;
+        e.1 += 1;
+    }
+    let mut text = String::from("step,load\n");
+    for (k, (sum, n)) in &steps {
+        text.push_str(&format!("{k},{}\n", sum / f64::from(*n)));
+    }
+    std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    Ok((pool, steps.len() as u64, skipped))
 }
