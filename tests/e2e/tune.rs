@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use scalewise_e2e::host::install_builtins;
 use scalewise_e2e::prometheus::{prom_query, start_prometheus};
+use scalewise_e2e::tools::{chromium, dump_dom};
 use scalewise_e2e::{root, scalewise_bin};
 use serde_json::Value;
 
@@ -101,6 +102,11 @@ fn tune_never_scores_a_candidate_on_what_it_fitted_and_writes_a_usable_config() 
     assert!(written.contains(&format!("target = {target}")), "the chosen values are in it: {written}");
     let report = std::fs::read_to_string(d.join("out-a/report.html")).unwrap();
     assert!(report.contains("Pareto front") && report.contains("<svg"), "{report}");
+    // Drawn by a real browser: the front, demand, the oracle, the baseline
+    // and the chosen set each laid out with a size.
+    let dom = dump_dom(&chromium(), &format!("file://{}", d.join("out-a/report.html").display()));
+    let plotted: u32 = dom.split("data-plotted=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert_eq!(plotted, 5, "every series has a drawn size");
 }
 
 const HPA: &str = "[policies]\ndir = \"policies.d\"\n[policies.settings.target-tracking]\ntolerance = 0.1\nmetrics = [{ name = \"utilization\", target = 0.7 }]\n\n\
