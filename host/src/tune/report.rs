@@ -42,7 +42,7 @@ pub fn table(r: &TuneResult) -> String {
     let scored = r.candidates.iter().filter(|c| c.fit.is_some()).count();
     let failed = r.candidates.iter().filter(|c| c.failed.is_some()).count();
     let _ = writeln!(out, "{} candidate runs ({scored} scored, {failed} failed), {} runs in all, {:.1} s", r.candidates.len(), r.runs, r.wall_s);
-    let _ = writeln!(out, "\nPareto front on the fit part ({:?} against θ_U):", r.minimize);
+    let _ = writeln!(out, "\nPareto front on the fit part ({} against θ_U):", r.minimize.name());
     let _ = writeln!(out, "{}", header());
     let _ = writeln!(out, "{}", row("baseline", &r.baseline_fit));
     for &i in &r.front {
@@ -106,7 +106,7 @@ fn scatter(r: &TuneResult) -> String {
     let y = |v: f64| h - pad - (h - 2.0 * pad) * v / ymax;
     let mut svg = format!("<svg class=\"front\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"Pareto front\">\n");
     let _ = writeln!(svg, "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{0}\" stroke=\"#999\"/>", h - pad, w - pad);
-    let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{:?} (0 – {xmax:.1})</text>", w - pad, h - pad + 30.0, r.minimize);
+    let _ = writeln!(svg, "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{} (0 – {xmax:.1})</text>", w - pad, h - pad + 30.0, r.minimize.name());
     let _ = writeln!(svg, "<text x=\"{pad}\" y=\"{}\" font-size=\"11\">θ_U % (0 – {ymax:.1})</text>", pad - 10.0);
     for (id, px, py) in &pts {
         let _ = writeln!(svg, "<circle class=\"candidate\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#9bb\"><title>#{id}</title></circle>", x(*px), y(*py));

@@ -95,6 +95,16 @@ pub enum Minimize {
     Cost,
 }
 
+impl Minimize {
+    /// As the tables write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Minimize::ThetaO => "θ_O %",
+            Minimize::Cost => "cost",
+        }
+    }
+}
+
 /// A bound on a service-level figure: a number, or `"baseline"` (the
 /// baseline's own figure on the same part of the history).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
