@@ -50,7 +50,7 @@ macro_rules! type_conversions {
 
 pub mod strategy {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "strategy",
         pub_export_macro: true,
         export_macro_name: "__export_strategy_world",
@@ -80,7 +80,7 @@ pub mod strategy {
 
 pub mod cost_rule {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "cost-rule",
         pub_export_macro: true,
         export_macro_name: "__export_cost_rule_world",
@@ -138,7 +138,7 @@ pub mod cost_rule {
 
 pub mod consensus {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "consensus",
         pub_export_macro: true,
         export_macro_name: "__export_consensus_world",

@@ -303,3 +303,41 @@ fn policy_build_builds_each_crate_asked_for_in_order() {
     let o = scalewise(&["policy", "check", path(&out.path().join("median.wasm"))]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// The SDK carries its contract (`sdk/wit`), and the model policy inherits
+/// nothing from the workspace: a copy of `policies/queue-depth` outside the
+/// repository, with the SDK as a path dependency, builds with `policy
+/// build` and passes `policy check`.
+#[test]
+fn a_copy_of_the_model_policy_builds_outside_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("my-policy");
+    std::fs::create_dir_all(copy.join("src")).unwrap();
+    for f in ["src/lib.rs", "src/tests.rs"] {
+        if root().join("policies/queue-depth").join(f).is_file() {
+            std::fs::copy(root().join("policies/queue-depth").join(f), copy.join(f)).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(root().join("policies/queue-depth/Cargo.toml")).unwrap();
+    assert!(!manifest.contains(".workspace"), "the model policy inherits nothing from the workspace:\n{manifest}");
+    let sdk = root().join("sdk");
+    std::fs::write(copy.join("Cargo.toml"), manifest.replace("path = \"../../sdk\"", &format!("path = {:?}", sdk.display().to_string()))).unwrap();
+    // The workspace's lock pins the same versions, so the build needs no
+    // registry beyond what the workspace already fetched.
+    std::fs::copy(root().join("Cargo.lock"), copy.join("Cargo.lock")).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(scalewise_bin())
+        .args(["policy", "build"])
+        .arg(&copy)
+        .arg("--out-dir")
+        .arg(&out)
+        .env("CARGO_TARGET_DIR", root().join("target/test-outside"))
+        .env("CARGO_NET_OFFLINE", "true")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let wasm = out.join("queue-depth.wasm");
+    let o = Command::new(scalewise_bin()).args(["policy", "check"]).arg(&wasm).args(["--settings", r#"{"target_per_worker": 10}"#]).output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+}

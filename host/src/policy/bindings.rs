@@ -14,7 +14,7 @@ use scalewise_sdk as sdk;
 
 pub mod strategy {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../sdk/wit",
         // The contract's strategy world, plus an import that is never linked:
         // it mentions the types a strategy never passes, because wasmtime
         // 48's borrowing bindgen emits unused types borrowed but without
@@ -39,14 +39,14 @@ pub mod strategy {
 
 pub mod cost_rule {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../sdk/wit",
         world: "cost-rule",
     });
 }
 
 pub mod consensus {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../sdk/wit",
         world: "consensus",
         with: {
             "scalewise:policy/types": super::cost_rule::scalewise::policy::types,
