@@ -363,11 +363,29 @@ pub enum PolicyCommand {
         #[command(flatten)]
         settings: SettingsArg,
     },
-    /// Build policy crates into components that import only what the contract gives.
+    /// Write a new policy project (Rust, Python or JavaScript) that builds
+    /// and passes its own tests as it is.
+    New {
+        /// The policy's name and id: lowercase letters, digits and dashes.
+        name: String,
+        #[arg(long, default_value = "rust", value_parser = ["rust", "python", "js"])]
+        lang: String,
+        #[arg(long, default_value = "strategy", value_parser = ["strategy", "cost-rule", "consensus"])]
+        role: String,
+        /// Where to write it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// For Rust: the SDK dependency, as a path or a git URL (default: this
+        /// binary's checkout when it still exists, else the project's git).
+        #[arg(long)]
+        sdk: Option<String>,
+    },
+    /// Build policy projects (Rust crates, Python or JavaScript projects,
+    /// told apart by their files) into components.
     Build {
-        /// Crate directories (default: every crate under ./policies).
-        crates: Vec<PathBuf>,
-        /// Where to write `<crate-name>.wasm`.
+        /// Project directories (default: every project under ./policies).
+        projects: Vec<PathBuf>,
+        /// Where to write `<name>.wasm`.
         #[arg(long, default_value = "target/policies")]
         out_dir: PathBuf,
     },

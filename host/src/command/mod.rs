@@ -4,6 +4,7 @@ mod build;
 mod config;
 mod ctl;
 mod journal;
+mod new;
 mod policy;
 mod push;
 mod replay;
@@ -15,7 +16,8 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ConfigCommand, DemoCommand};
 
-pub use build::{build_policy_crate, build_policy_crates};
+pub use build::{Language, build_policies, build_policy_crate, build_policy_crates, detect};
+pub use new::write as new_project;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {

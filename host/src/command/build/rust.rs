@@ -1,4 +1,4 @@
-//! `scalewise policy build`: policy crates into components.
+//! Rust policy crates into components.
 //!
 //! A crate is compiled for `wasm32-unknown-unknown`, which links no WASI at
 //! all, and its core module is wrapped into a component from the world
@@ -16,17 +16,6 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-
-/// The policy crates directly under `dir` (each a folder with a Cargo.toml), sorted.
-pub fn crates_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut crates: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}: run from the repository root or name the crates", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .collect();
-    crates.sort();
-    Ok(crates)
-}
 
 const GUEST_RUSTFLAGS: &str = r#"target.wasm32-unknown-unknown.rustflags=["-C", "link-arg=-zstack-size=131072", "-C", "link-arg=--initial-memory=1048576"]"#;
 
@@ -121,7 +110,7 @@ fn cargo_build(manifest: &Path, packages: &[&str], what: &Path) -> anyhow::Resul
     for p in packages {
         command.args(["-p", p]);
     }
-    let output = command
+    let mut output = command
         .args(["--config", "profile.policy.inherits=\"release\""])
         .args(["--config", "profile.policy.opt-level=3"])
         .args(["--config", "profile.policy.lto=true"])
@@ -133,14 +122,31 @@ fn cargo_build(manifest: &Path, packages: &[&str], what: &Path) -> anyhow::Resul
         // (no `memory.grow` per fresh instance), and the host's reset scans a
         // small range.
         .args(["--config", GUEST_RUSTFLAGS])
-        .stderr(Stdio::inherit())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .context("running cargo (is the Rust toolchain installed?)")?;
+    // cargo's rendered output goes on to the author as it comes, and is
+    // kept to say which errors were the author's.
+    let stderr = output.stderr.take().expect("piped");
+    let echo = std::thread::spawn(move || {
+        let mut kept = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            eprintln!("{line}");
+            if kept.len() < 1 << 20 {
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        }
+        kept
+    });
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(output.stdout.as_mut().expect("piped"), &mut stdout).context("reading cargo's output")?;
+    let status = output.wait().context("waiting for cargo")?;
+    let rendered = echo.join().unwrap_or_default();
+    let output = std::process::Output { status, stdout, stderr: Vec::new() };
     if !output.status.success() {
-        bail!(
-            "cargo could not build {} for wasm32-unknown-unknown (install the target with `rustup target add wasm32-unknown-unknown`)",
-            what.display()
-        );
+        bail!("{}", build_failure(&rendered, what));
     }
     let mut cores = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
@@ -162,6 +168,64 @@ fn cargo_build(manifest: &Path, packages: &[&str], what: &Path) -> anyhow::Resul
     Ok(cores)
 }
 
+/// Why cargo failed, in the author's terms: their own compiler errors
+/// (cargo printed them in full above; the first few are repeated here),
+/// or, only when it is so, that the wasm target is not installed.
+fn build_failure(rendered: &str, what: &Path) -> String {
+    let missing_target = rendered.contains("can't find crate for `core`") || rendered.contains("can't find crate for `std`") || rendered.contains("target may not be installed");
+    if missing_target || !target_installed() {
+        return format!(
+            "cargo could not build {}: the wasm32-unknown-unknown target is not installed (install it with `rustup target add wasm32-unknown-unknown`)",
+            what.display()
+        );
+    }
+    let errors = compiler_errors(rendered);
+    if errors.is_empty() {
+        return format!("cargo could not build {}: see cargo's output above", what.display());
+    }
+    let shown: Vec<&str> = errors.iter().take(5).map(String::as_str).collect();
+    let more = if errors.len() > shown.len() { format!(" (and {} more)", errors.len() - shown.len()) } else { String::new() };
+    format!("{} does not compile: {}{more}", what.display(), shown.join("; "))
+}
+
+/// The compiler's errors in cargo's rendered output, each with where it
+/// is: `src/lib.rs:29: mismatched types`.
+fn compiler_errors(rendered: &str) -> Vec<String> {
+    let lines: Vec<&str> = rendered.lines().collect();
+    let mut errors = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("error") else { continue };
+        // `error[E0308]: mismatched types` or `error: unexpected token`,
+        // but not cargo's own closing `error: could not compile`.
+        let message = match rest.split_once(": ") {
+            Some((code, m)) if code.is_empty() || code.starts_with('[') => m,
+            _ => continue,
+        };
+        if message.starts_with("could not compile") || message.starts_with("aborting due to") {
+            continue;
+        }
+        let place = lines[i + 1..].iter().take(3).find_map(|l| l.trim_start().strip_prefix("--> ")).map(|p| {
+            let mut parts = p.rsplitn(3, ':');
+            let (_col, line, file) = (parts.next(), parts.next(), parts.next());
+            format!("{}:{}: ", file.unwrap_or(p), line.unwrap_or("?"))
+        });
+        errors.push(format!("{}{message}", place.unwrap_or_default()));
+    }
+    errors
+}
+
+/// Whether rustup (or the toolchain) has the standard library for wasm32-unknown-unknown.
+fn target_installed() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", "wasm32-unknown-unknown"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .is_some_and(|dir| std::fs::read_dir(dir).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore")))))
+}
+
 /// A package's name from its manifest's `[package] name`.
 fn workspace_package_name(manifest: &Path) -> Option<String> {
     let text = std::fs::read_to_string(manifest).ok()?;
@@ -171,16 +235,23 @@ fn workspace_package_name(manifest: &Path) -> Option<String> {
 
 /// Wrap a core module into a component at `out_dir/<name>.wasm`, written
 /// through a rename so the host never loads half a file.
-fn componentize(core_path: &Path, name: &str, out_dir: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn componentize(core_path: &Path, name: &str, out_dir: &Path) -> anyhow::Result<PathBuf> {
     let core = std::fs::read(core_path)?;
     let component = wit_component::ComponentEncoder::default()
         .module(&core)
         .and_then(|e| e.validate(true).encode())
         .map_err(|e| anyhow::anyhow!("cannot make a component of {}: {e:#}", core_path.display()))?;
-    std::fs::create_dir_all(out_dir)?;
-    let out = out_dir.join(format!("{name}.wasm"));
-    let tmp = out.with_extension("wasm.tmp");
-    std::fs::write(&tmp, component)?;
-    std::fs::rename(&tmp, &out)?;
-    Ok(out)
+    super::install(&component, name, out_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authors_errors_are_read_off_cargos_output() {
+        let rendered = "   Compiling my-rule v0.1.0 (/tmp/my-rule)\nerror[E0308]: mismatched types\n  --> src/lib.rs:29:28\n   |\nerror: expected one of `;`\n --> src/main.rs:3:1\nerror: could not compile `my-rule` (lib) due to 2 previous errors\n";
+        assert_eq!(compiler_errors(rendered), ["src/lib.rs:29: mismatched types", "src/main.rs:3: expected one of `;`"]);
+        assert!(compiler_errors("warning: unused\nerror: aborting due to 1 previous error\n").is_empty());
+    }
 }
