@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::policy::{InstanceMode, SandboxOptions};
+use crate::policy::{InstanceMode, PolicyLimits, SandboxOptions};
 
 pub mod check;
 pub mod cloud;
@@ -117,9 +117,32 @@ fn default_listen() -> SocketAddr {
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceModeConfig {
+    /// Fresh for a policy whose fresh instance is cheap (a Rust component),
+    /// warm for one whose is not (Python, JavaScript): measured at load.
     #[default]
+    Auto,
     Fresh,
     Warm,
+}
+
+impl InstanceModeConfig {
+    fn mode(self, warm_max_calls: u64) -> InstanceMode {
+        match self {
+            InstanceModeConfig::Auto => InstanceMode::Auto { max_calls: warm_max_calls },
+            InstanceModeConfig::Fresh => InstanceMode::Fresh,
+            InstanceModeConfig::Warm => InstanceMode::Warm { max_calls: warm_max_calls },
+        }
+    }
+}
+
+/// One policy's own limits, over `[policies]`'s (`[policies.limits.ID]`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLimitsConfig {
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    #[serde(default)]
+    pub instance_mode: Option<InstanceModeConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -156,6 +179,10 @@ pub struct PoliciesConfig {
     /// Settings per policy id (the file name without its extension).
     #[serde(default)]
     pub settings: BTreeMap<String, toml::Value>,
+    /// A deadline or an instance mode for one policy id, over the defaults
+    /// above (a Python policy that needs 50 ms, say).
+    #[serde(default)]
+    pub limits: BTreeMap<String, PolicyLimitsConfig>,
     /// Policies from an OCI registry or an HTTPS URL, by the id pools name
     /// them by (see [`crate::policy::remote`]).
     #[serde(default)]
@@ -214,12 +241,13 @@ impl Default for PoliciesConfig {
             cache_dir: default_cache(),
             deadline_ms: default_deadline(),
             memory_mib: default_memory(),
-            instance_mode: InstanceModeConfig::Fresh,
+            instance_mode: InstanceModeConfig::Auto,
             warm_max_calls: default_warm_calls(),
             max_file_bytes: default_max_file_bytes(),
             settle_ms: default_settle_ms(),
             versions_file: default_versions_file(),
             settings: BTreeMap::new(),
+            limits: BTreeMap::new(),
             remote: BTreeMap::new(),
             trusted_keys: Vec::new(),
             remote_dir: default_remote_dir(),
@@ -402,6 +430,11 @@ impl Config {
         if !(1..=60_000).contains(&p.deadline_ms) {
             problems.push(format!("policies.deadline_ms: must be between 1 and 60000, got {}", p.deadline_ms));
         }
+        for (id, l) in &p.limits {
+            if let Some(d) = l.deadline_ms.filter(|d| !(1..=60_000).contains(d)) {
+                problems.push(format!("policies.limits.{id}.deadline_ms: must be between 1 and 60000, got {d}"));
+            }
+        }
         if !(1..=4096).contains(&p.memory_mib) {
             problems.push(format!("policies.memory_mib: must be between 1 and 4096, got {}", p.memory_mib));
         }
@@ -471,10 +504,18 @@ impl Config {
         SandboxOptions {
             deadline: Duration::from_millis(p.deadline_ms),
             memory_limit: (p.memory_mib * 1024 * 1024) as usize,
-            instance_mode: match p.instance_mode {
-                InstanceModeConfig::Fresh => InstanceMode::Fresh,
-                InstanceModeConfig::Warm => InstanceMode::Warm { max_calls: p.warm_max_calls },
-            },
+            instance_mode: p.instance_mode.mode(p.warm_max_calls),
+            per_policy: p
+                .limits
+                .iter()
+                .map(|(id, l)| {
+                    let limits = PolicyLimits {
+                        deadline: l.deadline_ms.map(Duration::from_millis),
+                        instance_mode: l.instance_mode.map(|m| m.mode(p.warm_max_calls)),
+                    };
+                    (id.clone(), limits)
+                })
+                .collect(),
             ..SandboxOptions::default()
         }
     }

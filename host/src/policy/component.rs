@@ -15,7 +15,7 @@ use wasmtime::Store;
 use wasmtime::component::Component;
 
 use super::bindings::{self, consensus, cost_rule, strategy};
-use super::engine::{HostState, InstanceMode, LogContext, PolicyEngine, flush_guest_output};
+use super::engine::{HostState, InstanceMode, KIT_ERROR_PREFIX, LogContext, PolicyEngine, WARM_ABOVE, arm_deadline, flush_guest_output};
 use super::error::{LoadError, PolicyError};
 use super::role::{Role, Runtime};
 use scalewise_sdk::{ConsensusInput, ConsensusOutput, CostInput, CostOutput, StrategyInput, StrategyOutput};
@@ -56,16 +56,30 @@ pub(crate) struct ComponentRuntime {
     uses_wasi: bool,
     log: LogContext,
     warm: Mutex<Vec<Warm>>,
+    /// This policy's call deadline and instance mode (never `Auto`): the
+    /// engine's, or its own limits, or what its measured cost says.
+    deadline: std::time::Duration,
+    mode: InstanceMode,
+    /// What one fresh instance cost when the policy loaded, if measured.
+    fresh_cost: Option<std::time::Duration>,
+    language: Option<String>,
 }
 
 /// What a component's exports and imports say about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentInfo {
     pub role: Role,
+    /// The language its producers sections name (`Python`, `JavaScript`, `Rust`).
+    pub language: Option<String>,
     pub contract: String,
     pub exports: Vec<String>,
     pub imports: Vec<String>,
     pub uses_wasi: bool,
+}
+
+/// A duration as an operator reads it: `38 µs`, `3.8 ms`.
+fn short(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_millis(1) { format!("{} µs", d.as_micros()) } else { format!("{:.1} ms", d.as_secs_f64() * 1e3) }
 }
 
 /// Check the binary header: a component, not a core module or something else.
@@ -139,7 +153,7 @@ pub fn inspect(engine: &wasmtime::Engine, component: &Component) -> Result<Compo
             _ => return Err(LoadError::ForbiddenImport(name.clone())),
         }
     }
-    Ok(ComponentInfo { role, contract, exports, imports, uses_wasi })
+    Ok(ComponentInfo { role, contract, exports, imports, uses_wasi, language: None })
 }
 
 /// Compile (or fetch from the cache) and inspect, without linking.
@@ -150,7 +164,8 @@ pub fn compile(engine: &PolicyEngine, bytes: &[u8]) -> Result<(Component, Compon
         None => Component::new(&engine.engine, bytes),
     }
     .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-    let info = inspect(&engine.engine, &component)?;
+    let mut info = inspect(&engine.engine, &component)?;
+    info.language = super::producers::language(bytes);
     Ok((component, info))
 }
 
@@ -171,15 +186,72 @@ impl ComponentRuntime {
             Role::Consensus => WorldPre::Consensus(consensus::ConsensusPre::new(instance_pre).map_err(link)?),
         };
         let log = LogContext { policy: id.into(), generation, messages: 0 };
-        let runtime = Self {
+        let limits = engine.options.per_policy.get(id).copied().unwrap_or_default();
+        let mut runtime = Self {
             engine: engine.clone(),
             role: info.role,
             pre,
             uses_wasi: info.uses_wasi,
             log,
             warm: Mutex::new(Vec::new()),
+            deadline: limits.deadline.unwrap_or(engine.options.deadline),
+            mode: InstanceMode::Fresh,
+            fresh_cost: None,
+            language: info.language.clone(),
+        };
+        runtime.mode = match limits.instance_mode.unwrap_or(engine.options.instance_mode) {
+            InstanceMode::Auto { max_calls } => runtime.measure(max_calls),
+            mode => mode,
         };
         Ok((runtime, info))
+    }
+
+    /// Time a fresh instance and one call on it (the best of up to three,
+    /// so that paging in freshly compiled code or a busy neighbour is not
+    /// counted) and choose the mode from it. A
+    /// policy that runs warm keeps the instance as its first. One that
+    /// cannot be instantiated stays fresh: loading reports why.
+    fn measure(&mut self, max_calls: u64) -> InstanceMode {
+        let mut best = None;
+        let mut kept = None;
+        for _ in 0..3 {
+            // A fresh instance and its first call: an interpreter's first
+            // call into fresh memory is most of what a fresh instance costs
+            // (for JavaScript, more than making the instance).
+            let started = std::time::Instant::now();
+            let Ok((mut store, instance)) = self.instantiate() else { return InstanceMode::Fresh };
+            if self.validate_in(&mut store, &instance, "{}").is_err() {
+                return InstanceMode::Fresh;
+            }
+            let took = started.elapsed();
+            let made = (store, instance);
+            best = Some(best.map_or(took, |b: std::time::Duration| b.min(took)));
+            kept = Some(made);
+            if took < WARM_ABOVE {
+                break;
+            }
+        }
+        self.fresh_cost = best;
+        if best.is_some_and(|b| b >= WARM_ABOVE) {
+            if let Some((store, instance)) = kept {
+                self.warm.get_mut().unwrap().push(Warm { store, instance, calls: 0 });
+            }
+            InstanceMode::Warm { max_calls }
+        } else {
+            InstanceMode::Fresh
+        }
+    }
+
+    /// `fresh` or `warm`, and why, for `policy check` and the status.
+    pub(crate) fn instances(&self) -> String {
+        let mode = match self.mode {
+            InstanceMode::Fresh => "fresh per call",
+            _ => "warm (reused)",
+        };
+        match self.fresh_cost {
+            Some(c) => format!("{mode}: a fresh instance and call cost {}, deadline {} ms", short(c), self.deadline.as_millis()),
+            None => format!("{mode}, deadline {} ms", self.deadline.as_millis()),
+        }
     }
 
     fn instantiate(&self) -> Result<(Store<HostState>, WorldInstance), PolicyError> {
@@ -190,6 +262,8 @@ impl ComponentRuntime {
             WorldPre::Consensus(p) => p.instantiate(&mut store).map(WorldInstance::Consensus),
         }
         .map_err(|e| self.classify(e, None))?;
+        // The call's own deadline starts now.
+        arm_deadline(&mut store, self.deadline);
         Ok((store, instance))
     }
 
@@ -198,8 +272,14 @@ impl ComponentRuntime {
         let limit = self.engine.options.memory_limit;
         if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
             return match trap {
-                wasmtime::Trap::Interrupt => PolicyError::Timeout(self.engine.options.deadline),
+                wasmtime::Trap::Interrupt => PolicyError::Timeout(self.deadline),
                 wasmtime::Trap::StackOverflow => PolicyError::Trap("call stack exhausted (runaway recursion?)".into()),
+                // A kit said what went wrong before the interpreter gave
+                // up: that is the whole story.
+                _ if stderr_tail.as_deref().is_some_and(|t| t.starts_with(KIT_ERROR_PREFIX)) => {
+                    let said = &stderr_tail.unwrap()[KIT_ERROR_PREFIX.len()..];
+                    PolicyError::Trap(format!("{} error: {said}", self.language.as_deref().unwrap_or("policy")))
+                }
                 other => {
                     let mut msg = other.to_string();
                     match other {
@@ -211,6 +291,9 @@ impl ComponentRuntime {
                     }
                     if let Some(tail) = stderr_tail {
                         msg = format!("{msg}; the policy printed: {tail}");
+                    }
+                    if let Some(lang) = self.language.as_deref().filter(|l| *l != "Rust") {
+                        msg = format!("{lang}: {msg}");
                     }
                     PolicyError::Trap(msg)
                 }
@@ -266,6 +349,10 @@ impl Runtime for ComponentRuntime {
         "wasm"
     }
 
+    fn instances(&self) -> Option<String> {
+        Some(ComponentRuntime::instances(self))
+    }
+
     fn validate_config(&self, settings: &str) -> Result<Result<(), String>, PolicyError> {
         let (mut store, instance) = self.instantiate()?;
         self.validate_in(&mut store, &instance, settings)
@@ -318,8 +405,8 @@ impl ComponentRuntime {
     }
 
     fn call_here<T>(&self, role: Role, call: impl FnOnce(&mut Store<HostState>, &WorldInstance) -> Option<WorldResult<T>>) -> Result<T, PolicyError> {
-        match self.engine.options.instance_mode {
-            InstanceMode::Fresh => {
+        match self.mode {
+            InstanceMode::Fresh | InstanceMode::Auto { .. } => {
                 let (mut store, instance) = self.instantiate()?;
                 self.invoke(&mut store, &instance, role, call)
             }
@@ -327,7 +414,7 @@ impl ComponentRuntime {
                 let reused = self.warm.lock().unwrap().pop();
                 let mut warm = match reused {
                     Some(mut w) => {
-                        self.engine.arm_deadline(&mut w.store);
+                        arm_deadline(&mut w.store, self.deadline);
                         w
                     }
                     None => {

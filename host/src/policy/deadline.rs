@@ -47,7 +47,9 @@ impl Overrun {
     }
 
     /// Forget the previous call.
-    pub(crate) fn reset(&mut self) {
+    /// Start over with another deadline.
+    pub(crate) fn arm(&mut self, deadline: Duration) {
+        self.deadline = deadline;
         self.grace = None;
     }
 
@@ -97,7 +99,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         // Wall time passes but almost no CPU: still in grace.
         assert!(!o.should_stop());
-        o.reset();
+        o.arm(Duration::from_millis(50));
         assert!(!o.should_stop());
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod file;
 pub mod versions;
 pub mod guard;
+pub mod producers;
 pub mod registry;
 pub mod remote;
 mod rhai;
@@ -35,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use self::role::Runtime;
 
-pub use self::engine::{Compiler, InstanceMode, PolicyEngine, SandboxOptions};
+pub use self::engine::{Compiler, InstanceMode, PolicyEngine, PolicyLimits, SandboxOptions};
 pub use self::error::{LoadError, PolicyError};
 pub use self::registry::{Evaluation, Registry};
 pub use self::role::{AnyInput, AnyOutput, Role, RoleInput};
@@ -131,6 +132,11 @@ impl Policy {
     /// `wasm` or `rhai`.
     pub fn runtime_kind(&self) -> &'static str {
         self.runtime.kind()
+    }
+
+    /// How calls get an instance, and why (components only).
+    pub fn instances(&self) -> Option<String> {
+        self.runtime.instances()
     }
 
     pub fn settings(&self) -> &str {

@@ -62,6 +62,11 @@ impl std::fmt::Display for Role {
 pub trait Runtime: Send + Sync {
     fn role(&self) -> Role;
     fn kind(&self) -> &'static str;
+    /// How calls get an instance (`fresh per call`, `warm`), and why; none
+    /// for runtimes without instances.
+    fn instances(&self) -> Option<String> {
+        None
+    }
     /// `Ok(Err(msg))`: the policy rejected the settings; `Err`: it faulted.
     fn validate_config(&self, settings: &str) -> Result<Result<(), String>, PolicyError>;
     fn strategy(&self, input: &StrategyInput, settings: &str) -> Result<StrategyOutput, PolicyError>;

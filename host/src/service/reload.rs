@@ -266,6 +266,7 @@ pub fn restart_only(running: &Config, next: &Config) -> Vec<String> {
     field("policies.memory_mib", a.memory_mib != b.memory_mib);
     field("policies.instance_mode", a.instance_mode != b.instance_mode);
     field("policies.warm_max_calls", a.warm_max_calls != b.warm_max_calls);
+    field("policies.limits", a.limits != b.limits);
     field("policies.max_file_bytes", a.max_file_bytes != b.max_file_bytes);
     field("policies.settle_ms", a.settle_ms != b.settle_ms);
     field("policies.versions_file", a.versions_file != b.versions_file);
