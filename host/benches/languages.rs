@@ -15,6 +15,10 @@
 //!   atomic rename; timed until the registry serves its digest. Uncached: a
 //!   version never compiled; cached: one whose Cranelift build is in the
 //!   cache already (a rollback, or a second host sharing the cache).
+//! - The floor: the same rule written against the bare bindings, with no
+//!   kit (no settings parsing, no conversion, no state), reused p50/p99:
+//!   what the language's toolchain costs per call before the kit does
+//!   anything.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +101,33 @@ fn landing(component: &[u8], round: usize, cached: bool, cache_dir: &Path) -> (f
     }
 }
 
+/// The rule against the bare bindings of each toolchain, without the kit.
+const BARE_PY: &str = r#"import math
+from wit_world import exports
+from wit_world.imports import types
+
+class StrategyApi(exports.StrategyApi):
+    def validate_config(self, settings):
+        pass
+
+    def evaluate(self, input):
+        window = next((w for w in input.metrics if w.name == "queue_depth"), None)
+        value = window.values[-1] if window and window.values else 0.0
+        desired = float(min(max(math.ceil(value / 10.0), input.pool.min), input.pool.max))
+        return types.StrategyOutput(types.Proposal(desired, 1.0, f"queue_depth {value:g} / 10 per worker"), [], None)
+"#;
+
+const BARE_JS: &str = r#"export const strategyApi = {
+  validateConfig(settings) {},
+  evaluate(input) {
+    const w = input.metrics.find((m) => m.name === 'queue_depth');
+    const value = w && w.values.length ? w.values[w.values.length - 1] : 0;
+    const desired = Math.min(Math.max(Math.ceil(value / 10), input.pool.min), input.pool.max);
+    return { proposal: { desired, confidence: 1, reason: `queue_depth ${value} / 10 per worker` }, gauges: [], state: undefined };
+  },
+};
+"#;
+
 fn main() {
     let work = root().join("target/bench-languages");
     let _ = std::fs::remove_dir_all(&work);
@@ -108,9 +139,19 @@ fn main() {
         new_project(&format!("{name}-strategy"), language, "strategy", &dir, None).unwrap();
         projects.push(dir);
     }
+    for (name, file, text, manifest) in [
+        ("python-bare", "app.py", BARE_PY, ("pyproject.toml", "[project]\nname = \"python-bare\"\n[tool.scalewise]\nrole = \"strategy\"\n")),
+        ("js-bare", "app.js", BARE_JS, ("package.json", r#"{"name": "js-bare", "type": "module", "main": "app.js", "scalewise": {"role": "strategy"}}"#)),
+    ] {
+        let dir = work.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+        std::fs::write(dir.join(manifest.0), manifest.1).unwrap();
+        projects.push(dir);
+    }
     let started = Instant::now();
     let built = build_policies(&projects, &work.join("out")).unwrap();
-    println!("built the three in {:.0} s", started.elapsed().as_secs_f64());
+    println!("built the three (and the two bare floors) in {:.0} s", started.elapsed().as_secs_f64());
     println!("{:<11} {:>9} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}", "language", "size MB", "fresh p50", "fresh p99", "reused p50", "reused p99", "land→serve", "cached");
     println!("{:<11} {:>9} {:>12} {:>12} {:>12} {:>12} {:>10} {:>10}", "", "", "µs", "µs", "µs", "µs", "uncached s", "s");
     for ((name, _), path) in languages.iter().zip(&built) {
@@ -127,5 +168,9 @@ fn main() {
             format!("{uncached:.2} ({by_uncached})"),
             format!("{cached:.2} ({by_cached})"),
         );
+    }
+    for (name, path) in ["python, no kit", "js, no kit"].iter().zip(&built[3..]) {
+        let (reused50, reused99) = per_call(path, InstanceMode::Warm { max_calls: u64::MAX }, 5000);
+        println!("{name:<15} {:>5} {:>12} {:>12} {reused50:>12.1} {reused99:>12.1}", "", "", "");
     }
 }

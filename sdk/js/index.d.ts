@@ -1,7 +1,8 @@
 // The contract's types as a JavaScript policy sees them (after the kit's
 // conversion: times are plain numbers of milliseconds since the Unix epoch).
 
-export interface MetricWindow { name: string; times: number[]; values: number[] }
+/** `values` is the host's Float64Array inside a component (an array in tests): index, iterate and map it alike. */
+export interface MetricWindow { name: string; times: number[]; values: ArrayLike<number> & Iterable<number> }
 export interface Pool { id: string; running: number; booting: number; min: number; max: number }
 export interface Action { at: number; from: number; to: number; reason: string }
 export interface Proposal { desired: number; confidence: number; reason: string }

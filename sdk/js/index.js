@@ -264,13 +264,51 @@ export const deny = () => ({ tag: 'deny' });
 // --- conversion of the host's values --------------------------------------
 
 const num = (v) => (typeof v === 'bigint' ? Number(v) : v);
-const window = (w) => ({ name: w.name, times: Array.from(w.times, num), values: Array.from(w.values) });
-const pool = (p) => ({ id: p.id, running: p.running, booting: p.booting ?? 0, min: p.min, max: p.max });
+function numbers(list) {
+  // A loop, not Array.from with a mapping function: the component's engine
+  // interprets, and the iterator protocol costs more than the work.
+  const out = new Array(list.length);
+  for (let i = 0; i < list.length; i++) out[i] = num(list[i]);
+  return out;
+}
+// A window's times convert to numbers on first use, through a getter on a
+// class (one shape for every window, cheaper for the engine than an object
+// literal with accessors); its values stay the host's Float64Array, which
+// indexes, iterates and maps like an array. A policy reads one or two of the
+// windows it is given, and the rest cost nothing.
+class Window {
+  constructor(w) {
+    this.name = w.name;
+    this.values = w.values;
+    this._times = w.times;
+    this._converted = null;
+  }
+  get times() {
+    return this._converted ?? (this._converted = numbers(this._times));
+  }
+}
+function window(w) {
+  return Array.isArray(w.times) ? w : new Window(w);
+}
+function windows(list) {
+  const out = new Array(list.length);
+  for (let i = 0; i < list.length; i++) out[i] = window(list[i]);
+  return out;
+}
+const actions = (list) => {
+  const out = new Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const a = list[i];
+    out[i] = typeof a.at === 'bigint' ? { at: Number(a.at), from: a.from, to: a.to, reason: a.reason } : a;
+  }
+  return out;
+};
+const pool = (p) => (p.booting === undefined ? { ...p, booting: 0 } : p);
 const strategyInput = (i) => ({
   pool: pool(i.pool),
-  metrics: (i.metrics ?? []).map(window),
+  metrics: windows(i.metrics ?? []),
   now: num(i.now ?? 0),
-  recentActions: (i.recentActions ?? []).map((a) => ({ at: num(a.at), from: a.from, to: a.to, reason: a.reason ?? '' })),
+  recentActions: actions(i.recentActions ?? []),
   settings: i.settings ?? '',
   state: i.state,
 });
@@ -281,7 +319,7 @@ const costInput = (i) => ({
   catalog: i.catalog ?? [],
   budget: i.budget,
   placement: i.placement,
-  metrics: (i.metrics ?? []).map(window),
+  metrics: windows(i.metrics ?? []),
   now: num(i.now ?? 0),
   settings: i.settings ?? '',
   state: i.state,

@@ -181,13 +181,16 @@ fn a_new_rust_policy_builds_and_checks_outside_the_repository() {
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(["test", "--quiet"]).current_dir(&project).env("CARGO_TARGET_DIR", &target).env("CARGO_NET_OFFLINE", "true"),
         "cargo test in a new Rust policy",
     );
-    let o = Command::new(scalewise_bin())
-        .args(["policy", "build", ".", "--out-dir", "out"])
-        .current_dir(&project)
-        .env("CARGO_TARGET_DIR", &target)
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .unwrap();
+    let build = || {
+        Command::new(scalewise_bin())
+            .args(["policy", "build", ".", "--out-dir", "out"])
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_NET_OFFLINE", "true")
+            .output()
+            .unwrap()
+    };
+    let o = build();
     assert!(o.status.success(), "{}", text(&o));
     let o = scalewise(&["policy", "check", "out/my-rule.wasm", "--settings", settings("cost-rule")], &project);
     assert!(o.status.success() && text(&o).contains("instances: fresh per call"), "{}", text(&o));
@@ -196,13 +199,7 @@ fn a_new_rust_policy_builds_and_checks_outside_the_repository() {
     let lib = project.join("src/lib.rs");
     let broken = std::fs::read_to_string(&lib).unwrap().replace("let cost = price * input.proposed as f64;", "let cost: String = price * input.proposed as f64;");
     std::fs::write(&lib, broken).unwrap();
-    let o = Command::new(scalewise_bin())
-        .args(["policy", "build", ".", "--out-dir", "out"])
-        .current_dir(&project)
-        .env("CARGO_TARGET_DIR", &target)
-        .env("CARGO_NET_OFFLINE", "true")
-        .output()
-        .unwrap();
+    let o = build();
     let said = text(&o);
     assert!(!o.status.success());
     let last = said.lines().rev().find(|l| l.starts_with("Error:") || l.starts_with("error:")).unwrap_or("");

@@ -167,34 +167,39 @@ class _Role:
         return parsed
 
     def validate_config(self, settings: str) -> None:
-        try:
+        def check() -> None:
             parsed = self._settings(settings)
-            if self._check is not None:
-                problem = type(self)._check(parsed)
-                if problem:
-                    raise SettingsError(str(problem))
-        except (SettingsError, Abstain) as e:
-            raise _Err(str(e)) from None
-        except BaseException as e:
-            if _wit is not None:
-                _say_bug(e)
-            raise
+            problem = type(self)._check(parsed) if self._check is not None else None
+            if problem:
+                raise SettingsError(str(problem))
+
+        _guarded(check)
 
     def _call(self, input: Any, build: Callable) -> Any:
-        try:
+        def call() -> Any:
             settings = self._settings(input.settings)
             state = _decode_state(self._state_cls, input.state)
             _take_gauges()
             result = type(self)._evaluate(input, settings, state)
             return build(result, _take_gauges(), _encode_state(self._state_cls, state))
-        except (SettingsError, Abstain) as e:
-            raise _Err(str(e)) from None
-        except BaseException as e:
-            if _wit is not None:
-                _say_bug(e)
-            raise
+
+        try:
+            return _guarded(call)
         finally:
             log._reset()
+
+
+def _guarded(work: Callable) -> Any:
+    """Run ``work``: a decline becomes the call's error; anything else is a
+    bug, said on stderr (inside a component) and left to trap."""
+    try:
+        return work()
+    except (SettingsError, Abstain) as e:
+        raise _Err(str(e)) from None
+    except BaseException as e:
+        if _wit is not None:
+            _say_bug(e)
+        raise
 
 
 def _shape(value: Any, fields: tuple, what: str) -> None:

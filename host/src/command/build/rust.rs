@@ -181,7 +181,13 @@ fn build_failure(rendered: &str, what: &Path) -> String {
     }
     let errors = compiler_errors(rendered);
     if errors.is_empty() {
-        return format!("cargo could not build {}: see cargo's output above", what.display());
+        // cargo's own complaint (a manifest, a workspace, a registry): its
+        // first error line and what it says under it.
+        let said: Vec<&str> = rendered.lines().skip_while(|l| !l.starts_with("error")).take(4).map(str::trim).filter(|l| !l.is_empty()).collect();
+        return match said.is_empty() {
+            true => format!("cargo could not build {}: see cargo's output above", what.display()),
+            false => format!("cargo could not build {}: {}", what.display(), said.join(" ")),
+        };
     }
     let shown: Vec<&str> = errors.iter().take(5).map(String::as_str).collect();
     let more = if errors.len() > shown.len() { format!(" (and {} more)", errors.len() - shown.len()) } else { String::new() };
@@ -204,12 +210,11 @@ fn compiler_errors(rendered: &str) -> Vec<String> {
         if message.starts_with("could not compile") || message.starts_with("aborting due to") {
             continue;
         }
-        let place = lines[i + 1..].iter().take(3).find_map(|l| l.trim_start().strip_prefix("--> ")).map(|p| {
-            let mut parts = p.rsplitn(3, ':');
-            let (_col, line, file) = (parts.next(), parts.next(), parts.next());
-            format!("{}:{}: ", file.unwrap_or(p), line.unwrap_or("?"))
-        });
-        errors.push(format!("{}{message}", place.unwrap_or_default()));
+        // Only an error with a place in the source is the compiler's.
+        let Some(place) = lines[i + 1..].iter().take(3).find_map(|l| l.trim_start().strip_prefix("--> ")) else { continue };
+        let mut parts = place.rsplitn(3, ':');
+        let (_col, line, file) = (parts.next(), parts.next(), parts.next());
+        errors.push(format!("{}:{}: {message}", file.unwrap_or(place), line.unwrap_or("?")));
     }
     errors
 }
@@ -253,5 +258,7 @@ mod tests {
         let rendered = "   Compiling my-rule v0.1.0 (/tmp/my-rule)\nerror[E0308]: mismatched types\n  --> src/lib.rs:29:28\n   |\nerror: expected one of `;`\n --> src/main.rs:3:1\nerror: could not compile `my-rule` (lib) due to 2 previous errors\n";
         assert_eq!(compiler_errors(rendered), ["src/lib.rs:29: mismatched types", "src/main.rs:3: expected one of `;`"]);
         assert!(compiler_errors("warning: unused\nerror: aborting due to 1 previous error\n").is_empty());
+        // cargo's own errors have no place in the source: not the author's code.
+        assert!(compiler_errors("error: current package believes it's in a workspace when it's not:\ncurrent:   /x/Cargo.toml\n").is_empty());
     }
 }
