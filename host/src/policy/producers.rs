@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn a_component_that_names_nothing_has_no_language() {
-        let component = wit_component::ComponentEncoder::default().module(&wat_module()).and_then(|e| e.encode());
+        let component = wit_component::ComponentEncoder::default().module(&wat_module()).and_then(|mut e| e.encode());
         if let Ok(bytes) = component {
             // wit-component records itself as processed-by, not a language.
             assert_eq!(language(&bytes), None);
