@@ -194,7 +194,7 @@ impl ComponentRuntime {
             uses_wasi: info.uses_wasi,
             log,
             warm: Mutex::new(Vec::new()),
-            deadline: limits.deadline.unwrap_or(engine.options.deadline),
+            deadline: engine.options.deadline_for(id),
             mode: InstanceMode::Fresh,
             fresh_cost: None,
             language: info.language.clone(),
@@ -224,9 +224,8 @@ impl ComponentRuntime {
                 return InstanceMode::Fresh;
             }
             let took = started.elapsed();
-            let made = (store, instance);
             best = Some(best.map_or(took, |b: std::time::Duration| b.min(took)));
-            kept = Some(made);
+            kept = Some((store, instance));
             if took < WARM_ABOVE {
                 break;
             }

@@ -116,6 +116,14 @@ pub struct SandboxOptions {
     pub per_policy: std::collections::HashMap<String, PolicyLimits>,
 }
 
+impl SandboxOptions {
+    /// The call deadline of policy `id`: its own (`[policies.limits.ID]`),
+    /// else the engine's. Components and rhai scripts alike.
+    pub fn deadline_for(&self, id: &str) -> Duration {
+        self.per_policy.get(id).and_then(|l| l.deadline).unwrap_or(self.deadline)
+    }
+}
+
 impl Default for SandboxOptions {
     fn default() -> Self {
         Self {
@@ -335,7 +343,8 @@ impl PolicyEngine {
             .trap_on_grow_failure(true)
             .build();
         let wasi = with_wasi.then(WasiState::denied);
-        let overrun = Overrun::new(INSTANTIATION_DEADLINE.max(self.options.deadline));
+        let instantiation = INSTANTIATION_DEADLINE.max(self.options.deadline);
+        let overrun = Overrun::new(instantiation);
         let mut store = Store::new(&self.engine, HostState { limits, overrun, wasi, log });
         store.limiter(|s| &mut s.limits);
         // Past the wall-clock deadline, check every tick whether the call has
@@ -347,7 +356,7 @@ impl PolicyEngine {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
-        arm_deadline(&mut store, INSTANTIATION_DEADLINE.max(self.options.deadline));
+        arm_deadline(&mut store, instantiation);
         store
     }
 }

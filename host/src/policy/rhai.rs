@@ -93,7 +93,7 @@ impl RhaiRuntime {
                 return Err(LoadError::RhaiRole(format!("it defines {}", list.join(" and "))));
             }
         };
-        Ok(Self { has_validate: defines("validate_config"), engine, ast, role, entry, deadline: options.deadline })
+        Ok(Self { has_validate: defines("validate_config"), engine, ast, role, entry, deadline: options.deadline_for(id) })
     }
 
     fn run(&self, function: &str, arg: Dynamic) -> Result<Dynamic, PolicyError> {
@@ -319,6 +319,18 @@ mod tests {
         let err = rt.strategy(&inputs.strategy, "{}").unwrap_err();
         assert!(matches!(err, PolicyError::Timeout(_)), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_policys_own_deadline_applies_to_scripts_too() {
+        let mut options = SandboxOptions::default();
+        let limits = super::super::PolicyLimits { deadline: Some(Duration::from_millis(30)), instance_mode: None };
+        options.per_policy.insert("slow".into(), limits);
+        let rt = RhaiRuntime::load(&options, "slow", b"fn strategy(input) { loop { } }").unwrap();
+        let err = rt.strategy(&SmokeInputs::new().strategy, "{}").unwrap_err();
+        assert!(matches!(err, PolicyError::Timeout(d) if d == Duration::from_millis(30)), "{err}");
+        let other = RhaiRuntime::load(&options, "other", b"fn strategy(input) { loop { } }").unwrap();
+        assert!(matches!(other.strategy(&SmokeInputs::new().strategy, "{}").unwrap_err(), PolicyError::Timeout(d) if d == options.deadline));
     }
 
     #[test]

@@ -15,12 +15,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::{find_tool, install, scratch, tail, world_of};
-
-/// Node's output without its stack frames and version line.
-fn without_stack(text: &str) -> String {
-    text.lines().filter(|l| !l.trim_start().starts_with("at ") && !l.starts_with("Node.js ")).collect::<Vec<_>>().join("\n")
-}
+use super::{find_tool, finish, project_name, run_step, scratch, world_of};
 
 const LOG_IMPORT: &str = "scalewise:policy/log@0.2.0";
 
@@ -39,8 +34,7 @@ pub(super) fn build(project: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
             project.display()
         );
     };
-    let name = manifest["name"].as_str().map(|n| n.rsplit('/').next().unwrap_or(n).to_owned());
-    let name = name.unwrap_or_else(|| project.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "policy".into()));
+    let name = project_name(project, manifest["name"].as_str().map(|n| n.rsplit('/').next().unwrap_or(n).to_owned()));
     let build = scratch(project)?;
     // The kit reads the host's imports from this global at call time, so it
     // runs unchanged under node --test, where nothing sets it.
@@ -51,33 +45,16 @@ pub(super) fn build(project: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     let mut entry = ".scalewise-build/entry.js".to_owned();
     // Only the project's own bundler: it resolves the project's own packages.
     if let Some(rolldown) = Some(project.join("node_modules/.bin/rolldown")).filter(|p| p.is_file()) {
-        let o = Command::new(&rolldown)
-            .current_dir(project)
-            .args([&entry, "--file", ".scalewise-build/bundle.js", "--format", "esm", "--external", LOG_IMPORT])
-            .output()
-            .with_context(|| format!("running {}", rolldown.display()))?;
-        if !o.status.success() {
-            let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-            eprint!("{said}");
-            bail!("rolldown could not bundle {}:\n  {}", project.display(), tail(&without_stack(&said), 6));
-        }
+        let mut bundle = Command::new(&rolldown);
+        bundle.current_dir(project).args([&entry, "--file", ".scalewise-build/bundle.js", "--format", "esm", "--external", LOG_IMPORT]);
+        run_step(&mut bundle, || format!("rolldown could not bundle {}", project.display()))?;
         entry = ".scalewise-build/bundle.js".into();
     }
     let out = ".scalewise-build/component.wasm";
     // No HTTP and no fetch event: a policy has no network, and the host
     // links only what it denies.
-    let output = Command::new(&tool)
-        .current_dir(project)
-        .args([&entry, "--wit", ".scalewise-build/wit", "-n", world, "-d", "http", "fetch-event", "-o", out])
-        .output()
-        .with_context(|| format!("running {}", tool.display()))?;
-    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    if !output.status.success() {
-        eprint!("{said}");
-        bail!("componentize-js could not build {} ({world}):\n  {}", project.display(), tail(&without_stack(&said), 6));
-    }
-    let bytes = std::fs::read(project.join(out)).with_context(|| format!("reading {out}"))?;
-    let installed = install(&bytes, &name, out_dir)?;
-    let _ = std::fs::remove_dir_all(&build);
-    Ok(installed)
+    let mut componentize = Command::new(&tool);
+    componentize.current_dir(project).args([&entry, "--wit", ".scalewise-build/wit", "-n", world, "-d", "http", "fetch-event", "-o", out]);
+    run_step(&mut componentize, || format!("componentize-js could not build {} ({world})", project.display()))?;
+    finish(&build, &project.join(out), &name, out_dir)
 }

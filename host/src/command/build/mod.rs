@@ -19,6 +19,7 @@ mod python;
 mod rust;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 
@@ -132,6 +133,36 @@ fn scratch(project: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     kit::write_contract(&dir.join("wit"))?;
     Ok(dir)
+}
+
+/// A project's name: what its manifest says, else its folder's name.
+fn project_name(project: &Path, declared: Option<String>) -> String {
+    declared
+        .or_else(|| project.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())))
+        .unwrap_or_else(|| "policy".into())
+}
+
+/// Run one toolchain step in the project. On failure the tool's whole
+/// output goes on to the author, and the error is `failed` with the
+/// tool's last lines (without Node's stack frames or a Rust backtrace).
+fn run_step(command: &mut Command, failed: impl FnOnce() -> String) -> anyhow::Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command.output().with_context(|| format!("running {program}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprint!("{said}");
+    let without_stack: String = said.lines().filter(|l| !l.trim_start().starts_with("at ") && !l.starts_with("Node.js ")).collect::<Vec<_>>().join("\n");
+    bail!("{}:\n  {}", failed(), tail(&without_stack, 6))
+}
+
+/// Install the component a tool wrote into the scratch folder, and remove the folder.
+fn finish(build: &Path, component: &Path, name: &str, out_dir: &Path) -> anyhow::Result<PathBuf> {
+    let bytes = std::fs::read(component).with_context(|| format!("reading {}", component.display()))?;
+    let installed = install(&bytes, name, out_dir)?;
+    let _ = std::fs::remove_dir_all(build);
+    Ok(installed)
 }
 
 /// The first `n` lines of a tool's output that say what went wrong, for

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::{find_tool, install, kit, scratch, tail, world_of};
+use super::{find_tool, finish, kit, project_name, run_step, scratch, world_of};
 
 /// What `pyproject.toml` says, where there is one.
 struct Manifest {
@@ -72,22 +72,13 @@ pub(super) fn build(project: &Path, out_dir: &Path) -> anyhow::Result<PathBuf> {
     };
     let build = scratch(project)?;
     let kit = kit_path(project, &build)?;
-    let name = m.name.unwrap_or_else(|| project.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "policy".into()));
-    let name = name.to_lowercase().replace('_', "-");
+    let name = project_name(project, m.name).to_lowercase().replace('_', "-");
     let out = build.join("component.wasm");
     let mut command = Command::new(&tool);
     command.current_dir(project).arg("-d").arg(build.join("wit")).args(["-w", world, "componentize", &m.module, "-p", "."]);
     if let Some(k) = &kit {
         command.arg("-p").arg(k);
     }
-    let output = command.arg("-o").arg(&out).output().with_context(|| format!("running {}", tool.display()))?;
-    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    if !output.status.success() {
-        eprint!("{said}");
-        bail!("componentize-py could not build {} ({world}):\n  {}", project.display(), tail(&said, 6));
-    }
-    let bytes = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
-    let installed = install(&bytes, &name, out_dir)?;
-    let _ = std::fs::remove_dir_all(&build);
-    Ok(installed)
+    run_step(command.arg("-o").arg(&out), || format!("componentize-py could not build {} ({world})", project.display()))?;
+    finish(&build, &out, &name, out_dir)
 }
