@@ -587,6 +587,20 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_gets_limits_of_its_own() {
+        let c = Config::parse("[policies.limits.slow-py]\ndeadline_ms = 50\ninstance_mode = \"warm\"").unwrap();
+        let o = c.sandbox_options();
+        assert_eq!(o.deadline_for("slow-py"), Duration::from_millis(50));
+        assert_eq!(o.deadline_for("other"), Duration::from_millis(10));
+        assert_eq!(o.per_policy["slow-py"].instance_mode, Some(InstanceMode::Warm { max_calls: 10_000 }));
+        assert_eq!(o.instance_mode, InstanceMode::Auto { max_calls: 10_000 }, "auto is the config's default");
+        let err = Config::parse("[policies.limits.slow-py]\ndeadline_ms = 0").unwrap_err();
+        assert!(err.contains("policies.limits.slow-py.deadline_ms"), "{err}");
+        let err = Config::parse("[policies.limits.slow-py]\ndeadline = 5").unwrap_err();
+        assert!(err.contains("deadline"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = Config::parse("[policies]\ndeadline_msec = 5").unwrap_err();
         assert!(err.contains("deadline_msec"), "{err}");
