@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod browser;
+pub mod docker;
 pub mod host;
 pub mod kube_standin;
 pub mod prometheus;

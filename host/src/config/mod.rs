@@ -16,6 +16,7 @@ use crate::policy::{InstanceMode, PolicyLimits, SandboxOptions};
 
 pub mod check;
 pub mod cloud;
+pub mod docker;
 pub mod pools;
 pub mod presets;
 pub use pools::{JournalConfig, MetricConfig, PoolConfig, ProviderConfig, SourceConfig};

@@ -142,6 +142,8 @@ pub enum ProviderConfig {
     AwsEc2(super::cloud::Ec2Provider),
     /// A Kubernetes workload's scale subresource.
     Kubernetes(super::cloud::KubernetesProvider),
+    /// Containers on a Docker engine, labelled with the pool's id.
+    Docker(super::docker::DockerProvider),
 }
 
 fn default_grace() -> u64 {
@@ -395,6 +397,7 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
             }
             ProviderConfig::AwsEc2(ec2) => problems.extend(ec2.problems(&format!("{at}.provider"))),
             ProviderConfig::Kubernetes(k) => problems.extend(k.problems(&format!("{at}.provider"))),
+            ProviderConfig::Docker(d) => problems.extend(d.problems(&format!("{at}.provider"), &p.id)),
         }
         for (j, m) in p.metrics.iter().enumerate() {
             let mat = format!("{at}.metrics[{j}]");

@@ -1,5 +1,5 @@
-//! The providers outside this machine (`aws-ec2`, `kubernetes`) and leader
-//! election, each behind its cargo feature.
+//! The providers outside this process (`aws-ec2`, `kubernetes`, `docker`)
+//! and leader election, each behind its cargo feature.
 //!
 //! Why features: the AWS SDK and the Kubernetes client are most of a
 //! release build's time (and size), and neither the demo nor a host that
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, PoolConfig};
 use crate::config::cloud::{Ec2Provider, KubernetesProvider};
+use crate::config::docker::DockerProvider;
 
 /// A running elector: told to stop (and release the lease) through the sender.
 pub type Elector = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
@@ -68,6 +69,45 @@ pub async fn kubernetes_target(p: &PoolConfig, k: &KubernetesProvider) -> anyhow
 #[cfg(not(feature = "kubernetes"))]
 pub async fn kubernetes_target(p: &PoolConfig, _: &KubernetesProvider) -> anyhow::Result<Arc<dyn Target>> {
     anyhow::bail!("pool `{}`: this scalewise was built without the `kubernetes` feature (build with `--features kubernetes`)", p.id)
+}
+
+#[cfg(feature = "docker")]
+pub fn docker_target(p: &PoolConfig, d: &DockerProvider) -> anyhow::Result<Arc<dyn Target>> {
+    use std::time::Duration;
+
+    use scalewise_providers::targets::backoff::Backoff;
+    use scalewise_providers::targets::docker::{DockerConfig, DockerTarget, Healthcheck, Restart};
+    let host = d.host.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty())).unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    let config = DockerConfig {
+        pool: p.id.clone(),
+        host,
+        image: d.image.clone(),
+        command: d.command.clone(),
+        env: d.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: d.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        network: d.network.clone(),
+        memory_mib: d.memory_mib,
+        cpus: d.cpus,
+        healthcheck: d.healthcheck.as_ref().map(|h| Healthcheck {
+            test: h.test.clone(),
+            interval: Duration::from_secs_f64(h.interval_secs),
+            retries: h.retries,
+            start_period: Duration::from_secs_f64(h.start_period_secs),
+        }),
+        restart: if d.restart == "no" { Restart::No } else { Restart::UnlessStopped },
+        name_prefix: d.name_prefix(&p.id),
+        grace: Duration::from_secs(d.grace_secs),
+        parallel: d.parallel,
+        call_timeout: Duration::from_secs(d.call_timeout_secs),
+        backoff: Backoff { attempts: d.max_attempts, base: Duration::from_millis(100), cap: Duration::from_secs(2) },
+        hold: Duration::from_secs(d.hold_secs),
+    };
+    Ok(Arc::new(DockerTarget::new(config)))
+}
+
+#[cfg(not(feature = "docker"))]
+pub fn docker_target(p: &PoolConfig, _: &DockerProvider) -> anyhow::Result<Arc<dyn Target>> {
+    anyhow::bail!("pool `{}`: this scalewise was built without the `docker` feature (build with `--features docker`)", p.id)
 }
 
 /// Join the leader election, if the config asks for it, and start the elector.

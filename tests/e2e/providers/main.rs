@@ -1,9 +1,11 @@
-//! The host driving infrastructure outside this machine: EC2 through the
+//! The host driving infrastructure outside itself: containers on a real
+//! Docker engine that the tests start (`support/docker.rs`); EC2 through the
 //! moto server (a real implementation of the EC2 API, run on loopback), and
 //! Kubernetes through a stand-in API server that speaks the real JSON (no
 //! real API server can run here; see `support/kube_standin.rs`); and the
 //! shipped deployment manifests read into the Kubernetes API types.
 
+mod docker;
 mod ec2;
 mod kubernetes;
 mod manifests;
