@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: building guest components and
 //! the binary once per test process, and starting a host.
 
+pub mod arm_standin;
 pub mod aws;
 pub mod browser;
 pub mod docker;

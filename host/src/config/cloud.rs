@@ -203,6 +203,7 @@ pub fn unbuilt(config: &super::Config) -> Vec<String> {
             super::ProviderConfig::AwsEc2(_) if !cfg!(feature = "aws") => problems.push(format!("pools[{i}].provider: kind `aws-ec2`: {}", missing("aws"))),
             super::ProviderConfig::Kubernetes(_) if !cfg!(feature = "kubernetes") => problems.push(format!("pools[{i}].provider: kind `kubernetes`: {}", missing("kubernetes"))),
             super::ProviderConfig::Docker(_) if !cfg!(feature = "docker") => problems.push(format!("pools[{i}].provider: kind `docker`: {}", missing("docker"))),
+            super::ProviderConfig::AzureVmss(_) if !cfg!(feature = "azure") => problems.push(format!("pools[{i}].provider: kind `azure-vmss`: {}", missing("azure"))),
             _ => {}
         }
     }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::policy::{InstanceMode, PolicyLimits, SandboxOptions};
 
+pub mod azure;
 pub mod check;
 pub mod cloud;
 pub mod docker;

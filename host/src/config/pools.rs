@@ -144,6 +144,9 @@ pub enum ProviderConfig {
     Kubernetes(super::cloud::KubernetesProvider),
     /// Containers on a Docker engine, labelled with the pool's id.
     Docker(super::docker::DockerProvider),
+    /// An Azure virtual machine scale set.
+    #[serde(rename = "azure-vmss")]
+    AzureVmss(super::azure::AzureVmssProvider),
 }
 
 fn default_grace() -> u64 {
@@ -398,6 +401,7 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
             ProviderConfig::AwsEc2(ec2) => problems.extend(ec2.problems(&format!("{at}.provider"))),
             ProviderConfig::Kubernetes(k) => problems.extend(k.problems(&format!("{at}.provider"))),
             ProviderConfig::Docker(d) => problems.extend(d.problems(&format!("{at}.provider"), &p.id)),
+            ProviderConfig::AzureVmss(a) => problems.extend(a.problems(&format!("{at}.provider"))),
         }
         for (j, m) in p.metrics.iter().enumerate() {
             let mat = format!("{at}.metrics[{j}]");

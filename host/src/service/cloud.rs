@@ -1,5 +1,5 @@
-//! The providers outside this process (`aws-ec2`, `kubernetes`, `docker`)
-//! and leader election, each behind its cargo feature.
+//! The providers outside this process (`aws-ec2`, `azure-vmss`, `docker`,
+//! `kubernetes`) and leader election, each behind its cargo feature.
 //!
 //! Why features: the AWS SDK and the Kubernetes client are most of a
 //! release build's time (and size), and neither the demo nor a host that
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, PoolConfig};
 use crate::config::cloud::{Ec2Provider, KubernetesProvider};
+use crate::config::azure::AzureVmssProvider;
 use crate::config::docker::DockerProvider;
 
 /// A running elector: told to stop (and release the lease) through the sender.
@@ -108,6 +109,75 @@ pub fn docker_target(p: &PoolConfig, d: &DockerProvider) -> anyhow::Result<Arc<d
 #[cfg(not(feature = "docker"))]
 pub fn docker_target(p: &PoolConfig, _: &DockerProvider) -> anyhow::Result<Arc<dyn Target>> {
     anyhow::bail!("pool `{}`: this scalewise was built without the `docker` feature (build with `--features docker`)", p.id)
+}
+
+#[cfg(feature = "azure")]
+pub fn azure_vmss_target(p: &PoolConfig, a: &AzureVmssProvider) -> anyhow::Result<Arc<dyn Target>> {
+    use std::time::Duration;
+
+    use scalewise_providers::targets::azure::arm::Arm;
+    use scalewise_providers::targets::azure::identity::{Credential, TokenSource};
+    use scalewise_providers::targets::azure::{VmssConfig, VmssTarget};
+    use scalewise_providers::targets::backoff::Backoff;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let at = format!("pool `{}`: provider azure-vmss", p.id);
+    let tenant = || a.tenant_id.clone().or_else(|| env("AZURE_TENANT_ID")).ok_or_else(|| anyhow::anyhow!("{at}: no tenant: set tenant_id or AZURE_TENANT_ID"));
+    let client = || a.client_id.clone().or_else(|| env("AZURE_CLIENT_ID")).ok_or_else(|| anyhow::anyhow!("{at}: no client id: set client_id or AZURE_CLIENT_ID"));
+    let secret = || -> anyhow::Result<Option<String>> {
+        match &a.client_secret_file {
+            Some(f) => Ok(Some(super::read_secret(f).map_err(|e| anyhow::anyhow!("{at}: client_secret_file: {e}"))?)),
+            None => Ok(env("AZURE_CLIENT_SECRET")),
+        }
+    };
+    let kind = match a.credential.as_str() {
+        "auto" if secret()?.is_some() => "client-secret",
+        "auto" if env("AZURE_FEDERATED_TOKEN_FILE").is_some() => "workload-identity",
+        "auto" => "managed-identity",
+        k => k,
+    };
+    let credential = match kind {
+        "client-secret" => Credential::ClientSecret {
+            tenant_id: tenant()?,
+            client_id: client()?,
+            secret: secret()?.ok_or_else(|| anyhow::anyhow!("{at}: no client secret: set client_secret_file or AZURE_CLIENT_SECRET"))?,
+        },
+        "workload-identity" => Credential::WorkloadIdentity {
+            tenant_id: tenant()?,
+            client_id: client()?,
+            token_file: env("AZURE_FEDERATED_TOKEN_FILE").ok_or_else(|| anyhow::anyhow!("{at}: workload identity needs AZURE_FEDERATED_TOKEN_FILE (set by the AKS workload identity webhook)"))?.into(),
+        },
+        _ => Credential::ManagedIdentity { client_id: a.client_id.clone().or_else(|| env("AZURE_CLIENT_ID")) },
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(a.request_timeout_secs))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+    let authority = a.authority_host.clone().or_else(|| env("AZURE_AUTHORITY_HOST")).unwrap_or_else(|| "https://login.microsoftonline.com".into());
+    let resource = "https://management.azure.com/".to_owned();
+    let tokens = TokenSource::new(credential, authority, a.imds_endpoint.clone(), resource, http.clone());
+    let arm = Arm {
+        http,
+        endpoint: a.endpoint.clone(),
+        api_version: a.api_version.clone(),
+        tokens,
+        backoff: Backoff { attempts: a.max_attempts, ..Backoff::default() },
+        operation_timeout: Duration::from_secs(a.operation_timeout_secs),
+    };
+    let config = VmssConfig {
+        pool: p.id.clone(),
+        subscription_id: a.subscription_id.clone(),
+        resource_group: a.resource_group.clone(),
+        name: a.name.clone(),
+        max_pages: 100,
+        quota_cooldown: Duration::from_secs(a.quota_cooldown_secs),
+    };
+    Ok(Arc::new(VmssTarget::new(arm, config)))
+}
+
+#[cfg(not(feature = "azure"))]
+pub fn azure_vmss_target(p: &PoolConfig, _: &AzureVmssProvider) -> anyhow::Result<Arc<dyn Target>> {
+    anyhow::bail!("pool `{}`: this scalewise was built without the `azure` feature (build with `--features azure`)", p.id)
 }
 
 /// Join the leader election, if the config asks for it, and start the elector.

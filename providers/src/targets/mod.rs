@@ -1,7 +1,8 @@
 //! What a target is: something that holds a pool's members and can be asked
 //! to hold N of them; and the targets: [`local`] (worker processes on this
-//! machine), [`aws`] (EC2 instances by tag), [`docker`] (containers by label)
-//! and [`kubernetes`] (a workload's scale subresource).
+//! machine), [`aws`] (EC2 instances by tag), [`azure`] (a virtual machine scale
+//! set), [`docker`] (containers by label) and [`kubernetes`] (a workload's
+//! scale subresource).
 //!
 //! `scale_to` takes an absolute number, never a delta, so that a retried or
 //! repeated call after a crash is harmless: asking for 5 when 5 are there
@@ -14,6 +15,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod backoff;
 #[cfg(feature = "docker")]
 pub mod docker;

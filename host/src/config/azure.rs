@@ -1,0 +1,137 @@
+//! Config of the `azure-vmss` provider: one virtual machine scale set.
+//!
+//! The secret never sits in the config text: a client secret comes from
+//! `client_secret_file` or `$AZURE_CLIENT_SECRET`, a workload identity's
+//! token from `$AZURE_FEDERATED_TOKEN_FILE` (as Azure's own SDKs read them),
+//! and a managed identity needs none. `credential = "auto"` picks the first
+//! of those the environment provides.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `provider = { kind = "azure-vmss", ... }`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureVmssProvider {
+    pub subscription_id: String,
+    pub resource_group: String,
+    /// The scale set's name.
+    pub name: String,
+    /// `auto`, `client-secret`, `workload-identity` or `managed-identity`.
+    #[serde(default = "default_credential")]
+    pub credential: String,
+    /// Default: `$AZURE_TENANT_ID`.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// The app registration's or the user-assigned identity's client id.
+    /// Default: `$AZURE_CLIENT_ID`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// A file holding the client secret. Default: `$AZURE_CLIENT_SECRET`.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Azure Resource Manager.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+    /// Microsoft Entra ID. Default: `$AZURE_AUTHORITY_HOST`, else
+    /// `https://login.microsoftonline.com`.
+    #[serde(default)]
+    pub authority_host: Option<String>,
+    /// The instance metadata service, for a managed identity.
+    #[serde(default = "default_imds")]
+    pub imds_endpoint: String,
+    /// The Compute API version the requests pin.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Tries per call (429, 5xx, broken connections).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    /// Seconds one request may take.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Seconds a scale operation may take to finish.
+    #[serde(default = "default_operation_timeout")]
+    pub operation_timeout_secs: u64,
+    /// How long a quota or allocation refusal holds the pool at its size.
+    #[serde(default = "default_cooldown")]
+    pub quota_cooldown_secs: u64,
+}
+
+fn default_credential() -> String {
+    "auto".into()
+}
+fn default_endpoint() -> String {
+    "https://management.azure.com".into()
+}
+fn default_imds() -> String {
+    "http://169.254.169.254".into()
+}
+fn default_api_version() -> String {
+    "2024-07-01".into()
+}
+fn default_attempts() -> u32 {
+    6
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+fn default_operation_timeout() -> u64 {
+    900
+}
+fn default_cooldown() -> u64 {
+    300
+}
+
+impl AzureVmssProvider {
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        for (field, value) in [("subscription_id", &self.subscription_id), ("resource_group", &self.resource_group), ("name", &self.name)] {
+            if value.trim().is_empty() || value.contains('/') {
+                p.push(format!("{at}.{field}: must be a plain, non-empty name, got `{value}`"));
+            }
+        }
+        if !["auto", "client-secret", "workload-identity", "managed-identity"].contains(&self.credential.as_str()) {
+            p.push(format!("{at}.credential: `auto`, `client-secret`, `workload-identity` or `managed-identity`, got `{}`", self.credential));
+        }
+        for (field, url) in [("endpoint", Some(&self.endpoint)), ("authority_host", self.authority_host.as_ref()), ("imds_endpoint", Some(&self.imds_endpoint))] {
+            if let Some(u) = url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                p.push(format!("{at}.{field}: must start with https:// or http://, got `{u}`"));
+            }
+        }
+        if !(1..=20).contains(&self.max_attempts) {
+            p.push(format!("{at}.max_attempts: between 1 and 20, got {}", self.max_attempts));
+        }
+        if !(1..=600).contains(&self.request_timeout_secs) {
+            p.push(format!("{at}.request_timeout_secs: between 1 and 600, got {}", self.request_timeout_secs));
+        }
+        if !(1..=7200).contains(&self.operation_timeout_secs) {
+            p.push(format!("{at}.operation_timeout_secs: between 1 and 7200, got {}", self.operation_timeout_secs));
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let a: AzureVmssProvider = serde_json::from_value(serde_json::json!({
+            "subscription_id": "", "resource_group": "a/b", "name": " ", "credential": "password",
+            "endpoint": "management.azure.com", "authority_host": "ftp://x", "imds_endpoint": "169.254.169.254",
+            "max_attempts": 0, "request_timeout_secs": 0, "operation_timeout_secs": 0
+        }))
+        .unwrap();
+        let got = a.problems("pools[0].provider");
+        for field in ["subscription_id", "resource_group", "name", "credential", "endpoint", "authority_host", "imds_endpoint", "max_attempts", "request_timeout_secs", "operation_timeout_secs"] {
+            assert!(got.iter().any(|p| p.starts_with(&format!("pools[0].provider.{field}:"))), "{field} not named in {got:#?}");
+        }
+        assert_eq!(got.len(), 10, "{got:#?}");
+        let ok: AzureVmssProvider = serde_json::from_value(serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web"})).unwrap();
+        assert!(ok.problems("p").is_empty());
+    }
+}
