@@ -124,8 +124,9 @@ async fn target(p: &PoolConfig) -> anyhow::Result<BuiltTarget> {
         ProviderConfig::Kubernetes(k) => Ok((cloud::kubernetes_target(p, k).await?, None)),
         ProviderConfig::Docker(d) => Ok((cloud::docker_target(p, d)?, None)),
         ProviderConfig::AzureVmss(a) => Ok((cloud::azure_vmss_target(p, a)?, None)),
+        ProviderConfig::Gce(g) => Ok((cloud::gce_target(p, g).await?, None)),
         ProviderConfig::Simulated { .. } => anyhow::bail!(
-            "pool `{}`: the simulated provider runs only under `scalewise simulate`; give the pool a real provider (local, docker, aws-ec2, azure-vmss, kubernetes) to serve it",
+            "pool `{}`: the simulated provider runs only under `scalewise simulate`; give the pool a real provider (local, docker, aws-ec2, azure-vmss, gce, kubernetes) to serve it",
             p.id
         ),
     }

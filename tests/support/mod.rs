@@ -5,6 +5,7 @@ pub mod arm_standin;
 pub mod aws;
 pub mod browser;
 pub mod docker;
+pub mod gce_standin;
 pub mod host;
 pub mod kube_standin;
 pub mod prometheus;

@@ -204,6 +204,7 @@ pub fn unbuilt(config: &super::Config) -> Vec<String> {
             super::ProviderConfig::Kubernetes(_) if !cfg!(feature = "kubernetes") => problems.push(format!("pools[{i}].provider: kind `kubernetes`: {}", missing("kubernetes"))),
             super::ProviderConfig::Docker(_) if !cfg!(feature = "docker") => problems.push(format!("pools[{i}].provider: kind `docker`: {}", missing("docker"))),
             super::ProviderConfig::AzureVmss(_) if !cfg!(feature = "azure") => problems.push(format!("pools[{i}].provider: kind `azure-vmss`: {}", missing("azure"))),
+            super::ProviderConfig::Gce(_) if !cfg!(feature = "gce") => problems.push(format!("pools[{i}].provider: kind `gce`: {}", missing("gce"))),
             _ => {}
         }
     }

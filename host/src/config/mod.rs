@@ -18,6 +18,7 @@ pub mod azure;
 pub mod check;
 pub mod cloud;
 pub mod docker;
+pub mod gce;
 pub mod pools;
 pub mod presets;
 pub use pools::{JournalConfig, MetricConfig, PoolConfig, ProviderConfig, SourceConfig};

@@ -147,6 +147,8 @@ pub enum ProviderConfig {
     /// An Azure virtual machine scale set.
     #[serde(rename = "azure-vmss")]
     AzureVmss(super::azure::AzureVmssProvider),
+    /// A Compute Engine managed instance group.
+    Gce(super::gce::GceProvider),
 }
 
 fn default_grace() -> u64 {
@@ -402,6 +404,7 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
             ProviderConfig::Kubernetes(k) => problems.extend(k.problems(&format!("{at}.provider"))),
             ProviderConfig::Docker(d) => problems.extend(d.problems(&format!("{at}.provider"), &p.id)),
             ProviderConfig::AzureVmss(a) => problems.extend(a.problems(&format!("{at}.provider"))),
+            ProviderConfig::Gce(g) => problems.extend(g.problems(&format!("{at}.provider"))),
         }
         for (j, m) in p.metrics.iter().enumerate() {
             let mat = format!("{at}.metrics[{j}]");

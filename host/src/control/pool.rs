@@ -388,7 +388,12 @@ impl PoolLoop {
             }
             return true;
         }
-        let settled = state.booting() == 0 && state.count(scalewise_providers::MemberState::Draining) == 0;
+        // Settled once nothing is on its way in or out. A member in back-off
+        // (a crash loop, an instance the platform cannot create for want of
+        // quota) is not on its way: waiting for it would keep the pool from
+        // acting, even from removing it, until the timeout.
+        use scalewise_providers::MemberState::{Draining, Starting};
+        let settled = state.count(Starting) == 0 && state.count(Draining) == 0;
         if settled || now - f.at > IN_FLIGHT_TIMEOUT_MS {
             self.memory.guard.in_flight = None;
         }

@@ -1,5 +1,5 @@
 //! The providers outside this process (`aws-ec2`, `azure-vmss`, `docker`,
-//! `kubernetes`) and leader election, each behind its cargo feature.
+//! `gce`, `kubernetes`) and leader election, each behind its cargo feature.
 //!
 //! Why features: the AWS SDK and the Kubernetes client are most of a
 //! release build's time (and size), and neither the demo nor a host that
@@ -19,6 +19,7 @@ use crate::config::{Config, PoolConfig};
 use crate::config::cloud::{Ec2Provider, KubernetesProvider};
 use crate::config::azure::AzureVmssProvider;
 use crate::config::docker::DockerProvider;
+use crate::config::gce::GceProvider;
 
 /// A running elector: told to stop (and release the lease) through the sender.
 pub type Elector = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
@@ -178,6 +179,37 @@ pub fn azure_vmss_target(p: &PoolConfig, a: &AzureVmssProvider) -> anyhow::Resul
 #[cfg(not(feature = "azure"))]
 pub fn azure_vmss_target(p: &PoolConfig, _: &AzureVmssProvider) -> anyhow::Result<Arc<dyn Target>> {
     anyhow::bail!("pool `{}`: this scalewise was built without the `azure` feature (build with `--features azure`)", p.id)
+}
+
+#[cfg(feature = "gce")]
+pub async fn gce_target(p: &PoolConfig, g: &GceProvider) -> anyhow::Result<Arc<dyn Target>> {
+    use std::time::Duration;
+
+    use scalewise_providers::targets::backoff::Backoff;
+    use scalewise_providers::targets::gce::{GceConfig, GceTarget, Location};
+    let location = match (&g.zone, &g.region) {
+        (Some(z), _) => Location::Zone(z.clone()),
+        (None, Some(r)) => Location::Region(r.clone()),
+        (None, None) => anyhow::bail!("pool `{}`: provider gce: give `zone` or `region`", p.id),
+    };
+    let config = GceConfig {
+        pool: p.id.clone(),
+        project: g.project.clone(),
+        location,
+        name: g.name.clone(),
+        endpoint: g.endpoint.clone(),
+        backoff: Backoff { attempts: g.max_attempts, ..Backoff::default() },
+        request_timeout: Duration::from_secs(g.request_timeout_secs),
+        operation_timeout: Duration::from_secs(g.operation_timeout_secs),
+        page_size: g.page_size,
+        quota_cooldown: Duration::from_secs(g.quota_cooldown_secs),
+    };
+    Ok(Arc::new(GceTarget::connect(config).await.map_err(|e| anyhow::anyhow!("{e}"))?))
+}
+
+#[cfg(not(feature = "gce"))]
+pub async fn gce_target(p: &PoolConfig, _: &GceProvider) -> anyhow::Result<Arc<dyn Target>> {
+    anyhow::bail!("pool `{}`: this scalewise was built without the `gce` feature (build with `--features gce`)", p.id)
 }
 
 /// Join the leader election, if the config asks for it, and start the elector.

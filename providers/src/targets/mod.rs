@@ -1,8 +1,8 @@
 //! What a target is: something that holds a pool's members and can be asked
 //! to hold N of them; and the targets: [`local`] (worker processes on this
 //! machine), [`aws`] (EC2 instances by tag), [`azure`] (a virtual machine scale
-//! set), [`docker`] (containers by label) and [`kubernetes`] (a workload's
-//! scale subresource).
+//! set), [`docker`] (containers by label), [`gce`] (a Compute Engine managed
+//! instance group) and [`kubernetes`] (a workload's scale subresource).
 //!
 //! `scale_to` takes an absolute number, never a delta, so that a retried or
 //! repeated call after a crash is harmless: asking for 5 when 5 are there
@@ -21,6 +21,8 @@ pub mod backoff;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod event;
+#[cfg(feature = "gce")]
+pub mod gce;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod local;

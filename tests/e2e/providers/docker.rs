@@ -146,7 +146,7 @@ fn an_engine_down_at_start_and_restarted_mid_run_costs_no_member_and_no_duplicat
 }
 
 #[test]
-fn a_member_that_crashes_at_once_backs_off_without_churn() {
+fn a_member_that_crashes_at_once_backs_off_without_churn_and_the_pool_still_scales_in() {
     let d = Dockerd::start();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &d.host, "");
@@ -167,6 +167,12 @@ fn a_member_that_crashes_at_once_backs_off_without_churn() {
     }
     assert_eq!(d.pool("api").len(), 2, "no churn: {:?}", d.pool("api"));
     assert_eq!(reqwest::blocking::get(format!("{}/healthz", h.base)).unwrap().status(), 200);
+    // Members that cannot start do not keep the pool from scaling in: the
+    // scale-up is not waited on for ever.
+    h.wait_for("the scale-in", Duration::from_secs(30), |h| {
+        push(h, 10.0);
+        (d.pool("api").len() == 1).then_some(())
+    });
 }
 
 #[test]
