@@ -175,6 +175,10 @@ fn a_pools_history_in_a_real_prometheus_replays_beside_what_it_decided() {
     let port = free_port();
     let prom = start_prometheus(&[("scalewise", port)]);
     let host = Host::start(&cfg, port);
+    // The span replayed starts once Prometheus scrapes the pool: on a busy
+    // machine its first scrape can come seconds after the host is up, and
+    // decisions before it have no capacity to replay against.
+    host.wait_for("Prometheus's first scrape of the pool", Duration::from_secs(30), |_| prom_query(&prom, r#"scalewise_pool_capacity{pool="web",state="running"}"#));
     for q in [20.0, 20.0, 50.0, 50.0, 50.0, 35.0, 35.0, 35.0, 60.0, 60.0, 60.0, 60.0] {
         let (s, b) = host.post("/pools/web/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{q}}}"#));
         assert_eq!(s, 200, "{b}");

@@ -171,7 +171,7 @@ impl Arm {
 }
 
 fn query(uri: &Uri) -> BTreeMap<String, String> {
-    uri.query().map(|q| url_pairs(q)).unwrap_or_default()
+    uri.query().map(url_pairs).unwrap_or_default()
 }
 
 fn url_pairs(q: &str) -> BTreeMap<String, String> {

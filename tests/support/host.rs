@@ -129,6 +129,13 @@ impl Host {
         (status, r.json().unwrap_or(Value::Null))
     }
 
+    /// Push one sample of `queue_depth` to pool `api`, the pool the provider
+    /// tests drive; fails on anything but 200.
+    pub fn push_depth(&self, depth: f64) {
+        let (s, b) = self.post("/pools/api/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{depth}}}"#));
+        assert_eq!(s, 200, "{b}");
+    }
+
     /// Poll `f` every 200 ms until it returns `Some`, or fail after `limit`.
     pub fn wait_for<T>(&self, what: &str, limit: Duration, mut f: impl FnMut(&Host) -> Option<T>) -> T {
         let started = Instant::now();
@@ -148,6 +155,11 @@ impl Drop for Host {
             let _ = self.terminate();
         }
     }
+}
+
+/// A pool's capacity as the API reports it: running plus booting.
+pub fn capacity(pool: &Value) -> u64 {
+    pool["running"].as_u64().unwrap_or(0) + pool["booting"].as_u64().unwrap_or(0)
 }
 
 /// Build every built-in policy into `dir`.

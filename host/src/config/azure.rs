@@ -101,15 +101,9 @@ impl AzureVmssProvider {
                 p.push(format!("{at}.{field}: must start with https:// or http://, got `{u}`"));
             }
         }
-        if !(1..=20).contains(&self.max_attempts) {
-            p.push(format!("{at}.max_attempts: between 1 and 20, got {}", self.max_attempts));
-        }
-        if !(1..=600).contains(&self.request_timeout_secs) {
-            p.push(format!("{at}.request_timeout_secs: between 1 and 600, got {}", self.request_timeout_secs));
-        }
-        if !(1..=7200).contains(&self.operation_timeout_secs) {
-            p.push(format!("{at}.operation_timeout_secs: between 1 and 7200, got {}", self.operation_timeout_secs));
-        }
+        super::cloud::within(&mut p, at, "max_attempts", self.max_attempts, 1, 20);
+        super::cloud::within(&mut p, at, "request_timeout_secs", self.request_timeout_secs, 1, 600);
+        super::cloud::within(&mut p, at, "operation_timeout_secs", self.operation_timeout_secs, 1, 7200);
         p
     }
 }

@@ -8,6 +8,14 @@
 
 use serde::Deserialize;
 
+/// `{at}.{field}: between {lo} and {hi}, got {value}` when `value` is
+/// outside `lo..=hi`: the range check every outside provider's limits share.
+pub(crate) fn within<T: PartialOrd + std::fmt::Display>(problems: &mut Vec<String>, at: &str, field: &str, value: T, lo: T, hi: T) {
+    if !(lo <= value && value <= hi) {
+        problems.push(format!("{at}.{field}: between {lo} and {hi}, got {value}"));
+    }
+}
+
 /// `provider = { kind = "aws-ec2", ... }`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -160,15 +160,9 @@ impl DockerProvider {
         if self.grace_secs > 3600 {
             p.push(format!("{at}.grace_secs: at most 3600, got {}", self.grace_secs));
         }
-        if !(1..=64).contains(&self.parallel) {
-            p.push(format!("{at}.parallel: between 1 and 64, got {}", self.parallel));
-        }
-        if !(1..=600).contains(&self.call_timeout_secs) {
-            p.push(format!("{at}.call_timeout_secs: between 1 and 600, got {}", self.call_timeout_secs));
-        }
-        if !(1..=20).contains(&self.max_attempts) {
-            p.push(format!("{at}.max_attempts: between 1 and 20, got {}", self.max_attempts));
-        }
+        super::cloud::within(&mut p, at, "parallel", self.parallel, 1, 64);
+        super::cloud::within(&mut p, at, "call_timeout_secs", self.call_timeout_secs, 1, 600);
+        super::cloud::within(&mut p, at, "max_attempts", self.max_attempts, 1, 20);
         p
     }
 }

@@ -21,6 +21,7 @@ pub mod backoff;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod event;
+pub mod hold;
 #[cfg(feature = "gce")]
 pub mod gce;
 #[cfg(feature = "kubernetes")]

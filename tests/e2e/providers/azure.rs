@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scalewise_e2e::arm_standin::{ASSERTION, ArmStandIn, GROUP, SECRET, SUBSCRIPTION, TENANT, VMSS};
-use scalewise_e2e::host::{Host, IMMEDIATE, free_port, queue_depth_config};
+use scalewise_e2e::host::{Host, IMMEDIATE, capacity, free_port, queue_depth_config};
 use scalewise_providers::targets::azure::API_USE;
-use serde_json::Value;
 
 /// Pool `api`: queue-depth at 10 per instance, 0..=10 instances of the
 /// stand-in's scale set; `credential` is the provider's sign-in fields.
@@ -43,18 +42,9 @@ fn secret_config(dir: &Path, url: &str, secret: &str) -> PathBuf {
     config(dir, url, &format!(r#"credential = "client-secret", tenant_id = "{TENANT}", client_id = "app-1", client_secret_file = "{}""#, file.display()))
 }
 
-fn push(h: &Host, depth: f64) {
-    let (s, b) = h.post("/pools/api/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{depth}}}"#));
-    assert_eq!(s, 200, "{b}");
-}
-
-fn capacity(p: &Value) -> u64 {
-    p["running"].as_u64().unwrap() + p["booting"].as_u64().unwrap()
-}
-
 fn drive_to(h: &Host, arm: &ArmStandIn, depth: f64, want: usize) {
     h.wait_for(&format!("the pool to hold {want}"), Duration::from_secs(60), |h| {
-        push(h, depth);
+        h.push_depth(depth);
         (capacity(&h.get("/pools/api")) == want as u64 && arm.live() == want && arm.with(|a| a.capacity) == want as u32).then_some(())
     });
 }
@@ -89,7 +79,7 @@ fn a_host_killed_half_way_through_a_scale_up_reconciles_without_launching_twice(
     let dir = tempfile::tempdir().unwrap();
     let mut h = Host::start(&secret_config(dir.path(), &arm.url, SECRET), free_port());
     h.wait_for("the capacity PATCH", Duration::from_secs(30), |h| {
-        push(h, 100.0);
+        h.push_depth(100.0);
         (arm.count("PATCH {vmss}") >= 1).then_some(())
     });
     // The operation is still running: the host dies before it ends.
@@ -97,7 +87,7 @@ fn a_host_killed_half_way_through_a_scale_up_reconciles_without_launching_twice(
     h.restart();
     drive_to(&h, &arm, 100.0, 10);
     for _ in 0..6 {
-        push(&h, 100.0);
+        h.push_depth(100.0);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(arm.with(|a| a.created_total), 10, "nothing launched twice");
@@ -112,13 +102,13 @@ fn a_quota_hit_keeps_what_exists_and_stops_asking() {
     drive_to(&h, &arm, 20.0, 2);
     arm.with(|a| a.quota = Some(4));
     let e = h.wait_for("the quota error", Duration::from_secs(30), |h| {
-        push(h, 100.0);
+        h.push_depth(100.0);
         h.get("/pools/api")["last_error"].as_str().filter(|e| e.contains("OperationNotAllowed")).map(str::to_owned)
     });
     assert!(e.contains("capacity 2 → 10 stopped at 2") && e.contains("a quota"), "says what happened and what to do: {e}");
     let patches = arm.count("PATCH {vmss}");
     for _ in 0..8 {
-        push(&h, 100.0);
+        h.push_depth(100.0);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(arm.count("PATCH {vmss}"), patches, "not asked again every tick");

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scalewise_e2e::docker::{Dockerd, IMAGE, WORKER};
-use scalewise_e2e::host::{Host, IMMEDIATE, free_port, queue_depth_config};
-use serde_json::Value;
+use scalewise_e2e::host::{Host, IMMEDIATE, capacity, free_port, queue_depth_config};
 
 /// Pool `api`: queue-depth at 10 per container, 0..=10 containers on
 /// `engine`; `provider` adds fields to the provider's table.
@@ -35,20 +34,11 @@ metrics = [{{ name = "queue_depth", source = "push", window_secs = 1 }}]
     )
 }
 
-fn push(h: &Host, depth: f64) {
-    let (s, b) = h.post("/pools/api/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{depth}}}"#));
-    assert_eq!(s, 200, "{b}");
-}
-
-fn capacity(p: &Value) -> u64 {
-    p["running"].as_u64().unwrap() + p["booting"].as_u64().unwrap()
-}
-
 /// Push `depth` until the pool holds `want` and the engine shows exactly
 /// `want` of the pool's containers, all running.
 fn drive_to(h: &Host, d: &Dockerd, depth: f64, want: usize) {
     h.wait_for(&format!("the pool to hold {want}"), Duration::from_secs(90), |h| {
-        push(h, depth);
+        h.push_depth(depth);
         let all = d.pool("api");
         (capacity(&h.get("/pools/api")) == want as u64 && all.len() == want && all.iter().all(|(_, s)| s == "running")).then_some(())
     });
@@ -69,7 +59,7 @@ fn a_pool_of_containers_scales_0_10_3_0_and_reports_health_cpu_and_memory() {
     assert_eq!(sorted_names, sorted_expected, "one container per slot, no duplicates");
     // Health from the healthcheck; CPU and memory from the stats API.
     let p = h.wait_for("healthy members with stats", Duration::from_secs(30), |h| {
-        push(h, 100.0);
+        h.push_depth(100.0);
         let p = h.get("/pools/api");
         let members = p["members"]["members"].as_array().unwrap().clone();
         let ready = members.iter().all(|m| m["state"] == "active" && m["healthy"] == true && m["memory_bytes"].as_u64().is_some_and(|b| b > 0) && m["cpu_percent"].is_number());
@@ -98,7 +88,7 @@ fn a_host_killed_half_way_through_a_scale_up_reconciles_without_duplicates() {
     // One create at a time, so the kill lands half-way.
     let mut h = Host::start(&config(dir.path(), &d.host, ", parallel = 1"), free_port());
     h.wait_for("a few containers to exist", Duration::from_secs(60), |h| {
-        push(h, 100.0);
+        h.push_depth(100.0);
         let n = d.pool("api").len();
         (n >= 2).then_some(n)
     });
@@ -108,7 +98,7 @@ fn a_host_killed_half_way_through_a_scale_up_reconciles_without_duplicates() {
     h.restart();
     drive_to(&h, &d, 100.0, 10);
     for _ in 0..6 {
-        push(&h, 100.0);
+        h.push_depth(100.0);
         std::thread::sleep(Duration::from_millis(300));
     }
     let all = d.pool("api");
@@ -123,7 +113,7 @@ fn an_engine_down_at_start_and_restarted_mid_run_costs_no_member_and_no_duplicat
     let dir = tempfile::tempdir().unwrap();
     let h = Host::start(&config(dir.path(), &d.host, ""), free_port());
     let e = h.wait_for("the engine's absence to be reported", Duration::from_secs(30), |h| {
-        push(h, 30.0);
+        h.push_depth(30.0);
         h.get("/pools/api")["last_error"].as_str().map(str::to_owned)
     });
     assert!(e.contains("is dockerd running"), "says what to check: {e}");
@@ -135,11 +125,11 @@ fn an_engine_down_at_start_and_restarted_mid_run_costs_no_member_and_no_duplicat
     // (restart policy unless-stopped), and the pool does not add more.
     d.restart();
     h.wait_for("the members to be back", Duration::from_secs(60), |h| {
-        push(h, 30.0);
+        h.push_depth(30.0);
         (d.running("api").len() == 3 && capacity(&h.get("/pools/api")) == 3).then_some(())
     });
     for _ in 0..6 {
-        push(&h, 30.0);
+        h.push_depth(30.0);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(d.pool("api").len(), 3, "{:?}", d.pool("api"));
@@ -154,7 +144,7 @@ fn a_member_that_crashes_at_once_backs_off_without_churn_and_the_pool_still_scal
     std::fs::write(&cfg, text).unwrap();
     let h = Host::start(&cfg, free_port());
     let m = h.wait_for("a member in back-off", Duration::from_secs(60), |h| {
-        push(h, 20.0);
+        h.push_depth(20.0);
         let p = h.get("/pools/api");
         let members = p["members"]["members"].as_array().unwrap().clone();
         members.into_iter().find(|m| m["state"] == "backoff" && m["last_error"].as_str().is_some_and(|e| e.contains("code 3")))
@@ -162,7 +152,7 @@ fn a_member_that_crashes_at_once_backs_off_without_churn_and_the_pool_still_scal
     assert_eq!(m["healthy"], false, "{m}");
     // The engine restarts them; the pool makes no new ones.
     for _ in 0..10 {
-        push(&h, 20.0);
+        h.push_depth(20.0);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(d.pool("api").len(), 2, "no churn: {:?}", d.pool("api"));
@@ -170,7 +160,7 @@ fn a_member_that_crashes_at_once_backs_off_without_churn_and_the_pool_still_scal
     // Members that cannot start do not keep the pool from scaling in: the
     // scale-up is not waited on for ever.
     h.wait_for("the scale-in", Duration::from_secs(30), |h| {
-        push(h, 10.0);
+        h.push_depth(10.0);
         (d.pool("api").len() == 1).then_some(())
     });
 }
@@ -198,13 +188,13 @@ fn an_image_the_engine_lacks_and_an_engine_that_is_not_there_are_reported_and_th
     std::fs::write(&cfg, text).unwrap();
     let h = Host::start(&cfg, free_port());
     let e = h.wait_for("the missing image", Duration::from_secs(30), |h| {
-        push(h, 30.0);
+        h.push_depth(30.0);
         h.get("/pools/api")["last_error"].as_str().map(str::to_owned)
     });
     assert!(e.contains("worker:404") && e.contains("`docker pull` or `docker load`"), "says what to do: {e}");
     // Held, not asked again at every tick.
     let decisions = h.wait_for("a held scale-up", Duration::from_secs(10), |h| {
-        push(h, 30.0);
+        h.push_depth(30.0);
         let d = h.get("/pools/api/decisions?limit=3");
         d[0]["limited"]["why"].as_str().is_some_and(|w| w.contains("refused a new container")).then_some(d)
     });

@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use scalewise_e2e::gce_standin::{GROUP, GceStandIn, PROJECT};
-use scalewise_e2e::host::{Host, IMMEDIATE, free_port, queue_depth_config};
+use scalewise_e2e::host::{Host, IMMEDIATE, capacity, free_port, queue_depth_config};
 use scalewise_providers::targets::gce::API_USE;
-use serde_json::Value;
 
 /// Pool `api`: queue-depth at 10 per instance, 0..=10 instances of the
 /// group at `location` (`zone = "..."` or `region = "..."`).
@@ -44,18 +43,9 @@ fn start(cfg: &Path, gce: &GceStandIn, home: &Path) -> Host {
     Host::start_with(cfg, free_port(), &[("GCE_METADATA_HOST", &gce.host), ("HOME", home.to_str().unwrap()), ("CLOUDSDK_CONFIG", home.join("gcloud").to_str().unwrap())])
 }
 
-fn push(h: &Host, depth: f64) {
-    let (s, b) = h.post("/pools/api/metrics", Some("t"), &format!(r#"{{"name":"queue_depth","value":{depth}}}"#));
-    assert_eq!(s, 200, "{b}");
-}
-
-fn capacity(p: &Value) -> u64 {
-    p["running"].as_u64().unwrap() + p["booting"].as_u64().unwrap()
-}
-
 fn drive_to(h: &Host, gce: &GceStandIn, depth: f64, want: usize) {
     h.wait_for(&format!("the pool to hold {want}"), Duration::from_secs(60), |h| {
-        push(h, depth);
+        h.push_depth(depth);
         (capacity(&h.get("/pools/api")) == want as u64 && gce.live() == want && gce.with(|g| g.target_size) == want as u32).then_some(())
     });
 }
@@ -95,14 +85,14 @@ fn a_host_killed_half_way_through_a_scale_up_reconciles_without_resizing_twice()
     let dir = tempfile::tempdir().unwrap();
     let mut h = start(&config(dir.path(), &gce.url, r#"zone = "europe-west1-b""#), &gce, dir.path());
     h.wait_for("the resize", Duration::from_secs(30), |h| {
-        push(h, 100.0);
+        h.push_depth(100.0);
         (gce.count("POST {igm}/resize") >= 1).then_some(())
     });
     h.kill9();
     h.restart();
     drive_to(&h, &gce, 100.0, 10);
     for _ in 0..6 {
-        push(&h, 100.0);
+        h.push_depth(100.0);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(gce.with(|g| g.created_total), 10, "nothing created twice");
@@ -119,7 +109,7 @@ fn instances_over_the_quota_are_reported_removed_first_and_scale_ups_held() {
     // Ten asked, four fit: the group keeps trying the other six, which show
     // as members in back-off with Compute Engine's reason.
     let p = h.wait_for("the stuck instances", Duration::from_secs(30), |h| {
-        push(h, 100.0);
+        h.push_depth(100.0);
         let p = h.get("/pools/api");
         let members = p["members"]["members"].as_array().unwrap().clone();
         let stuck = members.iter().filter(|m| m["state"] == "backoff" && m["last_error"].as_str().is_some_and(|e| e.contains("QUOTA_EXCEEDED"))).count();
@@ -128,20 +118,20 @@ fn instances_over_the_quota_are_reported_removed_first_and_scale_ups_held() {
     assert_eq!(capacity(&p), 10, "{p}");
     // Scale-in removes what cannot be created first.
     h.wait_for("the scale-in", Duration::from_secs(30), |h| {
-        push(h, 50.0);
+        h.push_depth(50.0);
         (gce.live() == 5).then_some(())
     });
     let stuck_left = gce.with(|g| g.vms.iter().filter(|v| v.deleting_since.is_none() && v.stuck).count());
     assert_eq!(stuck_left, 1, "the four running stay");
     // More is wanted again: held at what runs, and said why.
     let decisions = h.wait_for("a held decision", Duration::from_secs(15), |h| {
-        push(h, 100.0);
+        h.push_depth(100.0);
         let d = h.get("/pools/api/decisions?limit=3");
         d[0]["limited"]["why"].as_str().is_some_and(|w| w.contains("cannot create more instances") && w.contains("QUOTA_EXCEEDED")).then_some(d)
     });
     let resizes = gce.count("POST {igm}/resize");
     for _ in 0..8 {
-        push(&h, 100.0);
+        h.push_depth(100.0);
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(gce.count("POST {igm}/resize"), resizes, "not asked again every tick: {decisions}");

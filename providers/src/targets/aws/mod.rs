@@ -19,13 +19,13 @@
 mod launch;
 pub mod retry;
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 use scalewise_sdk::Placement;
 
+use crate::targets::hold::ScaleUpHold;
 use crate::targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 use retry::{Backoff, CallError, classify};
 
@@ -77,7 +77,7 @@ pub struct Ec2Target {
     config: Ec2Config,
     /// When a launch error last stopped a scale-up: until when, at what
     /// size, and why.
-    hold: Mutex<Option<(Instant, u32, String)>>,
+    hold: ScaleUpHold,
 }
 
 impl Ec2Target {
@@ -109,7 +109,7 @@ impl Ec2Target {
                 config.pool
             )));
         }
-        Ok(Self { client: aws_sdk_ec2::Client::new(&sdk), config, hold: Mutex::new(None) })
+        Ok(Self { client: aws_sdk_ec2::Client::new(&sdk), config, hold: ScaleUpHold::default() })
     }
 
     /// Run an idempotent call with retries; each retry is logged.
@@ -180,7 +180,7 @@ impl Ec2Target {
         }
         let quota = matches!(e.code.as_str(), "InstanceLimitExceeded" | "VcpuLimitExceeded" | "MaxSpotInstanceCountExceeded" | "InsufficientInstanceCapacity");
         let how_long = if quota { self.config.quota_cooldown } else { self.config.quota_cooldown.min(Duration::from_secs(60)) };
-        *self.hold.lock().unwrap() = Some((Instant::now() + how_long, size, e.to_string()));
+        self.hold.set(how_long, size, e.to_string());
     }
 }
 
@@ -270,16 +270,7 @@ impl Target for Ec2Target {
     }
 
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
-        let mut hold = self.hold.lock().unwrap();
-        let (until, size, why) = hold.clone()?;
-        let Some(left) = until.checked_duration_since(Instant::now()) else {
-            *hold = None;
-            return None;
-        };
-        Some(Headroom {
-            at_most: size.max(state.capacity()),
-            why: format!("EC2 refused more instances ({why}); holding for another {}s before trying again", left.as_secs()),
-        })
+        self.hold.headroom(state, "EC2 refused more instances", false)
     }
 }
 

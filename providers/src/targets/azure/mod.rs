@@ -27,13 +27,13 @@
 pub mod arm;
 pub mod identity;
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::targets::hold::ScaleUpHold;
 use crate::targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 use arm::{Arm, ArmError};
 
@@ -64,12 +64,12 @@ pub struct VmssTarget {
     arm: Arm,
     config: VmssConfig,
     /// When a refusal last stopped a scale-up: until when, at what size, why.
-    hold: Mutex<Option<(Instant, u32, String)>>,
+    hold: ScaleUpHold,
 }
 
 impl VmssTarget {
     pub fn new(arm: Arm, config: VmssConfig) -> Self {
-        Self { arm, config, hold: Mutex::new(None) }
+        Self { arm, config, hold: ScaleUpHold::default() }
     }
 
     fn path(&self, tail: &str) -> String {
@@ -191,7 +191,7 @@ impl Target for VmssTarget {
                 let launched = self.instances().await.map(|m| m.iter().filter(|m| m.state != MemberState::Draining).count() as u32).unwrap_or(have);
                 if e.is_quota() || e.status.is_some_and(|s| (400..500).contains(&s) && s != 429) {
                     let cooldown = if e.is_quota() { self.config.quota_cooldown } else { self.config.quota_cooldown.min(Duration::from_secs(60)) };
-                    *self.hold.lock().unwrap() = Some((Instant::now() + cooldown, launched, e.to_string()));
+                    self.hold.set(cooldown, launched, e.to_string());
                 }
                 return Err(ProviderError::Launch(format!("{}: capacity {have} → {desired} stopped at {launched}: {e}", self.what())));
             }
@@ -207,13 +207,7 @@ impl Target for VmssTarget {
     }
 
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
-        let mut hold = self.hold.lock().unwrap();
-        let (until, size, why) = hold.clone()?;
-        let Some(left) = until.checked_duration_since(Instant::now()) else {
-            *hold = None;
-            return None;
-        };
-        Some(Headroom { at_most: size.max(state.capacity()), why: format!("Azure refused more instances ({why}); holding for another {}s before trying again", left.as_secs()) })
+        self.hold.headroom(state, "Azure refused more instances", false)
     }
 }
 

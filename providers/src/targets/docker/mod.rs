@@ -31,13 +31,14 @@ mod stats;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::models::{ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
 
 use crate::targets::backoff::Backoff;
+use crate::targets::hold::ScaleUpHold;
 use crate::targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 use engine::{Engine, EngineError};
 
@@ -115,7 +116,7 @@ pub struct DockerTarget {
     foreign: Mutex<BTreeSet<String>>,
     /// When a launch error last stopped a scale-up: until when, at what
     /// size, and why.
-    hold: Mutex<Option<(Instant, u32, String)>>,
+    hold: ScaleUpHold,
 }
 
 impl DockerTarget {
@@ -123,7 +124,7 @@ impl DockerTarget {
     /// (see [`engine`]).
     pub fn new(config: DockerConfig) -> Self {
         let engine = Arc::new(Engine::new(config.host.clone(), config.call_timeout, config.backoff));
-        Self { engine, config, stats: Arc::default(), draining: Arc::default(), foreign: Mutex::default(), hold: Mutex::new(None) }
+        Self { engine, config, stats: Arc::default(), draining: Arc::default(), foreign: Mutex::default(), hold: ScaleUpHold::default() }
     }
 
     fn read_error(&self, e: EngineError) -> ProviderError {
@@ -347,7 +348,7 @@ impl DockerTarget {
 
     fn hold_after(&self, size: u32, e: &EngineError) {
         if !e.retryable {
-            *self.hold.lock().unwrap() = Some((Instant::now() + self.config.hold, size, e.to_string()));
+            self.hold.set(self.config.hold, size, e.to_string());
         }
     }
 }
@@ -436,16 +437,7 @@ impl Target for DockerTarget {
     }
 
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
-        let mut hold = self.hold.lock().unwrap();
-        let (until, size, why) = hold.clone()?;
-        let Some(left) = until.checked_duration_since(Instant::now()) else {
-            *hold = None;
-            return None;
-        };
-        Some(Headroom {
-            at_most: size.max(state.capacity()),
-            why: format!("the Docker engine refused a new container ({why}); holding for another {}s before trying again", left.as_secs()),
-        })
+        self.hold.headroom(state, "the Docker engine refused a new container", false)
     }
 }
 

@@ -26,8 +26,7 @@
 //! Everything the code asks of the Compute API is listed in [`API_USE`];
 //! the end-to-end test holds the stand-in's log of requests to it.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use google_cloud_compute_v1::client::{InstanceGroupManagers, RegionInstanceGroupManagers};
@@ -36,6 +35,7 @@ use google_cloud_gax::retry_policy::NeverRetry;
 use google_cloud_lro::Poller;
 
 use crate::targets::backoff::Backoff;
+use crate::targets::hold::ScaleUpHold;
 use crate::targets::{Headroom, Member, MemberState, PoolState, ProviderError, ScaleOutcome, Target, pick_victims};
 
 /// Every request the target makes, as method and path under the group
@@ -84,8 +84,7 @@ enum Client {
 pub struct GceTarget {
     client: Client,
     config: GceConfig,
-    /// Until when, at what size, and why scale-ups are held.
-    hold: Mutex<Option<(Instant, u32, String)>>,
+    hold: ScaleUpHold,
 }
 
 /// A Compute call's failure, in words, and whether another try may help.
@@ -165,7 +164,7 @@ impl GceTarget {
                 Client::Regional(b.build().await.map_err(|e| fail(&e))?)
             }
         };
-        Ok(Self { client, config, hold: Mutex::new(None) })
+        Ok(Self { client, config, hold: ScaleUpHold::default() })
     }
 
     fn what(&self) -> String {
@@ -277,7 +276,7 @@ impl GceTarget {
         if let Some(first) = stuck.first() {
             let serving = members.len() as u32 - stuck.len() as u32;
             let why = format!("{} instance(s) cannot be created: {}", stuck.len(), first.last_error.as_deref().unwrap_or(""));
-            *self.hold.lock().unwrap() = Some((Instant::now() + self.config.quota_cooldown, serving, why));
+            self.hold.set(self.config.quota_cooldown, serving, why);
         }
         Ok(members)
     }
@@ -349,14 +348,9 @@ impl Target for GceTarget {
     }
 
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
-        let mut hold = self.hold.lock().unwrap();
-        let (until, size, why) = hold.clone()?;
+        // Held for as long as instances cannot be created, at least the cooldown.
         let stuck = state.members.iter().any(|m| m.state == MemberState::Backoff && m.last_error.is_some());
-        if !stuck && Instant::now() >= until {
-            *hold = None;
-            return None;
-        }
-        Some(Headroom { at_most: size.max(state.running()), why: format!("Compute Engine cannot create more instances ({why})") })
+        self.hold.headroom(state, "Compute Engine cannot create more instances", stuck)
     }
 }
 
