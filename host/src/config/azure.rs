@@ -104,6 +104,7 @@ impl AzureVmssProvider {
         super::cloud::within(&mut p, at, "max_attempts", self.max_attempts, 1, 20);
         super::cloud::within(&mut p, at, "request_timeout_secs", self.request_timeout_secs, 1, 600);
         super::cloud::within(&mut p, at, "operation_timeout_secs", self.operation_timeout_secs, 1, 7200);
+        super::cloud::within(&mut p, at, "quota_cooldown_secs", self.quota_cooldown_secs, 0, 86_400);
         p
     }
 }
@@ -117,14 +118,14 @@ mod tests {
         let a: AzureVmssProvider = serde_json::from_value(serde_json::json!({
             "subscription_id": "", "resource_group": "a/b", "name": " ", "credential": "password",
             "endpoint": "management.azure.com", "authority_host": "ftp://x", "imds_endpoint": "169.254.169.254",
-            "max_attempts": 0, "request_timeout_secs": 0, "operation_timeout_secs": 0
+            "max_attempts": 0, "request_timeout_secs": 0, "operation_timeout_secs": 0, "quota_cooldown_secs": u64::MAX
         }))
         .unwrap();
         let got = a.problems("pools[0].provider");
-        for field in ["subscription_id", "resource_group", "name", "credential", "endpoint", "authority_host", "imds_endpoint", "max_attempts", "request_timeout_secs", "operation_timeout_secs"] {
+        for field in ["subscription_id", "resource_group", "name", "credential", "endpoint", "authority_host", "imds_endpoint", "max_attempts", "request_timeout_secs", "operation_timeout_secs", "quota_cooldown_secs"] {
             assert!(got.iter().any(|p| p.starts_with(&format!("pools[0].provider.{field}:"))), "{field} not named in {got:#?}");
         }
-        assert_eq!(got.len(), 10, "{got:#?}");
+        assert_eq!(got.len(), 11, "{got:#?}");
         let ok: AzureVmssProvider = serde_json::from_value(serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web"})).unwrap();
         assert!(ok.problems("p").is_empty());
     }

@@ -78,6 +78,7 @@ impl Ec2Provider {
         if !(1..=20).contains(&self.max_attempts) {
             p.push(format!("{at}.max_attempts: must be between 1 and 20, got {}", self.max_attempts));
         }
+        within(&mut p, at, "quota_cooldown_secs", self.quota_cooldown_secs, 0, 86_400);
         if !(5..=1000).contains(&self.page_size) {
             p.push(format!("{at}.page_size: EC2 pages hold 5 to 1000 instances, got {}", self.page_size));
         }

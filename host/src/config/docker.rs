@@ -146,11 +146,11 @@ impl DockerProvider {
             if !matches!(h.test.first().map(String::as_str), Some("CMD" | "CMD-SHELL")) || h.test.len() < 2 {
                 p.push(format!("{at}.healthcheck.test: starts with \"CMD\" or \"CMD-SHELL\" and then the check, got {:?}", h.test));
             }
-            if !(h.interval_secs.is_finite() && h.interval_secs >= 0.001) {
-                p.push(format!("{at}.healthcheck.interval_secs: must be at least 0.001 (the engine's minimum is 1 ms)"));
+            if !(h.interval_secs.is_finite() && (0.001..=86_400.0).contains(&h.interval_secs)) {
+                p.push(format!("{at}.healthcheck.interval_secs: between 0.001 (the engine's minimum) and 86400, got {}", h.interval_secs));
             }
-            if !(h.start_period_secs.is_finite() && h.start_period_secs >= 0.0) {
-                p.push(format!("{at}.healthcheck.start_period_secs: must be >= 0"));
+            if !(h.start_period_secs.is_finite() && (0.0..=86_400.0).contains(&h.start_period_secs)) {
+                p.push(format!("{at}.healthcheck.start_period_secs: between 0 and 86400, got {}", h.start_period_secs));
             }
         }
         let prefix = self.name_prefix(pool);
@@ -163,6 +163,7 @@ impl DockerProvider {
         super::cloud::within(&mut p, at, "parallel", self.parallel, 1, 64);
         super::cloud::within(&mut p, at, "call_timeout_secs", self.call_timeout_secs, 1, 600);
         super::cloud::within(&mut p, at, "max_attempts", self.max_attempts, 1, 20);
+        super::cloud::within(&mut p, at, "hold_secs", self.hold_secs, 0, 86_400);
         p
     }
 }
@@ -176,14 +177,14 @@ mod tests {
         let d: DockerProvider = serde_json::from_value(serde_json::json!({
             "image": " ", "host": "ssh://box", "env": {"A=B": "x"}, "labels": {"scalewise.pool": "x"},
             "memory_mib": 2, "cpus": 0.0, "restart": "always", "healthcheck": {"test": ["curl"], "interval_secs": 0.0},
-            "name_prefix": "-bad", "grace_secs": 7200, "parallel": 0, "call_timeout_secs": 0, "max_attempts": 50
+            "name_prefix": "-bad", "grace_secs": 7200, "parallel": 0, "call_timeout_secs": 0, "max_attempts": 50, "hold_secs": u64::MAX
         }))
         .unwrap();
         let got = d.problems("pools[0].provider", "web");
-        for field in [".image", ".host", ".env", ".labels", ".memory_mib", ".cpus", ".restart", ".healthcheck.test", ".healthcheck.interval_secs", ".name_prefix", ".grace_secs", ".parallel", ".call_timeout_secs", ".max_attempts"] {
+        for field in [".image", ".host", ".env", ".labels", ".memory_mib", ".cpus", ".restart", ".healthcheck.test", ".healthcheck.interval_secs", ".name_prefix", ".grace_secs", ".parallel", ".call_timeout_secs", ".max_attempts", ".hold_secs"] {
             assert!(got.iter().any(|p| p.starts_with(&format!("pools[0].provider{field}:"))), "{field} not named in {got:#?}");
         }
-        assert_eq!(got.len(), 14, "{got:#?}");
+        assert_eq!(got.len(), 15, "{got:#?}");
     }
 
     #[test]

@@ -76,6 +76,7 @@ impl GceProvider {
         super::cloud::within(&mut p, at, "max_attempts", self.max_attempts, 1, 20);
         super::cloud::within(&mut p, at, "request_timeout_secs", self.request_timeout_secs, 1, 600);
         super::cloud::within(&mut p, at, "operation_timeout_secs", self.operation_timeout_secs, 1, 7200);
+        super::cloud::within(&mut p, at, "quota_cooldown_secs", self.quota_cooldown_secs, 0, 86_400);
         if !(1..=500).contains(&self.page_size) {
             p.push(format!("{at}.page_size: Compute pages hold 1 to 500 instances, got {}", self.page_size));
         }
@@ -91,14 +92,14 @@ mod tests {
     fn every_bad_field_is_named() {
         let g: GceProvider = serde_json::from_value(serde_json::json!({
             "project": "", "name": "a/b", "zone": "z", "region": "r", "endpoint": "compute.googleapis.com",
-            "max_attempts": 0, "request_timeout_secs": 0, "operation_timeout_secs": 0, "page_size": 501
+            "max_attempts": 0, "request_timeout_secs": 0, "operation_timeout_secs": 0, "page_size": 501, "quota_cooldown_secs": u64::MAX
         }))
         .unwrap();
         let got = g.problems("pools[0].provider");
-        for field in ["project:", "name:", ":", "endpoint:", "max_attempts:", "request_timeout_secs:", "operation_timeout_secs:", "page_size:"] {
+        for field in ["project:", "name:", ":", "endpoint:", "max_attempts:", "request_timeout_secs:", "operation_timeout_secs:", "page_size:", "quota_cooldown_secs:"] {
             assert!(got.iter().any(|p| p.starts_with(&format!("pools[0].provider{}{field}", if field == ":" { "" } else { "." }))), "{field} not named in {got:#?}");
         }
-        assert_eq!(got.len(), 8, "{got:#?}");
+        assert_eq!(got.len(), 9, "{got:#?}");
         let ok: GceProvider = serde_json::from_value(serde_json::json!({"project": "p", "region": "europe-west1", "name": "web"})).unwrap();
         assert!(ok.problems("p").is_empty());
     }

@@ -28,7 +28,10 @@ struct Held {
 impl ScaleUpHold {
     /// Hold scale-ups at `size` for `how_long`, because of `why`.
     pub fn set(&self, how_long: Duration, size: u32, why: String) {
-        *self.held.lock().unwrap() = Some(Held { until: Instant::now() + how_long, size, why });
+        // A cooldown too long for the clock holds as long as the clock goes.
+        let now = Instant::now();
+        let until = now.checked_add(how_long).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        *self.held.lock().unwrap() = Some(Held { until, size, why });
     }
 
     /// The hold as a headroom while it lasts: at most `size` (or what the

@@ -3,13 +3,17 @@
 //! Why the scale set's own capacity and not VMs of our own: the scale set
 //! is the truth and the unit Azure scales, heals and bills. A restarted
 //! host, a second replica or the portal see the same pool by listing the
-//! set's instances. Scale-out sets `sku.capacity` to the absolute number
-//! wanted (a PATCH sent twice asks for the same thing), so a host killed
-//! half-way through a scale-up and started again finds the capacity it
-//! asked for and launches nothing twice. Scale-in deletes chosen instances
+//! set's instances. Scale-out raises `sku.capacity` by what is missing,
+//! counted against the capacity Azure reports (which includes instances
+//! stopping or deallocating that the pool does not count). New instances
+//! are listed at once, so a host killed half-way through a scale-up and
+//! started again finds the instances it asked for and launches nothing
+//! twice. Scale-in deletes chosen instances
 //! by the removal score (`POST .../delete` with their instance ids), which
 //! lowers the capacity with them; a delete of an instance already gone is
-//! harmless.
+//! harmless. Failed and deallocated instances (a Spot eviction) are not
+//! counted as capacity: the next scale deletes them, and a scale-up
+//! replaces them.
 //!
 //! Both follow ARM's long-running operation to its end ([`arm`]): a pool
 //! waits for its scale set's operation, as `az vmss scale` does, since the
@@ -41,6 +45,8 @@ use arm::{Arm, ArmError};
 /// (`{vmss}` = `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}`),
 /// besides polling the operation URLs ARM hands back and the token endpoints.
 pub const API_USE: &[(&str, &str)] = &[
+    // Virtual Machine Scale Sets - Get: `sku.capacity`, as Azure counts it.
+    ("GET", "{vmss}"),
     // Virtual Machine Scale Sets - Update: `{"sku": {"capacity": N}}`.
     ("PATCH", "{vmss}"),
     // Virtual Machine Scale Set VMs - List, `$expand=instanceView`, by `nextLink`.
@@ -97,6 +103,14 @@ impl VmssTarget {
         Ok(out)
     }
 
+    /// The set's `sku.capacity`: what Azure counts, which includes
+    /// instances stopping or deallocated that the pool does not.
+    async fn capacity(&self) -> Result<u32, ArmError> {
+        let url = self.arm.url(&self.path(""), "");
+        let (_, _, v) = self.arm.send(Method::GET, &url, None).await?;
+        v["sku"]["capacity"].as_u64().map(|c| c as u32).ok_or_else(|| ArmError { status: None, code: "BadResponse".into(), message: "the scale set has no sku.capacity".into() })
+    }
+
     async fn set_capacity(&self, capacity: u32) -> Result<(), ArmError> {
         let url = self.arm.url(&self.path(""), "");
         let (status, headers, _) = self.arm.send(Method::PATCH, &url, Some(&json!({ "sku": { "capacity": capacity } }))).await?;
@@ -121,14 +135,18 @@ fn member(vm: &Value) -> Option<Member> {
     let provisioning = p["provisioningState"].as_str().unwrap_or("");
     let codes: Vec<&str> = p["instanceView"]["statuses"].as_array().into_iter().flatten().filter_map(|s| s["code"].as_str()).collect();
     let power = codes.iter().find_map(|c| c.strip_prefix("PowerState/")).unwrap_or("");
+    // A failed or deallocated instance (a Spot eviction) is not capacity:
+    // Azure never brings it back by itself, so it is `stopped`, and the next
+    // scale deletes it and asks for a replacement. An instance being updated
+    // (an extension, a model change) serves on.
     let state = match (provisioning, power) {
         ("Deleting", _) | (_, "stopping" | "deallocating") => MemberState::Draining,
-        ("Failed", _) | (_, "stopped" | "deallocated") => MemberState::Backoff,
-        ("Succeeded", "running") => MemberState::Active,
+        ("Failed", _) | (_, "stopped" | "deallocated") => MemberState::Stopped,
+        ("Succeeded" | "Updating", "running") => MemberState::Active,
         _ => MemberState::Starting,
     };
     let mut m = Member::new(id, state, p["timeCreated"].as_str().and_then(rfc3339_ms).unwrap_or(0));
-    if state == MemberState::Backoff {
+    if state == MemberState::Stopped {
         m.healthy = false;
         m.last_error = Some(format!("provisioning {provisioning}, power {}", if power.is_empty() { "unknown" } else { power }));
     }
@@ -183,12 +201,27 @@ impl Target for VmssTarget {
 
     async fn scale_to(&self, desired: u32) -> Result<ScaleOutcome, ProviderError> {
         let members = self.instances().await.map_err(|e| self.read_error(e))?;
-        let live: Vec<Member> = members.into_iter().filter(|m| m.state != MemberState::Draining).collect();
+        let dead: Vec<String> = members.iter().filter(|m| m.state == MemberState::Stopped).map(|m| m.id.to_string()).collect();
+        let live: Vec<Member> = members.into_iter().filter(|m| !matches!(m.state, MemberState::Draining | MemberState::Stopped)).collect();
         let have = live.len() as u32;
         let mut outcome = ScaleOutcome { capacity: have, ..Default::default() };
+        if !dead.is_empty() && desired != have {
+            // Failed and deallocated instances go first: a scale-up replaces
+            // them, a scale-in has no use for them.
+            self.delete(&dead).await.map_err(|e| ProviderError::Remove { member: dead.join(", "), detail: format!("{}: {e}", self.what()) })?;
+            outcome.removed.extend(dead);
+        }
         if desired > have {
-            if let Err(e) = self.set_capacity(desired).await {
-                let launched = self.instances().await.map(|m| m.iter().filter(|m| m.state != MemberState::Draining).count() as u32).unwrap_or(have);
+            // Relative to what Azure counts, so instances it still counts and
+            // the pool does not (stopping, deallocating) are not cut. Still
+            // safe to send twice: new instances are listed at once, so a
+            // restarted host finds `have` already at `desired`.
+            let grown = match self.capacity().await {
+                Ok(c) => self.set_capacity(c + (desired - have)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = grown {
+                let launched = self.instances().await.map(|m| m.iter().filter(|m| !matches!(m.state, MemberState::Draining | MemberState::Stopped)).count() as u32).unwrap_or(have);
                 if e.is_quota() || e.status.is_some_and(|s| (400..500).contains(&s) && s != 429) {
                     let cooldown = if e.is_quota() { self.config.quota_cooldown } else { self.config.quota_cooldown.min(Duration::from_secs(60)) };
                     self.hold.set(cooldown, launched, e.to_string());
@@ -201,7 +234,7 @@ impl Target for VmssTarget {
             let ids = pick_victims(&live, (have - desired) as usize);
             self.delete(&ids).await.map_err(|e| ProviderError::Remove { member: ids.join(", "), detail: format!("{}: {e}", self.what()) })?;
             outcome.capacity -= ids.len() as u32;
-            outcome.removed = ids;
+            outcome.removed.extend(ids);
         }
         Ok(outcome)
     }
@@ -230,9 +263,10 @@ mod tests {
         assert_eq!(member(&vm("Succeeded", Some("starting"))).unwrap().state, MemberState::Starting);
         assert_eq!(member(&vm("Deleting", Some("running"))).unwrap().state, MemberState::Draining);
         let failed = member(&vm("Failed", Some("running"))).unwrap();
-        assert_eq!((failed.state, failed.healthy), (MemberState::Backoff, false));
+        assert_eq!((failed.state, failed.healthy), (MemberState::Stopped, false));
         assert!(failed.last_error.unwrap().contains("provisioning Failed"));
-        assert_eq!(member(&vm("Succeeded", Some("deallocated"))).unwrap().state, MemberState::Backoff);
+        assert_eq!(member(&vm("Succeeded", Some("deallocated"))).unwrap().state, MemberState::Stopped, "an evicted Spot instance is not capacity");
+        assert_eq!(member(&vm("Updating", Some("running"))).unwrap().state, MemberState::Active, "an instance being updated serves on");
         assert!(member(&json!({"name": "no id"})).is_none());
     }
 

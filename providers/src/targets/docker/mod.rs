@@ -140,7 +140,8 @@ impl DockerTarget {
             async move { d.list_containers(Some(o)).await }
         }).await?;
         let draining = self.draining.lock().unwrap().clone();
-        let mut out: Vec<Listed> = found.iter().filter_map(|c| listed(c, &draining)).collect();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mut out: Vec<Listed> = found.iter().filter_map(|c| listed(c, &draining, now)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         // Why a member restarts: the exit code and count from an inspect, for
         // the (few) members in back-off only.
@@ -353,12 +354,21 @@ impl DockerTarget {
     }
 }
 
-/// A listed container as a member, unless it has no name.
-fn listed(c: &ContainerSummary, draining: &HashSet<String>) -> Option<Listed> {
+/// How long a container may stay created but not started before it is
+/// taken for a leftover (a start that failed, then a removal that failed
+/// too): not capacity, removed and replaced at the next scale.
+const CREATED_FOR_SECS: i64 = 60;
+
+/// A listed container as a member, unless it has no name; `now` in seconds
+/// since the epoch.
+fn listed(c: &ContainerSummary, draining: &HashSet<String>, now: i64) -> Option<Listed> {
     use ContainerSummaryStateEnum as S;
     let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_owned();
     let status = c.status.clone().unwrap_or_default();
+    let created = c.created.unwrap_or(0);
+    let leftover = c.state == Some(S::CREATED) && now - created > CREATED_FOR_SECS;
     let mut state = match c.state {
+        _ if leftover => MemberState::Stopped,
         Some(S::RUNNING) if status.contains("(health: starting)") => MemberState::Starting,
         Some(S::RUNNING | S::PAUSED) => MemberState::Active,
         Some(S::CREATED) => MemberState::Starting,
@@ -370,12 +380,14 @@ fn listed(c: &ContainerSummary, draining: &HashSet<String>) -> Option<Listed> {
     if draining.contains(&name) {
         state = MemberState::Draining;
     }
-    let mut member = Member::new(name.as_str(), state, c.created.unwrap_or(0) * 1000);
+    let mut member = Member::new(name.as_str(), state, created * 1000);
     member.healthy = !status.contains("(unhealthy)") && !matches!(c.state, Some(S::PAUSED | S::RESTARTING)) && !exited;
-    if exited || !member.healthy {
+    if leftover {
+        member.last_error = Some(format!("created {}s ago and never started", now - created));
+    } else if exited || !member.healthy {
         member.last_error = Some(status.clone()).filter(|s| !s.is_empty());
     }
-    Some(Listed { created_only: c.state == Some(S::CREATED) && !draining.contains(&name), exited: exited && !draining.contains(&name), name, member })
+    Some(Listed { created_only: c.state == Some(S::CREATED) && !leftover && !draining.contains(&name), exited: exited && !draining.contains(&name), name, member })
 }
 
 #[async_trait]

@@ -12,7 +12,8 @@ fn summary(name: &str, state: ContainerSummaryStateEnum, status: &str) -> Contai
 fn engine_states_map_to_member_states() {
     use ContainerSummaryStateEnum as S;
     let none = HashSet::new();
-    let m = |state, status: &str| listed(&summary("p-0", state, status), &none).unwrap();
+    let now = 1_700_000_010;
+    let m = |state, status: &str| listed(&summary("p-0", state, status), &none, now).unwrap();
     let up = m(S::RUNNING, "Up 3 seconds");
     assert_eq!((up.member.state, up.member.healthy, up.exited, up.created_only), (MemberState::Active, true, false, false));
     assert_eq!(up.member.started_at, 1_700_000_000_000);
@@ -23,6 +24,10 @@ fn engine_states_map_to_member_states() {
     assert_eq!(sick.member.last_error.as_deref(), Some("Up 1 minute (unhealthy)"));
     let created = m(S::CREATED, "Created");
     assert_eq!((created.member.state, created.created_only), (MemberState::Starting, true));
+    // Created long ago and never started: a leftover, not capacity.
+    let leftover = listed(&summary("p-0", S::CREATED, "Created"), &none, now + 120).unwrap();
+    assert_eq!((leftover.member.state, leftover.created_only, leftover.exited), (MemberState::Stopped, false, true));
+    assert!(leftover.member.last_error.unwrap().contains("never started"));
     let crashing = m(S::RESTARTING, "Restarting (3) 1 second ago");
     assert_eq!((crashing.member.state, crashing.member.healthy), (MemberState::Backoff, false));
     let gone = m(S::EXITED, "Exited (1) 5 seconds ago");
@@ -34,9 +39,9 @@ fn engine_states_map_to_member_states() {
 fn a_member_being_drained_shows_as_draining_and_is_not_tidied_away() {
     use ContainerSummaryStateEnum as S;
     let draining = HashSet::from(["p-1".to_owned()]);
-    let running = listed(&summary("p-1", S::RUNNING, "Up 1 minute"), &draining).unwrap();
+    let running = listed(&summary("p-1", S::RUNNING, "Up 1 minute"), &draining, 1_700_000_010).unwrap();
     assert_eq!(running.member.state, MemberState::Draining);
-    let stopped = listed(&summary("p-1", S::EXITED, "Exited (143) 1 second ago"), &draining).unwrap();
+    let stopped = listed(&summary("p-1", S::EXITED, "Exited (143) 1 second ago"), &draining, 1_700_000_010).unwrap();
     assert!(!stopped.exited, "its own drain removes it");
 }
 

@@ -85,6 +85,8 @@ pub struct GceTarget {
     client: Client,
     config: GceConfig,
     hold: ScaleUpHold,
+    /// Instances the group could not create, at the last read.
+    stuck: std::sync::Mutex<Vec<String>>,
 }
 
 /// A Compute call's failure, in words, and whether another try may help.
@@ -164,7 +166,7 @@ impl GceTarget {
                 Client::Regional(b.build().await.map_err(|e| fail(&e))?)
             }
         };
-        Ok(Self { client, config, hold: ScaleUpHold::default() })
+        Ok(Self { client, config, hold: ScaleUpHold::default(), stuck: Default::default() })
     }
 
     fn what(&self) -> String {
@@ -175,7 +177,9 @@ impl GceTarget {
         }
     }
 
-    /// Run `call` with retries while the error allows, each try bounded.
+    /// Run `call` with retries while the error allows, each try bounded by
+    /// `timeout`. A call that runs out of it is tried again only if it is a
+    /// read: an operation given its whole time is not given it again.
     async fn retrying<T, F, Fut>(&self, what: &str, timeout: Duration, mut call: F) -> Result<T, CallError>
     where
         F: FnMut() -> Fut,
@@ -186,7 +190,10 @@ impl GceTarget {
             let error = match tokio::time::timeout(timeout, call()).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => classify(&e),
-                Err(_) => CallError { message: format!("{what} took longer than {timeout:?} (check `endpoint` and that the host can reach the Compute API)"), retryable: true },
+                Err(_) => CallError {
+                    message: format!("{what} took longer than {timeout:?} (check `endpoint` and that the host can reach the Compute API)"),
+                    retryable: what == "listManagedInstances",
+                },
             };
             attempt += 1;
             if !error.retryable || attempt >= self.config.backoff.attempts {
@@ -271,19 +278,22 @@ impl GceTarget {
     /// scale-ups while instances cannot be created.
     async fn read(&self) -> Result<Vec<(Member, String)>, ProviderError> {
         let found = self.instances().await.map_err(|e| ProviderError::Read(format!("{}: {e}", self.what())))?;
-        let members: Vec<(Member, String)> = found.iter().filter_map(member).collect();
-        let stuck: Vec<&Member> = members.iter().map(|(m, _)| m).filter(|m| m.state == MemberState::Backoff && m.last_error.is_some()).collect();
+        let read: Vec<(Member, String, bool)> = found.iter().filter_map(member).collect();
+        let stuck: Vec<&Member> = read.iter().filter(|(_, _, s)| *s).map(|(m, _, _)| m).collect();
         if let Some(first) = stuck.first() {
-            let serving = members.len() as u32 - stuck.len() as u32;
+            let serving = read.iter().filter(|(m, _, _)| m.state == MemberState::Active).count() as u32;
             let why = format!("{} instance(s) cannot be created: {}", stuck.len(), first.last_error.as_deref().unwrap_or(""));
             self.hold.set(self.config.quota_cooldown, serving, why);
         }
-        Ok(members)
+        *self.stuck.lock().unwrap() = stuck.iter().map(|m| m.id.to_string()).collect();
+        Ok(read.into_iter().map(|(m, u, _)| (m, u)).collect())
     }
 }
 
-/// A managed instance as a member, with its URL; `None` without a name.
-fn member(i: &ManagedInstance) -> Option<(Member, String)> {
+/// A managed instance as a member, its URL, and whether the group cannot
+/// create it (still creating, with errors in its last attempt); `None`
+/// without a name.
+fn member(i: &ManagedInstance) -> Option<(Member, String, bool)> {
     let url = i.instance.clone()?;
     let name = i.name.clone().or_else(|| url.rsplit('/').next().map(str::to_owned))?;
     let action = i.current_action.as_ref().and_then(|a| a.name()).unwrap_or("NONE");
@@ -294,22 +304,24 @@ fn member(i: &ManagedInstance) -> Option<(Member, String)> {
         .and_then(|a| a.errors.as_ref())
         .map(|e| e.errors.iter().map(|x| format!("{}: {}", x.code.as_deref().unwrap_or("ERROR"), x.message.as_deref().unwrap_or(""))).collect())
         .unwrap_or_default();
+    let stuck = !errors.is_empty() && matches!(action, "CREATING" | "CREATING_WITHOUT_RETRIES" | "RECREATING");
     let state = match (action, status) {
         ("DELETING" | "ABANDONING" | "STOPPING" | "SUSPENDING", _) => MemberState::Draining,
-        (_, _) if !errors.is_empty() => MemberState::Backoff,
-        ("NONE", "RUNNING") => MemberState::Active,
+        _ if stuck => MemberState::Backoff,
+        // Serving; a refresh or verification of a running instance does not stop it.
+        ("NONE" | "REFRESHING" | "VERIFYING", "RUNNING") => MemberState::Active,
         ("NONE", "STOPPED" | "SUSPENDED" | "TERMINATED" | "STOPPING" | "SUSPENDING") => MemberState::Backoff,
         _ => MemberState::Starting,
     };
     let mut m = Member::new(name, state, 0);
     let health = i.instance_health.iter().filter_map(|h| h.detailed_health_state.as_ref().and_then(|d| d.name())).collect::<Vec<_>>();
     m.healthy = state != MemberState::Backoff && !health.iter().any(|h| matches!(*h, "UNHEALTHY" | "TIMEOUT"));
-    if !errors.is_empty() {
+    if stuck {
         m.last_error = Some(errors.join("; "));
     } else if state == MemberState::Backoff {
         m.last_error = Some(format!("instance {status}"));
     }
-    Some((m, url))
+    Some((m, url, stuck))
 }
 
 #[async_trait]
@@ -349,7 +361,7 @@ impl Target for GceTarget {
 
     async fn headroom(&self, state: &PoolState) -> Option<Headroom> {
         // Held for as long as instances cannot be created, at least the cooldown.
-        let stuck = state.members.iter().any(|m| m.state == MemberState::Backoff && m.last_error.is_some());
+        let stuck = !self.stuck.lock().unwrap().is_empty();
         self.hold.headroom(state, "Compute Engine cannot create more instances", stuck)
     }
 }

@@ -21,6 +21,7 @@ fn managed_instances_map_to_member_states() {
         }
         member(&managed(v)).unwrap().0
     };
+    assert_eq!(m("REFRESHING", Some("RUNNING")).state, MemberState::Active, "a refresh does not stop it");
     let up = m("NONE", Some("RUNNING"));
     assert_eq!((&*up.id, up.state, up.healthy), ("web-x1z2", MemberState::Active, true));
     assert_eq!(m("CREATING", None).state, MemberState::Starting);
@@ -33,10 +34,15 @@ fn managed_instances_map_to_member_states() {
         "instance": URL, "currentAction": "CREATING",
         "lastAttempt": {"errors": {"errors": [{"code": "QUOTA_EXCEEDED", "message": "Quota 'CPUS' exceeded.  Limit: 8.0 in region europe-west1."}]}}
     })))
-    .unwrap()
-    .0;
-    assert_eq!(stuck.state, MemberState::Backoff);
-    assert!(stuck.last_error.unwrap().starts_with("QUOTA_EXCEEDED: Quota 'CPUS' exceeded"));
+    .unwrap();
+    assert_eq!((stuck.0.state, stuck.2), (MemberState::Backoff, true));
+    assert!(stuck.0.last_error.unwrap().starts_with("QUOTA_EXCEEDED: Quota 'CPUS' exceeded"));
+    // A stopped instance, or a running one with an old error, is not stuck.
+    let preempted = member(&managed(json!({"instance": URL, "currentAction": "NONE", "instanceStatus": "TERMINATED"}))).unwrap();
+    assert_eq!((preempted.0.state, preempted.2), (MemberState::Backoff, false));
+    let recovered = member(&managed(json!({"instance": URL, "currentAction": "NONE", "instanceStatus": "RUNNING",
+        "lastAttempt": {"errors": {"errors": [{"code": "QUOTA_EXCEEDED", "message": "old"}]}}}))).unwrap();
+    assert_eq!((recovered.0.state, recovered.2), (MemberState::Active, false));
 
     let sick = member(&managed(json!({"instance": URL, "currentAction": "NONE", "instanceStatus": "RUNNING",
         "instanceHealth": [{"detailedHealthState": "UNHEALTHY", "healthCheck": "hc"}]}))).unwrap().0;
