@@ -9,9 +9,13 @@
 //! Three folders, each a kind: [`targets`] (`local`, the embedded default:
 //! worker processes on this machine; `aws`: EC2 instances; `kubernetes`: a
 //! workload's scale subresource), [`sources`] (`proc`, `members`, `push`,
-//! `prometheus`, `replay`, `nvml`), and [`leader`], the gate that lets only
-//! one host replica act, with its Kubernetes Lease elector.
+//! `prometheus`, `replay`, `nvml`), [`leader`], the gate that lets only
+//! one host replica act, with its Kubernetes Lease elector, and
+//! [`advisors`] (`chat`: a language model behind an OpenAI-compatible
+//! endpoint). [`http`] is how the outside HTTP services are reached.
 
+pub mod advisors;
+pub mod http;
 pub mod leader;
 pub mod sources;
 pub mod targets;

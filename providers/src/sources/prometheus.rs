@@ -23,17 +23,9 @@ pub struct PrometheusSource {
     status: std::sync::Mutex<SourceStatus>,
 }
 
-/// How to reach a Prometheus that asks for more than plain http.
-#[derive(Debug, Clone, Default)]
-pub struct PrometheusAccess {
-    pub bearer_token: Option<String>,
-    /// Username and password.
-    pub basic_auth: Option<(String, String)>,
-    /// Sent with every request (e.g. `X-Scope-OrgID`).
-    pub headers: Vec<(String, String)>,
-    /// A CA certificate (PEM) to trust besides the built-in roots.
-    pub ca_pem: Option<Vec<u8>>,
-}
+/// How to reach a Prometheus that asks for more than plain http (the
+/// same as any outside HTTP service: see [`crate::http::Access`]).
+pub type PrometheusAccess = crate::http::Access;
 
 #[derive(Deserialize)]
 struct Response {
@@ -68,37 +60,11 @@ impl PrometheusSource {
 
     /// With credentials, headers and a CA: see [`PrometheusAccess`].
     pub fn with_access(base: &str, timeout: Duration, access: PrometheusAccess) -> Result<Self, String> {
-        use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
         let base = base.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(format!("prometheus url `{base}` must start with http:// or https://"));
         }
-        if access.bearer_token.is_some() && access.basic_auth.is_some() {
-            return Err("give a bearer token or basic auth, not both".into());
-        }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &access.headers {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header `{name}` is not a valid header name"))?;
-            let mut v = HeaderValue::from_str(value).map_err(|_| format!("header `{name}`: its value is not valid in a header"))?;
-            v.set_sensitive(true);
-            headers.insert(n, v);
-        }
-        if let Some(token) = &access.bearer_token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| "the bearer token holds characters a header cannot".to_string())?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
-        }
-        let mut builder = reqwest::Client::builder().timeout(timeout).default_headers(headers);
-        if let Some(pem) = &access.ca_pem {
-            let cas = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("the CA file is not PEM: {e}"))?;
-            if cas.is_empty() {
-                return Err("the CA file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-            }
-            for ca in cas {
-                builder = builder.add_root_certificate(ca);
-            }
-        }
-        let client = builder.build().map_err(|e| e.to_string())?;
+        let client = crate::http::client(timeout, &access)?;
         Ok(Self { base, client, basic: access.basic_auth, status: std::sync::Mutex::new(SourceStatus::Unknown) })
     }
 
