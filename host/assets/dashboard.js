@@ -130,9 +130,11 @@ function decisionItem(d) {
   if (d.mode !== "live") head += ` (${d.mode.replace("_", " ")})`;
   li.append(el("div", { class: "head" }, el("a", { class: "open", href: decisionLink(d) }, head)));
   for (const v of d.votes) {
+    // The advisor has no version; its abstentions are not faults of a policy.
+    const who = v.version === null ? v.expert : `${v.expert} v${v.version}`;
     const text = v.proposal
-      ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)} (confidence ${fmt(v.proposal.confidence)}) — ${v.proposal.reason}`
-      : `${v.expert}: ${v.declined ? "declined (no opinion)" : "failed to answer"} — ${v.abstained}`;
+      ? `${who}: ${fmt(v.proposal.desired)} (confidence ${fmt(v.proposal.confidence)}) — ${v.proposal.reason}`
+      : `${who}: ${v.declined ? "declined (no opinion)" : v.version === null ? "abstained" : "failed to answer"} — ${v.abstained}`;
     const gauges = (v.gauges || []).map((g) => `${g.name} ${fmt(g.value)}`).join(", ");
     li.append(el("div", { class: v.proposal ? "vote" : "vote err" }, gauges ? `${text} [${gauges}]` : text));
   }
@@ -146,6 +148,8 @@ function decisionItem(d) {
   for (const c of d.clamps) li.append(el("div", { class: "why clamp" }, `guardrail ${c.guardrail}: ${c.from} → ${c.to} (${c.reason})`));
   for (const a of d.alerts || []) li.append(el("div", { class: "why err" }, a));
   if (d.lifecycle) li.append(el("div", { class: "why act" }, d.lifecycle));
+  const review = d.advisor && d.advisor.review;
+  if (review) li.append(el("div", { class: review.verdict === "object" ? "why err" : "why" }, `advisor review ${review.from} → ${review.to}: ${review.verdict} — ${review.reason}`));
   if (d.shadow) {
     const s = d.shadow;
     const votes = s.votes.map((v) => v.proposal ? `${v.expert} v${v.version}: ${fmt(v.proposal.desired)}` : `${v.expert}: ${v.declined ? "declined" : "failed"}`).join(", ");
@@ -206,7 +210,11 @@ function updatePool(p, decisions) {
   c.facts.innerHTML = `<b>${p.running}</b> running · <b>${p.booting}</b> booting · desired <b>${p.desired}</b> · bounds ${p.min}–${p.max} · ${esc(p.target)}` +
     (p.paused ? " · <b>paused</b>" : "") + (p.dry_run ? " · dry run" : "") +
     (p.hold ? ` · held at <b>${p.hold.target}</b> until ${clock(p.hold.until)}` : "") +
-    (p.pending_approval ? ` · awaiting approval: ${p.pending_approval.from} → ${p.pending_approval.to}` : "") +
+    (p.pending_approval ? ` · awaiting approval: ${p.pending_approval.from} → ${p.pending_approval.to}` +
+      (p.pending_approval.reason ? ` (<span class="err">${esc(p.pending_approval.reason)}</span>)` : "") : "") +
+    (p.advisor ? ` · advisor ${esc(p.advisor.model)}: ${p.advisor.calls_last_hour} of ${p.advisor.max_calls_per_hour} calls this hour` +
+      (p.advisor.spend !== null && p.advisor.spend !== undefined ? `, spent ${fmt(p.advisor.spend)}` : "") +
+      (p.advisor.last_problem ? ` · <span class="err">${esc(p.advisor.last_problem)}</span>` : "") : "") +
     (p.budget ? ` · budget ${fmt(p.budget.spent)} of ${fmt(p.budget.limit)} (${fmt(p.budget.percent)}%), ${fmt(p.budget.hourly)}/h` +
       (p.budget.fired.length ? ` · <span class="err">alert: past ${Math.max(...p.budget.fired)}%</span>` : "") : "") +
     (p.candidate ? ` · <span class="shadow">candidate ${esc(p.candidate.candidate)}: differed ${p.candidate.differed} of ${p.candidate.ticks} ticks ` +
@@ -288,6 +296,20 @@ function table(head, rows) {
   return el("div", { class: "table-wrap" }, t);
 }
 
+// The advisor's part: its review, the questions sent, the answers heard
+// (the model's raw words shown as text, never as markup).
+function advisorView(a) {
+  const out = [el("h3", {}, "Advisor")];
+  if (a.review) out.push(el("p", { class: a.review.verdict === "object" ? "err" : "" }, `review of ${a.review.from} → ${a.review.to}: ${a.review.verdict} — ${a.review.reason}`));
+  if (a.asked && a.asked.length) out.push(table(["asked", "why"], a.asked.map((q) => [q.question, q.why])));
+  if (a.heard && a.heard.length) {
+    out.push(table(["answer to", "outcome", "latency ms", "tokens", "detail", "raw"], a.heard.map((h) => [
+      h.question, h.outcome, h.latency_ms, h.prompt_tokens === undefined ? null : `${h.prompt_tokens} + ${h.completion_tokens}`, h.detail, h.raw || ""])));
+  }
+  if (out.length === 1) out.push(el("p", { class: "muted" }, a.ballot ? "its vote is in the table above" : "nothing asked or heard at this tick"));
+  return out;
+}
+
 function decisionView(d) {
   const when = new Date(d.at);
   // An operator's action is recorded on its own: no metrics read, no votes.
@@ -319,6 +341,7 @@ function decisionView(d) {
     : el("p", { class: "muted" }, "no guardrail changed the number"));
   for (const a of d.alerts || []) out.push(el("p", { class: "err" }, a));
   if (d.lifecycle) out.push(el("h3", {}, "Lifecycle"), el("p", { class: "act" }, d.lifecycle));
+  if (d.advisor) out.push(...advisorView(d.advisor));
   if (d.shadow) {
     out.push(el("h3", {}, "Candidate, in shadow"), el("p", {}, `would have decided ${d.shadow.desired} (proposed ${d.shadow.proposed}); ${d.shadow.consensus.explanation}`),
       table(["expert", "version", "desired", "reason"], d.shadow.votes.map((v) => [v.expert, v.version === null ? null : `v${v.version}`, v.proposal ? v.proposal.desired : (v.declined ? "declined" : "failed"), v.proposal ? v.proposal.reason : v.abstained])));

@@ -124,6 +124,7 @@ fn settings(i: usize, now: i64) -> PoolSettings {
         metrics: fed_source(now),
         target: Arc::new(MemoryTarget { n: AtomicU32::new(4) }),
         leader: None,
+        advisor: None,
     }
 }
 

@@ -31,6 +31,7 @@ use crate::decide::guardrails::Guardrails;
 use crate::decide::pipeline::{ExpertSpec, Experts, PoolPlan};
 use crate::journal::Journal;
 
+mod advisor;
 mod cloud;
 pub mod reload;
 #[path = "service/watch.rs"]
@@ -239,7 +240,10 @@ pub(crate) fn source(name: &str, s: &SourceConfig, clock: &dyn Clock) -> anyhow:
 }
 
 /// How pool `p` runs on `target`, reading `named` sources and the host's own.
-fn settings(p: &PoolConfig, target: Arc<dyn Target>, push: &Arc<PushSource>, named: &BTreeMap<String, Arc<dyn MetricSource>>, host: &Arc<dyn MetricSource>, leader: Option<Leadership>) -> PoolSettings {
+/// `advisor` is built beforehand ([`advisor::spec`]), where a problem can
+/// still refuse the start or the reload.
+#[allow(clippy::too_many_arguments)]
+fn settings(p: &PoolConfig, target: Arc<dyn Target>, push: &Arc<PushSource>, named: &BTreeMap<String, Arc<dyn MetricSource>>, host: &Arc<dyn MetricSource>, leader: Option<Leadership>, advisor: Option<crate::control::advisor::AdvisorSpec>) -> PoolSettings {
     let pool_source: Arc<dyn MetricSource> = Arc::new(MembersSource::new(target.clone()));
     let metrics = p
         .metrics
@@ -269,7 +273,13 @@ fn settings(p: &PoolConfig, target: Arc<dyn Target>, push: &Arc<PushSource>, nam
         metrics,
         target,
         leader,
+        advisor: advisor.map(crate::control::advisor::Advisor::new),
     }
+}
+
+/// The advisor of `p`, if it has one, built (its key, CA and templates read).
+fn build_advisor(p: &PoolConfig) -> Result<Option<crate::control::advisor::AdvisorSpec>, String> {
+    p.advisor.as_ref().map(|a| advisor::spec(&p.id, a)).transpose()
 }
 
 impl Service {
@@ -295,17 +305,18 @@ impl Service {
             elector,
         };
         for p in &config.pools {
+            let advisor = build_advisor(p).map_err(anyhow::Error::msg)?;
             let built = target(p).await?;
-            service.start_pool(p, built).await?;
+            service.start_pool(p, built, advisor).await?;
         }
         service.publish();
         Ok(service)
     }
 
     /// Start pool `p` on its built target.
-    async fn start_pool(&mut self, p: &PoolConfig, (target, supervisor): BuiltTarget) -> anyhow::Result<()> {
+    async fn start_pool(&mut self, p: &PoolConfig, (target, supervisor): BuiltTarget, advisor: Option<crate::control::advisor::AdvisorSpec>) -> anyhow::Result<()> {
         let push = Arc::new(PushSource::new());
-        let s = settings(p, target.clone(), &push, &self.sources, &self.host, self.leadership.clone());
+        let s = settings(p, target.clone(), &push, &self.sources, &self.host, self.leadership.clone(), advisor);
         let (stop, rx) = watch::channel(false);
         let (handle, task) = pool::start(s, self.experts.clone(), self.journal.clone(), self.clock.clone(), rx).await.map_err(anyhow::Error::msg)?;
         tracing::info!(pool = %p.id, min = p.min, max = p.max, "pool started");

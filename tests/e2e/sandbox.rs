@@ -269,7 +269,7 @@ fn a_consensus_outside_the_votes_cast_is_refused_and_the_pool_holds() {
         instances: Default::default(),
         candidate: None,
     };
-    let tick = |plan| TickInput { plan, now: 1000, mode: Mode::Live, running: 3, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None };
+    let tick = |plan| TickInput { plan, now: 1000, mode: Mode::Live, running: 3, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None, advice: None };
 
     let inventor = plan("inventor");
     let record = pipeline::decide(registry.as_ref(), tick(&inventor), &mut PoolMemory::default());

@@ -4,6 +4,7 @@
 pub mod arm_standin;
 pub mod aws;
 pub mod browser;
+pub mod chat_standin;
 pub mod docker;
 pub mod gce_standin;
 pub mod host;

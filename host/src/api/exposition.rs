@@ -19,6 +19,11 @@ const LAG_BOUNDS: [f64; 8] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 /// A per-pool gauge read off the budget: name, help, value.
 type BudgetGauge = (&'static str, &'static str, fn(&BudgetStatus) -> f64);
 
+/// A family's HELP and TYPE lines.
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// Escape a label value.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -26,9 +31,6 @@ fn label(v: &str) -> String {
 
 pub fn render(state: &AppState) -> String {
     let mut o = String::new();
-    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     family(&mut o, "scalewise_build_info", "gauge", "The running build: its version.");
     let _ = writeln!(o, "scalewise_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     process(&mut o);
@@ -103,6 +105,7 @@ pub fn render(state: &AppState) -> String {
             let _ = writeln!(o, "scalewise_actions_failed_total{{pool=\"{}\",cause=\"{}\"}} {n}", label(&p.id), label(cause));
         }
     }
+    advisor_families(&mut o, &pools);
     family(&mut o, "scalewise_pool_cost_per_hour", "gauge", "What the pool's capacity costs per hour, priced by its catalog and the spot share it bought.");
     for p in &pools {
         if let Some(c) = p.cost_per_hour {
@@ -268,6 +271,55 @@ fn process(o: &mut String) {
     for (name, kind, help, value) in series {
         if let Some(v) = value {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
+    }
+}
+
+/// A pool's advisor: its calls by outcome and cause, their time, tokens,
+/// the hourly cap and what is used of it, and the spend.
+fn advisor_families(o: &mut String, pools: &[crate::control::PoolSnapshot]) {
+    let advised: Vec<(&str, &crate::control::advisor::AdvisorStatus)> = pools.iter().filter_map(|p| p.advisor.as_ref().map(|a| (p.id.as_str(), a))).collect();
+    family(o, "scalewise_advisor_calls_total", "counter", "Calls to the pool's advisor by outcome: answered, refused (the answer broke its schema, role or bounds), failed (no answer).");
+    for (id, a) in &advised {
+        for (outcome, n) in &a.calls {
+            let _ = writeln!(o, "scalewise_advisor_calls_total{{pool=\"{}\",outcome=\"{}\"}} {n}", label(id), label(outcome));
+        }
+    }
+    family(o, "scalewise_advisor_failures_total", "counter", "Advisor calls that failed or were refused, by cause (timeout, rate_limited, http_error, unreachable, too_large, not_a_completion, refused, bad_answer).");
+    for (id, a) in &advised {
+        for (cause, n) in &a.failures {
+            let _ = writeln!(o, "scalewise_advisor_failures_total{{pool=\"{}\",cause=\"{}\"}} {n}", label(id), label(cause));
+        }
+    }
+    family(o, "scalewise_advisor_call_seconds_sum", "counter", "Time spent in advisor calls (with _count: the mean latency).");
+    for (id, a) in &advised {
+        let _ = writeln!(o, "scalewise_advisor_call_seconds_sum{{pool=\"{}\"}} {}", label(id), a.latency_ms_sum as f64 / 1000.0);
+    }
+    family(o, "scalewise_advisor_call_seconds_count", "counter", "Advisor calls that ended, whatever their outcome.");
+    for (id, a) in &advised {
+        let _ = writeln!(o, "scalewise_advisor_call_seconds_count{{pool=\"{}\"}} {}", label(id), a.calls.values().sum::<u64>());
+    }
+    family(o, "scalewise_advisor_tokens_total", "counter", "Tokens the advisor's endpoint reported, by kind (prompt, completion).");
+    for (id, a) in &advised {
+        let _ = writeln!(o, "scalewise_advisor_tokens_total{{pool=\"{}\",kind=\"prompt\"}} {}", label(id), a.prompt_tokens);
+        let _ = writeln!(o, "scalewise_advisor_tokens_total{{pool=\"{}\",kind=\"completion\"}} {}", label(id), a.completion_tokens);
+    }
+    family(o, "scalewise_advisor_calls_last_hour", "gauge", "Advisor calls made in the last hour.");
+    for (id, a) in &advised {
+        let _ = writeln!(o, "scalewise_advisor_calls_last_hour{{pool=\"{}\"}} {}", label(id), a.calls_last_hour);
+    }
+    family(o, "scalewise_advisor_max_calls_per_hour", "gauge", "The cap on advisor calls in any hour.");
+    for (id, a) in &advised {
+        let _ = writeln!(o, "scalewise_advisor_max_calls_per_hour{{pool=\"{}\"}} {}", label(id), a.max_calls_per_hour);
+    }
+    family(o, "scalewise_advisor_skipped_total", "counter", "Advisor questions not asked because the hourly cap was reached.");
+    for (id, a) in &advised {
+        let _ = writeln!(o, "scalewise_advisor_skipped_total{{pool=\"{}\"}} {}", label(id), a.skipped_at_cap);
+    }
+    family(o, "scalewise_advisor_spend", "counter", "Tokens priced by the advisor's cost_per_1k_tokens, where it is set.");
+    for (id, a) in &advised {
+        if let Some(spend) = a.spend {
+            let _ = writeln!(o, "scalewise_advisor_spend{{pool=\"{}\"}} {spend}", label(id));
         }
     }
 }

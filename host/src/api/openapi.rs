@@ -296,12 +296,18 @@ mod tests {
     #[test]
     fn fields_left_out_when_empty_are_not_required_and_options_are_nullable() {
         let doc = doc();
-        let required = |name: &str| -> Vec<String> { doc["components"]["schemas"][name]["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect() };
+        let required = |name: &str| -> Vec<String> {
+            assert!(doc["components"]["schemas"][name].is_object(), "no schema {name}");
+            doc["components"]["schemas"][name]["required"].as_array().map_or(vec![], |r| r.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        };
         let record = required("DecisionRecord");
         for skipped in ["placement", "limited", "alerts", "action"] {
             assert!(!record.contains(&skipped.to_owned()), "DecisionRecord.{skipped} is required");
         }
         assert!(!required("ExpertVote").contains(&"gauges".to_owned()));
+        for (schema, field) in [("DecisionRecord", "advisor"), ("PoolSnapshot", "advisor"), ("PendingApproval", "reason"), ("AdvisorRecord", "heard"), ("HeardRecord", "raw")] {
+            assert!(!required(schema).contains(&field.to_owned()), "{schema}.{field} is required");
+        }
         assert!(!required("StatusSnapshot").contains(&"clash".to_owned()));
         let hold = &doc["components"]["schemas"]["ScaleBody"]["properties"]["hold_secs"]["maximum"];
         assert_eq!(hold.as_u64(), Some(crate::decide::guardrails::MAX_HOLD_SECS), "ScaleBody.hold_secs");

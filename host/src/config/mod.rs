@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::policy::{InstanceMode, PolicyLimits, SandboxOptions};
 
+pub mod advisor;
 pub mod azure;
 pub mod check;
 pub mod cloud;
@@ -359,6 +360,11 @@ impl Config {
             }
         }
         for p in &mut config.pools {
+            if let Some(a) = &mut p.advisor {
+                for file in [&mut a.api_key_file, &mut a.ca_file, &mut a.system_prompt_file, &mut a.prompt_file].into_iter().flatten() {
+                    *file = base.join(&*file);
+                }
+            }
             if let ProviderConfig::Local { run_dir, .. } = &mut p.provider {
                 *run_dir = Some(base.join(run_dir.clone().unwrap_or_else(|| PathBuf::from(".scalewise/run").join(&p.id))));
             }

@@ -281,6 +281,10 @@ pub struct PoolConfig {
     /// shadow: recorded, compared, never acted on, until promoted.
     #[serde(default)]
     pub candidate: Option<CandidateConfig>,
+    /// A language model asked about the pool's decisions: a voter, a
+    /// reviewer of large changes, or both (see `config::advisor`).
+    #[serde(default)]
+    pub advisor: Option<super::advisor::AdvisorConfig>,
 }
 
 impl PoolConfig {
@@ -446,6 +450,10 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
         }
         if p.cost.budget_alerts.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
             problems.push(format!("{at}.cost.budget_alerts: each alert is a percentage of the budget > 0"));
+        }
+        if let Some(a) = &p.advisor {
+            let names: Vec<&str> = p.strategies.iter().map(|s| s.policy.as_str()).collect();
+            problems.extend(a.problems(&format!("{at}.advisor"), p.consensus.is_some(), &names));
         }
         for (j, l) in p.limits.iter().enumerate() {
             let lat = format!("{at}.limits[{j}]");

@@ -47,6 +47,9 @@ pub struct PendingApproval {
     pub from: u32,
     pub to: u32,
     pub expires_at: i64,
+    /// Why it waits, when not only for its size: the advisor's objection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What the API and the dashboard read about a pool.
@@ -89,6 +92,9 @@ pub struct PoolSnapshot {
     /// The set a promotion replaced: what `rollback` returns to.
     pub previous: Option<String>,
     pub tick_lag_p99_ms: Option<f64>,
+    /// The pool's advisor, if it has one: calls, the cap, the spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisor: Option<super::advisor::AdvisorStatus>,
 }
 
 /// Picks one of a pool's lag histograms ([`PoolHandle::lag`] or

@@ -6,9 +6,11 @@
 //! decision itself is pure and lives in [`crate::decide`], so the live loop,
 //! the simulator and the tests share it. Here are the loop ([`pool`]), what
 //! the API holds of a running pool ([`handle`]), the clocks that drive it
-//! ([`clock`]), and [`experts`], which adapts the policy registry to the
-//! pipeline's [`Experts`](crate::decide::pipeline::Experts) trait.
+//! ([`clock`]), [`experts`], which adapts the policy registry to the
+//! pipeline's [`Experts`](crate::decide::pipeline::Experts) trait, and
+//! [`advisor`], a language model asked off the tick path.
 
+pub mod advisor;
 pub mod clock;
 pub mod experts;
 pub mod handle;

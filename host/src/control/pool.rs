@@ -18,6 +18,7 @@ use scalewise_providers::{MetricSource, PoolState, Sample, Target, Window};
 use scalewise_sdk::{Action, MetricWindow};
 use tokio::sync::{mpsc, watch};
 
+use super::advisor::{self, Advisor, Gate};
 use super::clock::{Clock, phase_of, until_next_tick};
 use super::handle::{PendingApproval, PoolCommand, PoolHandle, PoolSnapshot};
 use crate::decide::budget;
@@ -50,6 +51,8 @@ pub struct PoolSettings {
     pub target: Arc<dyn Target>,
     /// Set when several replicas run: only the lease holder acts.
     pub leader: Option<Leadership>,
+    /// A language model asked about the pool's decisions, off the tick path.
+    pub advisor: Option<Advisor>,
 }
 
 /// A pool's loop. [`start`] runs it on its own task on the wall clock;
@@ -263,33 +266,53 @@ impl PoolLoop {
         // The candidate, if any, decides after on copies of the same input.
         let shadow = self.s.plan.candidate.is_some().then(|| (metrics.clone(), readings.clone(), recent.clone(), headroom.clone(), self.memory.sans_states()));
         let inputs = self.journal.is_some().then(|| self.replayable.inputs(&self.memory, self.memory.seq + 1, &metrics, headroom.clone()));
-        let input = TickInput { plan: &self.s.plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
+        // What the advisor's prompt needs besides the record.
+        let asking = self.s.advisor.as_ref().map(|_| (advisor::prompt::summarize(&metrics), recent.clone()));
+        let advice = self.s.advisor.as_ref().and_then(|a| a.ballot(now));
+        let input = TickInput { plan: &self.s.plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom, advice: advice.clone() };
         let mut record = pipeline::decide(self.experts.as_ref(), input, &mut self.memory);
         record.inputs = inputs;
         if let Some((metrics, readings, recent, headroom, before)) = shadow {
             let plan = self.s.plan.candidate.as_deref().expect("checked above").clone();
-            let input = TickInput { plan: &plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom };
+            let input = TickInput { plan: &plan, now, mode, running: state.running(), booting: state.booting(), metrics, readings, recent, headroom, advice };
             self.shadow_tick(input, &before, &mut record);
         }
+        let current = state.capacity();
+        let gate = match (self.s.advisor.as_mut(), asking) {
+            (Some(a), Some((metrics, recent))) => {
+                let facts = advisor::Facts { min: self.s.plan.min, max: self.s.plan.max, interval_ms: self.s.interval.as_millis() as u64, metrics: &metrics, recent: &recent };
+                a.after_decision(&mut record, &facts, current, &self.clock, now)
+            }
+            _ => Gate::Proceed,
+        };
         if let Some(due) = due {
             self.handle.decide_lag.record(due.elapsed());
         }
         self.watch_promotion(&record);
         self.accrue_spend(&mut record, &state, now);
-        let current = state.capacity();
         if record.desired != current {
             let (from, to) = (current, record.desired);
             let reason = record.consensus.explanation.clone();
+            let objection = match &gate {
+                Gate::Object(why) => Some(format!("the advisor objects: {why}")),
+                _ => None,
+            };
             if record.mode != Mode::Live {
                 record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::NotTaken });
-            } else if self.s.approval_above.is_some_and(|n| from.abs_diff(to) > n) {
+            } else if let Gate::Hold(why) = gate {
+                record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason: format!("{reason}; {why}"), outcome: Outcome::AwaitingReview });
+            } else if objection.is_some() || self.s.approval_above.is_some_and(|n| from.abs_diff(to) > n) {
                 // The same change asked for again keeps its request: its
                 // number, which an operator may be about to approve, and its
                 // expiry. A different change replaces it.
                 if !self.pending.as_ref().is_some_and(|p| p.from == from && p.to == to) {
                     let expires_at = now + self.s.approval_ttl.as_millis() as i64;
-                    self.pending = Some(PendingApproval { seq: record.seq, from, to, expires_at });
+                    self.pending = Some(PendingApproval { seq: record.seq, from, to, expires_at, reason: None });
                 }
+                if let (Some(p), Some(why)) = (self.pending.as_mut(), &objection) {
+                    p.reason = Some(why.clone());
+                }
+                let reason = objection.map_or(reason.clone(), |why| format!("{reason}; {why}"));
                 record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::AwaitingApproval });
             } else {
                 self.act(&mut record, from, to, "policy", reason, now).await;
@@ -476,6 +499,7 @@ impl PoolLoop {
             previous: self.shadow.previous.as_deref().map(PoolPlan::describe),
             tick_lag_p50_ms: self.handle.lag.quantile_micros(0.5).map(|u| u / 1000.0),
             tick_lag_p99_ms: self.handle.lag.quantile_micros(0.99).map(|u| u / 1000.0),
+            advisor: self.s.advisor.as_ref().map(|a| a.status(now)),
             members: state,
         });
     }
@@ -562,13 +586,19 @@ impl PoolLoop {
             forgot.push(format!("the state of `{id}`, which the pool no longer uses"));
         }
         if let Some(p) = &self.pending {
-            let asked = next.approval_above.is_some_and(|n| p.from.abs_diff(p.to) > n);
+            let objected = p.reason.is_some() && next.advisor.as_ref().is_some_and(|a| a.reviews(p.from, p.to));
+            let asked = objected || next.approval_above.is_some_and(|n| p.from.abs_diff(p.to) > n);
             if !asked || p.to < plan.min || p.to > plan.max {
                 forgot.push(format!("the pending approval #{} ({} → {}), which the new settings would not ask for", p.seq, p.from, p.to));
                 self.pending = None;
             }
         }
-        // The target and the lease gate are the pool's own.
+        // The target and the lease gate are the pool's own; the advisor
+        // keeps what it heard and its calls this hour.
+        let mut next = next;
+        if let (Some(new), Some(old)) = (next.advisor.as_mut(), self.s.advisor.as_ref()) {
+            new.adopt(old);
+        }
         self.s = PoolSettings { target: self.s.target.clone(), leader: self.s.leader.clone(), ..next };
         tracing::info!(pool = %self.s.plan.id, forgot = ?forgot, "reconfigured by a config reload");
         forgot

@@ -163,6 +163,9 @@ pub struct TickInput<'a> {
     pub recent: Vec<Action>,
     /// What the target says it can hold, if it says (host memory, quota).
     pub headroom: Option<Headroom>,
+    /// The advisor's vote, when the pool has a voting advisor: cast like a
+    /// strategy's, after them, under the name `advisor`.
+    pub advice: Option<AdvisorBallot>,
 }
 
 /// Decide. Updates `memory` (states, guardrail history, seq) and returns
@@ -198,6 +201,15 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
             }
         }
         votes.push(vote);
+    }
+    let advice = input.advice;
+    if let Some(b) = &advice {
+        let ballot = match &b.proposal {
+            Some(p) => Ballot::Proposed(p.clone()),
+            None => Ballot::Abstained(b.abstained.clone().unwrap_or_default()),
+        };
+        ballots.push(Vote { expert: ADVISOR.into(), weight: b.weight, ballot });
+        votes.push(ExpertVote { expert: ADVISOR.into(), weight: b.weight, version: None, proposal: b.proposal.clone(), abstained: b.abstained.clone(), declined: false, fallback: None, gauges: Vec::new() });
     }
 
     // Consensus.
@@ -247,9 +259,13 @@ pub fn decide(experts: &dyn Experts, input: TickInput<'_>, memory: &mut PoolMemo
         proposed,
         clamps: guarded.clamps,
         desired: guarded.desired,
+        advisor: advice.map(|b| AdvisorRecord { ballot: Some(b), ..Default::default() }),
         ..record(plan, memory, input.now, input.mode, &pool)
     }
 }
+
+/// The name the advisor votes under (no policy of its pool may take it).
+pub const ADVISOR: &str = "advisor";
 
 /// An operator's change of capacity.
 pub struct OperatorChange<'a> {
@@ -306,6 +322,7 @@ fn record(plan: &PoolPlan, memory: &mut PoolMemory, at: i64, mode: Mode, pool: &
         shadow: None,
         lifecycle: None,
         inputs: None,
+        advisor: None,
     }
 }
 

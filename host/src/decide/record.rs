@@ -112,6 +112,8 @@ pub enum Outcome {
     Failed(String),
     /// Held for an operator's approval.
     AwaitingApproval,
+    /// Held while the advisor reviews it (at most its call's timeout).
+    AwaitingReview,
     /// Not taken: dry run or paused.
     NotTaken,
 }
@@ -172,6 +174,82 @@ pub struct DecisionRecord {
     /// (`scalewise simulate --from-journal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<super::inputs::RecordedInputs>,
+    /// The advisor's part: the vote it cast (also among `votes`), its
+    /// review of the change, the questions asked and the answers heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisor: Option<AdvisorRecord>,
+}
+
+/// The advisor's vote as a tick used it: its freshest answer, or why it
+/// abstained (none yet, too old, its question failed). Kept in the record
+/// so that `simulate --from-journal` casts the same vote again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdvisorBallot {
+    pub weight: f64,
+    pub proposal: Option<Proposal>,
+    pub abstained: Option<String>,
+    /// When the answer it votes with arrived (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<i64>,
+}
+
+/// What the advisor did in one decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdvisorRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ballot: Option<AdvisorBallot>,
+    /// Its review of this decision's change, when the change was large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewRecord>,
+    /// Questions sent at this tick.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asked: Vec<AskedRecord>,
+    /// Answers (and failures) that came back since the previous decision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heard: Vec<HeardRecord>,
+}
+
+/// A large change as the advisor reviewed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewRecord {
+    pub from: u32,
+    pub to: u32,
+    /// `agree`, `object` (held for approval), `waiting` (held for the
+    /// review) or `unreviewed` (taken without one, `reason` says why).
+    pub verdict: String,
+    pub reason: String,
+}
+
+/// A question sent to the advisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AskedRecord {
+    /// `vote`, or `review 3 -> 15`.
+    pub question: String,
+    /// Why it was asked (schedule, spread, a large change).
+    pub why: String,
+    /// The user message sent, cut to the configured size.
+    pub prompt: String,
+}
+
+/// An answer, or a call that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HeardRecord {
+    pub question: String,
+    pub asked_at: i64,
+    pub latency_ms: u64,
+    /// `answered`, `refused` (the answer broke the schema, its role or the
+    /// bounds) or `failed` (no answer: down, timeout, an HTTP error).
+    pub outcome: String,
+    /// What it said (`desired 4 (confidence 0.7): …`, `object: …`), or why
+    /// it counts for nothing.
+    pub detail: String,
+    /// The model's raw answer, cut to the configured size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
 }
 
 /// The candidate set's decision on a tick's inputs.

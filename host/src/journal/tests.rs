@@ -26,6 +26,7 @@ fn record(pool: &str, seq: u64) -> DecisionRecord {
         shadow: None,
         lifecycle: None,
         inputs: None,
+        advisor: None,
     }
 }
 

@@ -285,6 +285,8 @@ pub struct Prepared {
     restarted: Vec<String>,
     reconfigure: Vec<PoolConfig>,
     removed: Vec<String>,
+    /// The advisors of the pools to start or reconfigure, built.
+    advisors: BTreeMap<String, crate::control::advisor::AdvisorSpec>,
 }
 
 impl Service {
@@ -294,8 +296,11 @@ impl Service {
     pub async fn prepare(&self, next: &Config) -> Result<Prepared, String> {
         let built = sources(next, Some((&self.config, &self.sources)), self.clock.as_ref()).map_err(|e| format!("{e:#}"))?;
         let changed_sources = built.iter().filter(|(name, s)| self.sources.get(*name).is_none_or(|old| !Arc::ptr_eq(old, s))).map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        let mut prepared = Prepared { sources: built, changed_sources, start: Vec::new(), restarted: Vec::new(), reconfigure: Vec::new(), removed: Vec::new() };
+        let mut prepared = Prepared { sources: built, changed_sources, start: Vec::new(), restarted: Vec::new(), reconfigure: Vec::new(), removed: Vec::new(), advisors: BTreeMap::new() };
         for p in &next.pools {
+            if let Some(a) = super::build_advisor(p)? {
+                prepared.advisors.insert(p.id.clone(), a);
+            }
             let reads_changed = p.metrics.iter().any(|m| prepared.changed_sources.contains(&m.source));
             match self.running.get(&p.id) {
                 Some(r) if r.config.provider == p.provider => {
@@ -328,7 +333,8 @@ impl Service {
     /// Carry out a prepared reload: stop the removed pools and those to be
     /// restarted, reconfigure the changed ones between two of their ticks,
     /// start the new ones, and show the API the result.
-    pub async fn commit(&mut self, next: Config, p: Prepared) -> ReloadOutcome {
+    pub async fn commit(&mut self, next: Config, mut p: Prepared) -> ReloadOutcome {
+        let mut advisors = std::mem::take(&mut p.advisors);
         let mut outcome = ReloadOutcome { sources: p.changed_sources, restarted: p.restarted.clone(), ..ReloadOutcome::default() };
         self.sources = p.sources;
         let mut stopping = tokio::task::JoinSet::new();
@@ -352,7 +358,7 @@ impl Service {
         outcome.removed = p.removed;
         for c in p.reconfigure {
             let Some(r) = self.running.get_mut(&c.id) else { continue };
-            let s = settings(&c, r.target.clone(), &r.entry.push, &self.sources, &self.host, self.leadership.clone());
+            let s = settings(&c, r.target.clone(), &r.entry.push, &self.sources, &self.host, self.leadership.clone(), advisors.remove(&c.id));
             let (tx, rx) = oneshot::channel();
             let sent = r.entry.handle.command(PoolCommand::Reconfigure { settings: Box::new(s), reply: tx }).await;
             match sent {
@@ -367,7 +373,7 @@ impl Service {
         }
         for (c, built) in p.start {
             let restarted = p.restarted.contains(&c.id);
-            match self.start_pool(&c, built).await {
+            match self.start_pool(&c, built, advisors.remove(&c.id)).await {
                 Ok(()) if !restarted => outcome.added.push(c.id),
                 Ok(()) => {}
                 Err(e) => {

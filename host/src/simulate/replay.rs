@@ -302,6 +302,9 @@ fn tick<'a>(plan: &'a PoolPlan, rec: &DecisionRecord, metrics: &[MetricWindow], 
         readings: rec.metrics.clone(),
         recent: recent.to_vec(),
         headroom,
+        // The advisor's vote as recorded: the answer replays, the model is
+        // not asked again.
+        advice: rec.advisor.as_ref().and_then(|a| a.ballot.clone()),
     }
 }
 

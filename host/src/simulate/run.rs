@@ -534,6 +534,9 @@ pub fn pool_settings(p: &PoolConfig, step: Duration, fleet: &Arc<SimFleet>, sour
         metrics,
         target: fleet.clone(),
         leader: None,
+        // Off in the simulator: a model is not asked about a trace (a
+        // journal's recorded answers replay with `--from-journal`).
+        advisor: None,
     }
 }
 

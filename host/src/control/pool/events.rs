@@ -183,7 +183,7 @@ fn classify(r: &DecisionRecord, min: u32, max: u32, now: i64) -> Happened {
                 );
                 Happened::Refused(refusal(TargetEventKind::AwaitingApproval), event(TargetEventKind::AwaitingApproval, reason))
             }
-            Outcome::Pending | Outcome::NotTaken => Happened::Nothing,
+            Outcome::Pending | Outcome::NotTaken | Outcome::AwaitingReview => Happened::Nothing,
         };
     }
     let Some(wanted) = r.consensus.desired.map(|d| round_desired(d).clamp(min, max)) else { return Happened::Nothing };
@@ -241,6 +241,7 @@ mod tests {
             shadow: None,
             lifecycle: None,
             inputs: None,
+            advisor: None,
         }
     }
 

@@ -72,6 +72,7 @@ async fn standby_pool(leader: Leadership, target: Arc<Counter>, wants: Arc<Wants
         metrics: vec![],
         target,
         leader: Some(leader),
+        advisor: None,
     };
     prepare(settings, wants, None, clock).await.unwrap().1
 }

@@ -58,7 +58,7 @@ fn plan(strategies: &[&str], consensus: Option<&str>, cost: &[&str]) -> PoolPlan
 }
 
 fn tick<'a>(plan: &'a PoolPlan, running: u32) -> TickInput<'a> {
-    TickInput { plan, now: 1000, mode: Mode::Live, running, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None }
+    TickInput { plan, now: 1000, mode: Mode::Live, running, booting: 0, metrics: vec![], readings: vec![], recent: vec![], headroom: None, advice: None }
 }
 
 #[test]
@@ -144,4 +144,19 @@ fn the_mode_given_is_recorded_and_an_operator_change_is_live_and_numbered() {
     assert_eq!((r.proposed, r.desired, r.consensus.desired), (6, 6, Some(6.0)));
     assert_eq!((r.consensus.policy.as_str(), r.consensus.explanation.as_str()), ("manual", "warming up"));
     assert!(r.votes.is_empty() && r.clamps.is_empty() && r.action.is_none());
+}
+
+#[test]
+fn the_advisors_vote_is_cast_after_the_strategies_and_weighed_by_the_consensus() {
+    let e = Scripted { strategies: vec![("a", Ok(3.0))], consensus_fails: false, cost: Ok(None) };
+    let p = plan(&["a"], Some("max"), &[]);
+    let advice = AdvisorBallot { weight: 2.0, proposal: Some(Proposal::new(9.0, 0.7, "rising")), abstained: None, answered_at: Some(900) };
+    let r = decide(&e, TickInput { advice: Some(advice.clone()), ..tick(&p, 4) }, &mut PoolMemory::default());
+    assert_eq!(r.votes.iter().map(|v| v.expert.as_str()).collect::<Vec<_>>(), ["a", ADVISOR]);
+    assert_eq!((r.votes[1].weight, r.desired), (2.0, 9));
+    assert_eq!(r.advisor.unwrap().ballot, Some(advice));
+    // An abstaining advisor proposes nothing: the strategies decide.
+    let quiet = AdvisorBallot { weight: 2.0, proposal: None, abstained: Some("it has not answered yet".into()), answered_at: None };
+    let r = decide(&e, TickInput { advice: Some(quiet), ..tick(&p, 4) }, &mut PoolMemory::default());
+    assert_eq!((r.votes[1].abstained.as_deref(), r.desired), (Some("it has not answered yet"), 3));
 }

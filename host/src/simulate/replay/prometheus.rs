@@ -69,7 +69,7 @@ struct Free<'a> {
 impl Free<'_> {
     fn decide(&mut self, now: i64, running: u32, booting: u32, metrics: &[MetricWindow]) -> u32 {
         let readings = metrics.iter().map(|m| MetricReading { name: m.name.clone(), samples: m.times().len(), last: m.last(), error: None }).collect();
-        let input = TickInput { plan: self.set.plan, now, mode: Mode::Live, running, booting, metrics: metrics.to_vec(), readings, recent: self.memory.guard.recent(), headroom: None };
+        let input = TickInput { plan: self.set.plan, now, mode: Mode::Live, running, booting, metrics: metrics.to_vec(), readings, recent: self.memory.guard.recent(), headroom: None, advice: None };
         let r = pipeline::decide(self.set.experts, input, &mut self.memory);
         let current = running + booting;
         if r.desired != current {

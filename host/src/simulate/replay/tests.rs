@@ -31,8 +31,10 @@ impl Experts for Counting {
         let output = StrategyOutput { proposal: Proposal::new(desired, 1.0, "counting"), gauges: vec![], state: Some((n + 1).to_string().into_bytes()) };
         Ok(Answer { output, version: 1, fallback: None })
     }
-    fn consensus(&self, _: &str, _: &ConsensusInput) -> Result<Answer<ConsensusOutput>, NoAnswer> {
-        Err("not used".into())
+    /// The highest proposal (for the pool with an advisor).
+    fn consensus(&self, _: &str, input: &ConsensusInput) -> Result<Answer<ConsensusOutput>, NoAnswer> {
+        let desired = input.votes.iter().filter_map(|v| v.proposal()).map(|p| p.desired).fold(0.0, f64::max);
+        Ok(Answer { output: ConsensusOutput { desired, confidence: 1.0, explanation: "max".into(), state: None }, version: 1, fallback: None })
     }
     fn cost_rule(&self, _: &str, _: &CostInput) -> Result<Answer<CostOutput>, NoAnswer> {
         Err("not used".into())
@@ -40,12 +42,17 @@ impl Experts for Counting {
 }
 
 fn plan() -> PoolPlan {
+    plan_with(None)
+}
+
+/// With a consensus (the advisor's pool).
+fn plan_with(consensus: Option<&str>) -> PoolPlan {
     PoolPlan {
         id: "web".into(),
         min: 1,
         max: 50,
         strategies: vec![ExpertSpec { policy: "counting".into(), weight: 1.0 }],
-        consensus: None,
+        consensus: consensus.map(String::from),
         cost_rules: vec![],
         cost: CostSpec::default(),
         guardrails: Guardrails { tolerance: 0.0, scale_up_cooldown_secs: 0, scale_down_cooldown_secs: 5, scale_down_stabilization_secs: 3, scale_up_limits: vec![], scale_down_limits: vec![], manual_hold_secs: 0, rollback_after_faults: 0 },
@@ -60,8 +67,14 @@ fn plan() -> PoolPlan {
 /// each decision. `lose` names a decision whose frame never reaches the
 /// journal.
 async fn journal_of(path: &std::path::Path, ticks: u64, lose: Option<u64>) -> Journal {
+    journal_advised(path, ticks, lose, false).await
+}
+
+/// With `advised`, an advisor votes 6 above the queue every third tick
+/// and abstains otherwise, and a consensus takes the highest proposal.
+async fn journal_advised(path: &std::path::Path, ticks: u64, lose: Option<u64>, advised: bool) -> Journal {
     let journal = Journal::open(path).unwrap();
-    let (experts, plan) = (Counting::new(0.0), plan());
+    let (experts, plan) = (Counting::new(0.0), if advised { plan_with(Some("max")) } else { plan() });
     let mut memory = PoolMemory::default();
     let mut recorder = InputRecorder::default();
     let mut running = 2;
@@ -73,7 +86,11 @@ async fn journal_of(path: &std::path::Path, ticks: u64, lose: Option<u64>) -> Jo
         let inputs = recorder.record(seq, std::slice::from_ref(&window), None, None);
         let readings = vec![MetricReading { name: "q".into(), samples: window.times().len(), last: window.last(), error: None }];
         let recent = memory.guard.recent();
-        let input = TickInput { plan: &plan, now, mode: Mode::Live, running, booting: 0, metrics: vec![window], readings, recent, headroom: None };
+        let advice = advised.then(|| match tick % 3 {
+            0 => crate::decide::record::AdvisorBallot { weight: 1.0, proposal: Some(Proposal::new(window.last().unwrap() / 10.0 + 6.0, 0.8, "model")), abstained: None, answered_at: Some(now - 500) },
+            _ => crate::decide::record::AdvisorBallot { weight: 1.0, proposal: None, abstained: Some("in flight".into()), answered_at: None },
+        });
+        let input = TickInput { plan: &plan, now, mode: Mode::Live, running, booting: 0, metrics: vec![window], readings, recent, headroom: None, advice };
         let mut record = pipeline::decide(&experts, input, &mut memory);
         record.inputs = Some(inputs);
         if record.desired != running {
@@ -89,7 +106,10 @@ async fn journal_of(path: &std::path::Path, ticks: u64, lose: Option<u64>) -> Jo
 }
 
 fn run(journal: &Journal, serving: &dyn Experts, candidate: Option<&dyn Experts>) -> (ReplaySummary, Vec<Step>) {
-    let plan = plan();
+    run_plan(journal, plan(), serving, candidate)
+}
+
+fn run_plan(journal: &Journal, plan: PoolPlan, serving: &dyn Experts, candidate: Option<&dyn Experts>) -> (ReplaySummary, Vec<Step>) {
     let r = Replay {
         serving: ReplaySet { plan: &plan, experts: serving },
         candidate: candidate.map(|experts| ReplaySet { plan: &plan, experts }),
@@ -133,4 +153,17 @@ async fn a_lost_frame_skips_until_the_next_whole_record_and_says_why() {
     assert_eq!(s.replayed, 100 - 1 - 54);
     // From the whole record on, the memory of the frame before is right again.
     assert_eq!(s.reproduced, s.replayed, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_advisors_recorded_answers_replay_without_asking_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_advised(&dir.path().join("j.redb"), 90, None, true).await;
+    let (s, steps) = run_plan(&journal, plan_with(Some("max")), &Counting::new(0.0), None);
+    assert_eq!((s.replayed, s.reproduced), (90, 90), "{s:?}");
+    // Its votes moved the pool: without them the strategy alone decides
+    // otherwise, so a replay that did not cast them would differ.
+    let plain = journal_advised(&dir.path().join("plain.redb"), 90, None, false).await;
+    let alone = run(&plain, &Counting::new(0.0), None).1;
+    assert!(steps.iter().zip(&alone).any(|(a, b)| a.recorded != b.recorded), "the advisor never mattered");
 }
