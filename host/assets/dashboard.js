@@ -131,10 +131,11 @@ function decisionItem(d) {
   li.append(el("div", { class: "head" }, el("a", { class: "open", href: decisionLink(d) }, head)));
   for (const v of d.votes) {
     // The advisor has no version; its abstentions are not faults of a policy.
-    const who = v.version === null ? v.expert : `${v.expert} v${v.version}`;
+    const advisor = v.expert === "advisor";
+    const who = advisor || v.version === null ? v.expert : `${v.expert} v${v.version}`;
     const text = v.proposal
       ? `${who}: ${fmt(v.proposal.desired)} (confidence ${fmt(v.proposal.confidence)}) — ${v.proposal.reason}`
-      : `${who}: ${v.declined ? "declined (no opinion)" : v.version === null ? "abstained" : "failed to answer"} — ${v.abstained}`;
+      : `${who}: ${v.declined ? "declined (no opinion)" : advisor ? "abstained" : "failed to answer"} — ${v.abstained}`;
     const gauges = (v.gauges || []).map((g) => `${g.name} ${fmt(g.value)}`).join(", ");
     li.append(el("div", { class: v.proposal ? "vote" : "vote err" }, gauges ? `${text} [${gauges}]` : text));
   }

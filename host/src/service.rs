@@ -282,6 +282,12 @@ fn build_advisor(p: &PoolConfig) -> Result<Option<crate::control::advisor::Advis
     p.advisor.as_ref().map(|a| advisor::spec(&p.id, a)).transpose()
 }
 
+/// What keeps a pool's advisor from being built here (a key variable not
+/// set, a template without `{{data}}`), for `config check`.
+pub fn advisor_problems(config: &Config) -> Vec<String> {
+    config.pools.iter().filter_map(|p| build_advisor(p).err()).collect()
+}
+
 impl Service {
     /// Open the journal, build every pool's target and sources, reconcile,
     /// and start the loops. Must run inside a tokio runtime.

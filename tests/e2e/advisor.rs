@@ -187,6 +187,13 @@ fn an_objection_holds_a_large_change_for_approval_and_an_approval_carries_it_out
         }
     }
 
+    // So does the command-line client.
+    let out = std::process::Command::new(scalewise_bin()).args(["ctl", "--url", &h.base, "decisions", "api", "-n", "100"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("advisor review {from} -> 6: object (the queue spike is one sample")), "{text}");
+    assert!(text.contains(&format!("advisor asked: review {from} -> 6")) && text.contains("advisor answered review"), "{text}");
+
     // The operator approves: the change is carried out.
     let (status, body) = h.post(&format!("/pools/api/approve/{}", pending["seq"]), Some("t"), "");
     assert_eq!(status, 200, "{body}");
@@ -339,4 +346,51 @@ fn a_slow_advisor_never_delays_a_tick() {
     assert!(all.iter().any(|d| advisor_vote(d)["proposal"]["desired"] == 2.0), "no answer was used");
     assert!(all.iter().any(|d| advisor_vote(d)["abstained"].as_str().is_some_and(|w| w.contains("in flight"))));
     assert!(advised["advisor"]["calls"]["answered"].as_u64().unwrap() >= 2, "{}", advised["advisor"]);
+}
+
+#[test]
+fn a_bad_advisor_config_is_refused_with_its_field_and_the_running_one_goes_on() {
+    let model = ChatStandIn::start(Behavior::vote(4, "steady"));
+    let dir = tempfile::tempdir().unwrap();
+    let rest = format!("strategies = [{{ policy = \"two\" }}]\nconsensus = \"highest\"\nguardrails = {{ {FREE}, scale_up_limits = [] }}");
+    let good = pool("api", 200, &rest, &format!("endpoint = \"{}\"\nask_every_ticks = 2", model.base));
+    let h = start(dir.path(), &good);
+    h.wait_for("the advisor's vote", Duration::from_secs(30), |h| decisions(h, "api", 10).into_iter().find(|d| advisor_vote(d)["proposal"]["desired"] == 4.0));
+    let cfg = dir.path().join("scalewise.toml");
+    let head = std::fs::read_to_string(&cfg).unwrap().split("[[pools]]").next().unwrap().to_owned();
+    let cases = [
+        ("api_key_env = \"ADVISOR_KEY\"", "api_key_env = \"SCALEWISE_NO_SUCH_KEY\"", "pools.api.advisor.api_key_env: the variable SCALEWISE_NO_SUCH_KEY is not set"),
+        ("api_key_env = \"ADVISOR_KEY\"", "api_key = \"sk-live-123\"", "pools[0].advisor.api_key: a key is never read from the config's text"),
+        ("ask_every_ticks = 2", "ask_every_ticks = 2\nprompt_file = \"prompt.txt\"", "the prompt must hold {{data}}"),
+        ("ask_every_ticks = 2", "ask_every_ticks = 2\ntimeout_ms = 5", "pools[0].advisor.timeout_ms: between 100 and 600000, got 5"),
+    ];
+    std::fs::write(dir.path().join("prompt.txt"), "Decide for {{pool}}.").unwrap();
+    for (from, to, expect) in cases {
+        std::fs::write(&cfg, format!("{head}{}", good.replace(from, to))).unwrap();
+        let (status, outcome) = h.post("/config/reload", Some("t"), "");
+        assert_eq!(status, 422, "{to}: {outcome}");
+        assert!(outcome["problems"].to_string().contains(expect), "{to}: {outcome}");
+        assert!(!outcome.to_string().contains("sk-live-123"), "the refusal repeats the key: {outcome}");
+        // `config check` says the same, without a host.
+        let o = std::process::Command::new(scalewise_bin()).args(["config", "check"]).arg(&cfg).env("ADVISOR_KEY", KEY).env_remove("SCALEWISE_NO_SUCH_KEY").output().unwrap();
+        assert!(!o.status.success() && String::from_utf8_lossy(&o.stdout).contains(expect) | String::from_utf8_lossy(&o.stderr).contains(expect), "config check: {o:?}");
+    }
+    // The running advisor goes on.
+    let since = now_ms();
+    h.wait_for("an answer after the refusals", Duration::from_secs(30), |h| heard_after(h, "api", since));
+    assert_eq!(h.get("/pools/api")["advisor"]["model"], MODEL);
+}
+
+#[test]
+fn a_later_agreement_takes_the_change_and_ends_the_objections_request() {
+    let model = ChatStandIn::start(Behavior::review("object", "not yet"));
+    let dir = tempfile::tempdir().unwrap();
+    let advisor = format!("endpoint = \"{}\"\nvote = false\nreview_above = 2\nfresh_secs = 2", model.base);
+    let h = start(dir.path(), &pool("api", 200, &format!("strategies = [{{ policy = \"six\" }}]\nguardrails = {{ {FREE}, scale_up_limits = [] }}"), &advisor));
+    h.wait_for("the objection's request", Duration::from_secs(30), |h| h.get("/pools/api")["pending_approval"]["reason"].as_str().map(str::to_owned));
+    // Once the objection is stale the change is reviewed again, agreed to,
+    // and taken: the request for approval is gone with it.
+    model.set("api", Behavior::review("agree", "the queue held for a minute"));
+    h.wait_for("the pool at 6", Duration::from_secs(30), |h| (capacity(&h.get("/pools/api")) == 6).then_some(()));
+    assert!(h.get("/pools/api")["pending_approval"].is_null(), "a request for a change already taken stands");
 }

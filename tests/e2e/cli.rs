@@ -148,7 +148,7 @@ fn config_check_names_the_field() {
     // The shipped examples, with the built-in policies they name.
     let policies = dir.path().join("policies.d");
     scalewise_e2e::host::install_builtins(&policies, &["queue-depth", "target-tracking", "safest", "budget-cap"]);
-    for example in ["examples/scalewise.toml", "examples/prometheus-pool.toml"] {
+    for example in ["examples/scalewise.toml", "examples/prometheus-pool.toml", "examples/advisor.toml"] {
         let o = scalewise(&["config", "check", path(&root().join(example)), "--policy-dir", path(&policies)]);
         assert!(o.status.success(), "the shipped example config {example}: {}", text(&o));
         assert!(text(&o).contains("references checked"), "{}", text(&o));

@@ -28,6 +28,7 @@ pub fn check(file: &Path, policy_dir: Option<PathBuf>) -> anyhow::Result<ExitCod
     let remote = fetched.into_iter().map(|(id, f)| (id, f.path)).collect();
     let mut problems: Vec<String> = failures.iter().map(crate::policy::remote::problem).collect();
     problems.extend(crate::config::check::problems(&config, &dir, None, &remote)?);
+    problems.extend(crate::service::advisor_problems(&config));
     if !problems.is_empty() {
         report(&file.display().to_string(), &problems);
         return Ok(ExitCode::FAILURE);

@@ -132,8 +132,9 @@ fn policies(v: &Value) {
     table(&["policy", "state", "serving", "calls", "used by", "last load error"], rows.collect());
 }
 
-/// One decision in words: what was read, each vote, the consensus, each
-/// clamp, the candidate's shadow, and the action.
+/// One decision in words: what was read, each vote, the advisor's review,
+/// questions and answers, the consensus, each clamp, the candidate's
+/// shadow, and the action.
 fn explain(d: &Value) {
     let cap = d["running"].as_u64().unwrap_or(0) + d["booting"].as_u64().unwrap_or(0);
     println!("#{} {} {} {cap} -> {}", d["seq"], s(&d["at_utc"]), s(&d["mode"]), d["desired"]);
@@ -144,11 +145,25 @@ fn explain(d: &Value) {
         println!("  read {} = {}{}", s(&m["name"]), s(&m["last"]), m["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default());
     }
     for v in d["votes"].as_array().into_iter().flatten() {
+        // The advisor has no version, and abstaining is not a fault of it.
+        let advisor = v["expert"] == "advisor";
+        let who = if advisor { s(&v["expert"]) } else { format!("{} v{}", s(&v["expert"]), s(&v["version"])) };
         match v["proposal"].as_object() {
-            Some(p) => println!("  vote {} v{}: {} ({})", s(&v["expert"]), s(&v["version"]), s(&p["desired"]), s(&p["reason"])),
+            Some(p) => println!("  vote {who}: {} ({})", s(&p["desired"]), s(&p["reason"])),
             None if v["declined"].as_bool() == Some(true) => println!("  vote {}: declined, no opinion ({})", s(&v["expert"]), s(&v["abstained"])),
+            None if advisor => println!("  vote advisor: abstained ({})", s(&v["abstained"])),
             None => println!("  vote {}: failed to answer ({})", s(&v["expert"]), s(&v["abstained"])),
         }
+    }
+    let a = &d["advisor"];
+    if let Some(r) = a["review"].as_object() {
+        println!("  advisor review {} -> {}: {} ({})", r["from"], r["to"], s(&r["verdict"]), s(&r["reason"]));
+    }
+    for q in a["asked"].as_array().into_iter().flatten() {
+        println!("  advisor asked: {} ({})", s(&q["question"]), s(&q["why"]));
+    }
+    for h in a["heard"].as_array().into_iter().flatten() {
+        println!("  advisor answered {} in {} ms: {} ({})", s(&h["question"]), h["latency_ms"], s(&h["outcome"]), s(&h["detail"]));
     }
     println!("  consensus {}: {}", s(&d["consensus"]["policy"]), s(&d["consensus"]["explanation"]));
     for c in d["clamps"].as_array().into_iter().flatten() {

@@ -74,7 +74,8 @@ pub struct AdvisorConfig {
     /// An answer counts for this long; older, the advisor abstains.
     #[serde(default = "default_fresh")]
     pub fresh_secs: u64,
-    /// At most this many calls in any hour; past it, questions wait.
+    /// At most this many calls in any hour; past it, questions are skipped
+    /// (and counted) until an hour-old call leaves the window.
     #[serde(default = "default_calls")]
     pub max_calls_per_hour: u32,
     /// To show the spend in money: the price of a thousand tokens.
@@ -146,6 +147,11 @@ impl AdvisorConfig {
             && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
                 p.push(format!("{at}.api_key_env: the name of an environment variable (letters, digits, `_`), got `{v}`"));
             }
+        for name in self.headers.keys() {
+            if ["authorization", "api-key", "x-api-key", "proxy-authorization"].contains(&name.to_ascii_lowercase().as_str()) {
+                p.push(format!("{at}.headers.{name}: a credential is never read from the config's text; use api_key_env or api_key_file"));
+            }
+        }
         within(&mut p, at, "timeout_ms", self.timeout_ms, 100, 600_000);
         if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
             p.push(format!("{at}.temperature: between 0 and 2, got {}", self.temperature));
@@ -197,6 +203,9 @@ mod tests {
         assert!(a.problems("pools[0].advisor", true, &["queue-depth"]).is_empty());
         let keyed = parse("endpoint = \"http://x/v1\"\nmodel = \"m\"\napi_key = \"sk-secret\"");
         let p = keyed.problems("pools[0].advisor", true, &[]).join("\n");
+        let headed = parse("endpoint = \"http://x/v1\"\nmodel = \"m\"\nheaders = { Authorization = \"Bearer sk-secret\", X-Org = \"o\" }");
+        let h = headed.problems("at", true, &[]).join("\n");
+        assert!(h.contains("at.headers.Authorization: a credential is never read") && !h.contains("X-Org"), "{h}");
         assert!(p.contains("pools[0].advisor.api_key: a key is never read from the config's text"), "{p}");
         assert!(!p.contains("sk-secret"), "the problem repeats the key: {p}");
     }

@@ -309,12 +309,17 @@ impl PoolLoop {
                     let expires_at = now + self.s.approval_ttl.as_millis() as i64;
                     self.pending = Some(PendingApproval { seq: record.seq, from, to, expires_at, reason: None });
                 }
-                if let (Some(p), Some(why)) = (self.pending.as_mut(), &objection) {
-                    p.reason = Some(why.clone());
+                if let Some(p) = self.pending.as_mut() {
+                    // The advisor's standing objection, or none since it agreed.
+                    p.reason = objection.clone();
                 }
                 let reason = objection.map_or(reason.clone(), |why| format!("{reason}; {why}"));
                 record.action = Some(ActionRecord { from, to, cause: "policy".into(), reason, outcome: Outcome::AwaitingApproval });
             } else {
+                // A request for approval is of a change not taken: taking
+                // one now (the advisor agreed since, or the change shrank
+                // below the limit) ends it.
+                self.pending = None;
                 self.act(&mut record, from, to, "policy", reason, now).await;
                 return self.finish(record, None).await;
             }

@@ -204,18 +204,37 @@ impl ChatClient {
         let net = |e: reqwest::Error| if e.is_timeout() { ChatError::Timeout(self.s.timeout) } else { ChatError::Unreachable(crate::error_chain(&e)) };
         let reply = request.send().await.map_err(net)?;
         let status = reply.status().as_u16();
-        let retry_after_secs = reply.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        if !(200..300).contains(&status) {
+            // The status and Retry-After are the news; of the body, only
+            // enough to read the API's message.
+            let retry_after_secs = reply.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, std::time::SystemTime::now()));
+            let body = match body_bounded(reply, ERROR_BODY_BYTES).await {
+                Ok(b) | Err(BodyError::TooLarge(b)) => b,
+                Err(BodyError::Read(_)) => Vec::new(),
+            };
+            return Err(ChatError::Status { status, message: error_message(&body), retry_after_secs });
+        }
         let limit = self.s.max_body_bytes;
         let body = match body_bounded(reply, limit).await {
             Ok(b) => b,
             Err(BodyError::TooLarge(head)) => return Err(ChatError::TooLarge { limit, head: head_of(&head) }),
             Err(BodyError::Read(e)) => return Err(net(e)),
         };
-        if !(200..300).contains(&status) {
-            return Err(ChatError::Status { status, message: error_message(&body), retry_after_secs });
-        }
         parse_completion(&body)
     }
+}
+
+/// Of an error's body, this much is read.
+const ERROR_BODY_BYTES: usize = 16 * 1024;
+
+/// `Retry-After` in seconds from `now`: delta-seconds, or an HTTP date.
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse() {
+        return Some(secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).map_or(0, |d| d.as_secs_f64().ceil() as u64))
 }
 
 /// The first 512 bytes of a body, as text.
@@ -299,6 +318,15 @@ mod tests {
         }
         let refused = br#"{"choices":[{"message":{"role":"assistant","content":null,"refusal":"I can't help with that."}}]}"#;
         assert_eq!(parse_completion(refused).unwrap_err(), ChatError::Refused("I can't help with that.".into()));
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(retry_after(" 7 ", now), Some(7));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now), Some(30));
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now), Some(0), "a date passed");
+        assert_eq!(retry_after("soon", now), None);
     }
 
     #[test]

@@ -100,13 +100,22 @@ impl Answer {
     }
 }
 
+/// At most this many characters of the answer's own words in an error,
+/// which goes into every decision's record while it stands.
+const QUOTED: usize = 64;
+
+/// `text` for an error message: its first characters, marked when cut.
+fn quote(text: &str) -> String {
+    if text.chars().count() <= QUOTED { text.to_owned() } else { format!("{}…", text.chars().take(QUOTED).collect::<String>()) }
+}
+
 /// Read `content` as the answer to `q` for `pool`, or say why it is none.
 pub fn read(q: Question, content: &str, pool: &Pool, limits: &OutputLimits) -> Result<Answer, String> {
     let text = content.trim();
     if !text.starts_with('{') {
         return Err(format!("not a JSON object (it starts with {:?})", text.chars().take(24).collect::<String>()));
     }
-    let object: Map<String, Value> = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let object: Map<String, Value> = serde_json::from_str(text).map_err(|e| format!("not JSON: {}", quote(&e.to_string())))?;
     let other = match q {
         Question::Vote => Question::Review { from: 0, to: 0 },
         Question::Review { .. } => Question::Vote,
@@ -118,7 +127,7 @@ pub fn read(q: Question, content: &str, pool: &Pool, limits: &OutputLimits) -> R
         if other.fields().contains(&key.as_str()) {
             return Err(format!("acts outside its role: a {} answers {}, and `{key}` belongs to a {}", role(q), list(q.fields()), role(other)));
         }
-        return Err(format!("unknown field `{key}`; the answer has exactly {}", list(q.fields())));
+        return Err(format!("unknown field `{}`; the answer has exactly {}", quote(key), list(q.fields())));
     }
     if let Some(missing) = q.fields().iter().find(|f| !object.contains_key(**f)) {
         return Err(format!("missing field `{missing}`"));
@@ -129,9 +138,9 @@ pub fn read(q: Question, content: &str, pool: &Pool, limits: &OutputLimits) -> R
             let desired = &object["desired"];
             let whole = desired.as_u64().filter(|n| *n <= u64::from(u32::MAX));
             let Some(desired) = whole else {
-                return Err(format!("`desired` must be a whole number of members ≥ 0, got {desired}"));
+                return Err(format!("`desired` must be a whole number of members ≥ 0, got {}", quote(&desired.to_string())));
             };
-            let confidence = object["confidence"].as_f64().ok_or_else(|| format!("`confidence` must be a number, got {}", object["confidence"]))?;
+            let confidence = object["confidence"].as_f64().ok_or_else(|| format!("`confidence` must be a number, got {}", quote(&object["confidence"].to_string())))?;
             let out = StrategyOutput { proposal: Proposal::new(desired as f64, confidence, reason), gauges: Vec::new(), state: None };
             guard::check_strategy(pool, &out, limits).map_err(|e| match e {
                 crate::policy::PolicyError::InvalidOutput(why) => why,
@@ -143,7 +152,7 @@ pub fn read(q: Question, content: &str, pool: &Pool, limits: &OutputLimits) -> R
             let agree = match object["verdict"].as_str() {
                 Some("agree") => true,
                 Some("object") => false,
-                _ => return Err(format!("`verdict` must be \"agree\" or \"object\", got {}", object["verdict"])),
+                _ => return Err(format!("`verdict` must be \"agree\" or \"object\", got {}", quote(&object["verdict"].to_string()))),
             };
             if reason.len() > limits.max_reason_bytes {
                 return Err(format!("reason is {} bytes; the limit is {}", reason.len(), limits.max_reason_bytes));
@@ -205,6 +214,14 @@ mod tests {
         for (text, why) in cases {
             let e = vote(text).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
+        }
+        // What it quotes of a hostile answer is bounded, however large.
+        let huge_key = format!(r#"{{"{}": 1}}"#, "k".repeat(100_000));
+        let huge_value = format!(r#"{{"desired": "{}", "confidence": 1, "reason": "r"}}"#, "9".repeat(100_000));
+        let huge_verdict = format!(r#"{{"verdict": "{}", "reason": "r"}}"#, "v".repeat(100_000));
+        for e in [vote(&huge_key), vote(&huge_value), review(&huge_verdict), vote(&format!("{{\"a\": {}", "[".repeat(100_000)))] {
+            let e = e.unwrap_err();
+            assert!(e.len() < 300, "{} bytes: {}…", e.len(), &e[..200]);
         }
         let long = format!(r#"{{"desired": 4, "confidence": 0.5, "reason": "{}"}}"#, "x".repeat(5000));
         assert!(vote(&long).unwrap_err().contains("reason is 5000 bytes"));

@@ -6,7 +6,8 @@
 //! likes. None of that may reach the control loop. So:
 //!
 //! - **A tick never waits for it.** A question is sent on a task of its own
-//!   ([`Advisor::after_decision`] only locks, counts and spawns); the answer
+//!   ([`Advisor::after_decision`] locks, counts, writes the prompt from the
+//!   record, some tens of microseconds, and spawns the call); the answer
 //!   lands in shared state, and a later tick reads the freshest one
 //!   ([`Advisor::ballot`]). An answer older than `fresh_secs`, a question
 //!   still in flight, or one that failed is an abstention that says which.
@@ -14,7 +15,10 @@
 //!   strategies disagree beyond a spread, or before a change larger than
 //!   `review_above`. At most one vote and one review are in flight, and at
 //!   most `max_calls_per_hour` calls are made in any hour; past the cap
-//!   questions are skipped and counted.
+//!   questions are skipped and counted (votes stop at three quarters of it
+//!   when the advisor also reviews, so reviews keep a quarter), and a 429's
+//!   `Retry-After` is waited out. A replica on standby asks nothing: the
+//!   leader does.
 //! - **Its answer is read strictly** ([`answer`]) and guarded like a
 //!   strategy's output; its vote is then weighed by the consensus, the cost
 //!   rules and the guardrails like any other. As a reviewer it can only
@@ -46,6 +50,9 @@ use crate::policy::guard::OutputLimits;
 /// Answers heard between two decisions that their record keeps; more are
 /// counted, not kept (a decision every few seconds hears one or two).
 const MAX_HEARD: usize = 8;
+/// Why an answer counts for nothing is cut to this many bytes: it stands in
+/// every decision's record until the next good answer.
+const MAX_WHY: usize = 512;
 const HOUR_MS: i64 = 3_600_000;
 
 /// How a pool's advisor is asked, built from its config.
@@ -70,7 +77,8 @@ pub struct AdvisorSpec {
 pub enum Gate {
     /// Go ahead (agreed, not large, or no review to be had).
     Proceed,
-    /// Wait for the review, asked and bounded by the call's timeout.
+    /// Wait for the review: asked, and answered or failed within the
+    /// call's timeout (a new change asks again).
     Hold(String),
     /// The advisor objects: an operator must approve.
     Object(String),
@@ -169,6 +177,8 @@ pub struct AdvisorStatus {
     /// Tokens times `cost_per_1k_tokens`, where it is set.
     pub spend: Option<f64>,
     pub in_flight: u32,
+    /// No call before this (ms): the endpoint's `Retry-After`.
+    pub retry_after_until: Option<i64>,
     pub last_answer_at: Option<i64>,
     pub last_problem: Option<String>,
 }
@@ -206,11 +216,21 @@ impl Advisor {
         Self { spec: Arc::new(spec), shared: Arc::default(), ticks: 0 }
     }
 
-    /// Keep what `old` heard and counted (its answers, its calls this hour)
-    /// across a config reload: a reload must not reset the hourly cap.
+    /// Keep what `old` counted across a config reload (a reload must not
+    /// reset the hourly cap), and what it heard while the endpoint and the
+    /// model stay the same (another model's answers are not this one's).
     pub fn adopt(&mut self, old: &Advisor) {
-        self.shared = old.shared.clone();
         self.ticks = old.ticks;
+        let same = old.spec.client.url() == self.spec.client.url() && old.spec.client.model() == self.spec.client.model();
+        if same {
+            self.shared = old.shared.clone();
+        } else {
+            let mut sh = lock(&self.shared);
+            let before = lock(&old.shared);
+            sh.calls = before.calls.clone();
+            sh.not_before = before.not_before;
+            sh.stats = before.stats.clone();
+        }
     }
 
     /// Whether a change `from → to` is one it reviews.
@@ -252,11 +272,15 @@ impl Advisor {
     pub fn after_decision(&mut self, r: &mut DecisionRecord, facts: &Facts<'_>, current: u32, clock: &Arc<dyn Clock>, now: i64) -> Gate {
         let mut rec = r.advisor.take().unwrap_or_default();
         rec.heard = lock(&self.shared).heard.drain(..).collect();
-        if self.spec.vote {
+        if self.spec.vote && r.mode != Mode::Standby {
             self.ticks += 1;
             let every = u64::from(self.spec.ask_every_ticks);
+            let fresh = lock(&self.shared).vote.answer.as_ref().is_some_and(|h| now - h.at <= self.spec.fresh_ms);
             let why = if every > 0 && (self.ticks - 1).is_multiple_of(every) {
                 Some(format!("every {every} ticks"))
+            } else if fresh {
+                // A disagreement it has a fresh answer for was weighed with it.
+                None
             } else {
                 self.spec.ask_on_spread.and_then(|limit| spread(r).filter(|s| *s > limit)).map(|s| format!("the experts disagree (spread {s:.2} of their mean)"))
             };
@@ -295,14 +319,26 @@ impl Advisor {
     }
 
     /// The freshest review that applies to `from → to`: one of a change
-    /// from the same size in the same direction (an objection to 3 → 15
-    /// stands against 3 → 14).
+    /// from the same size in the same direction, an agreement to one at
+    /// least as large (agreeing to 3 → 5 is not agreeing to 3 → 40), an
+    /// objection to one at most as large (an objection to 3 → 15 stands
+    /// against 3 → 20, not against 3 → 6).
     fn review_state(&self, from: u32, to: u32, now: i64) -> ReviewState {
         let sh = lock(&self.shared);
         let slot = &sh.review;
         let fresh = self.spec.fresh_ms;
-        let applies = |q: &Question| matches!(q, Question::Review { from: f, to: t } if *f == from && (*t > *f) == (to > from));
-        let answer = slot.answer.as_ref().filter(|h| applies(&h.q) && now - h.at <= fresh);
+        let same = |q: &Question| matches!(q, Question::Review { from: f, to: t } if *f == from && (*t > *f) == (to > from));
+        let size = |q: &Question| match q {
+            Question::Review { from: f, to: t } => f.abs_diff(*t),
+            Question::Vote => 0,
+        };
+        let change = from.abs_diff(to);
+        let covers = |h: &Heard| match &h.answer {
+            Answer::Review(r) if r.agree => change <= size(&h.q),
+            _ => change >= size(&h.q),
+        };
+        let applies = |q: &Question| same(q) && size(q) == change;
+        let answer = slot.answer.as_ref().filter(|h| same(&h.q) && covers(h) && now - h.at <= fresh);
         let failure = slot.failure.as_ref().filter(|f| applies(&f.q) && now - f.at <= fresh && answer.is_none_or(|h| f.at > h.at));
         match (answer, failure, slot.asked) {
             (_, _, Some((_, at))) => ReviewState::Waiting(at),
@@ -317,6 +353,11 @@ impl Advisor {
     /// the hour's calls are used up (then say which).
     fn ask(&self, q: Question, why: String, r: &DecisionRecord, facts: &Facts<'_>, clock: &Arc<dyn Clock>, now: i64) -> Result<AskedRecord, String> {
         let spec = &self.spec;
+        // Votes leave a quarter of the hour's calls to reviews.
+        let cap = match q {
+            Question::Vote if spec.review_above.is_some() => spec.max_calls_per_hour - (spec.max_calls_per_hour / 4).max(1).min(spec.max_calls_per_hour - 1),
+            _ => spec.max_calls_per_hour,
+        };
         {
             let mut sh = lock(&self.shared);
             let sh = &mut *sh;
@@ -329,10 +370,11 @@ impl Advisor {
             while sh.calls.front().is_some_and(|at| now - at >= HOUR_MS) {
                 sh.calls.pop_front();
             }
-            if sh.calls.len() >= spec.max_calls_per_hour as usize {
+            if sh.calls.len() >= cap as usize {
                 sh.stats.skipped_cap += 1;
                 let next = sh.calls.front().map_or(0, |at| (at + HOUR_MS - now) / 1000);
-                return Err(format!("the cap of {} calls an hour is reached (the next is possible in {next} s)", spec.max_calls_per_hour));
+                let share = if cap < spec.max_calls_per_hour { format!("the {cap} of its {} calls an hour that votes may use", spec.max_calls_per_hour) } else { format!("the cap of {cap} calls an hour") };
+                return Err(format!("{share} are used (the next is possible in {next} s)"));
             }
             sh.calls.push_back(now);
             sh.slot_mut(q).asked = Some((q, now));
@@ -374,6 +416,7 @@ impl Advisor {
             completion_tokens: st.completion_tokens,
             spend: self.spec.cost_per_1k_tokens.map(|c| tokens as f64 / 1000.0 * c),
             in_flight: u32::from(sh.vote.asked.is_some()) + u32::from(sh.review.asked.is_some()),
+            retry_after_until: sh.not_before.filter(|until| *until > now),
             last_answer_at: st.last_answer_at,
             last_problem: st.last_problem.clone(),
         }
@@ -405,8 +448,9 @@ impl Shared {
                 heard.latency_ms = reply.latency.as_millis() as u64;
                 heard.raw = Some(keep(&reply.content));
                 if let Some(u) = reply.usage {
-                    self.stats.prompt_tokens += u.prompt_tokens;
-                    self.stats.completion_tokens += u.completion_tokens;
+                    // Numbers from the endpoint: a hostile one must not overflow them.
+                    self.stats.prompt_tokens = self.stats.prompt_tokens.saturating_add(u.prompt_tokens);
+                    self.stats.completion_tokens = self.stats.completion_tokens.saturating_add(u.completion_tokens);
                     (heard.prompt_tokens, heard.completion_tokens) = (Some(u.prompt_tokens), Some(u.completion_tokens));
                 }
                 match answer::read(q, &reply.content, pool, &spec.limits) {
@@ -430,9 +474,10 @@ impl Shared {
         };
         heard.outcome = outcome.into();
         *self.stats.calls.entry(outcome).or_default() += 1;
-        self.stats.latency_ms_sum += heard.latency_ms;
+        self.stats.latency_ms_sum = self.stats.latency_ms_sum.saturating_add(heard.latency_ms);
         self.stats.last_latency_ms = Some(heard.latency_ms);
         if let Some((kind, why)) = problem {
+            let why = cut(&why, MAX_WHY);
             // Once per cause: a model that keeps answering the same nonsense
             // is in every decision's record, not in every log line.
             if self.stats.last_problem.as_deref() != Some(why.as_str()) {

@@ -96,10 +96,16 @@ fn a_review_applies_to_changes_from_the_same_size_in_the_same_direction() {
     lock(&a.shared).review.asked = Some((Question::Review { from: 3, to: 15 }, 100));
     assert_eq!(a.review_state(3, 15, 500), ReviewState::Waiting(100));
     settle(&a, Question::Review { from: 3, to: 15 }, 1_000, reply(r#"{"verdict": "object", "reason": "one sample"}"#));
-    assert_eq!(a.review_state(3, 14, 2_000), ReviewState::Object("one sample".into()));
+    assert_eq!(a.review_state(3, 20, 2_000), ReviewState::Object("one sample".into()), "a larger change");
+    assert_eq!(a.review_state(3, 14, 2_000), ReviewState::NotAsked, "an objection to 3 → 15 is not one to a smaller change");
     assert_eq!(a.review_state(4, 15, 2_000), ReviewState::NotAsked, "another starting size");
     assert_eq!(a.review_state(15, 3, 2_000), ReviewState::NotAsked, "the other direction");
     assert_eq!(a.review_state(3, 15, 20_000), ReviewState::NotAsked, "stale");
+    // An agreement covers a smaller change, never a larger one.
+    settle(&a, Question::Review { from: 3, to: 5 }, 2_500, reply(r#"{"verdict": "agree", "reason": "fine"}"#));
+    assert_eq!(a.review_state(3, 5, 2_600), ReviewState::Agree("fine".into()));
+    assert_eq!(a.review_state(3, 4, 2_600), ReviewState::Agree("fine".into()));
+    assert_eq!(a.review_state(3, 40, 2_600), ReviewState::NotAsked, "agreeing to 3 → 5 is not agreeing to 3 → 40");
     settle(&a, Question::Review { from: 3, to: 15 }, 3_000, Err(ChatError::Timeout(Duration::from_secs(1))));
     assert_eq!(a.review_state(3, 15, 4_000), ReviewState::Failed("the call failed: no answer within 1000 ms".into()));
 }
@@ -124,10 +130,27 @@ async fn questions_stop_at_the_hourly_cap_and_at_the_endpoints_retry_after() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    assert_eq!(asked, [1, 1, 0]);
+    // Votes use at most three quarters of the cap (here 1 of 2): a review
+    // still gets its call.
+    assert_eq!(asked, [1, 0, 0]);
+    let mut large = record(&[9.0], 9);
+    assert!(matches!(a.after_decision(&mut large, &facts, 3, &clock, 3_000), Gate::Hold(_)));
     let s = a.status(3_000);
-    assert_eq!((s.calls_last_hour, s.skipped_at_cap, s.failures.get("unreachable").copied()), (2, 1, Some(2)));
+    assert_eq!((s.calls_last_hour, s.skipped_at_cap), (2, 2));
     assert_eq!(a.status(3_600_001).calls_last_hour, 1, "the first call has left the hour");
+    for _ in 0..100 {
+        if lock(&a.shared).review.asked.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.status(4_000).failures.get("unreachable").copied(), Some(2));
+    // At the cap, a large change goes ahead unreviewed, and says why.
+    let mut again = record(&[15.0], 15);
+    assert_eq!(a.after_decision(&mut again, &facts, 3, &clock, 5_000), Gate::Proceed);
+    let review = again.advisor.unwrap().review.unwrap();
+    assert_eq!(review.verdict, "unreviewed");
+    assert!(review.reason.contains("the cap of 2 calls an hour are used"), "{}", review.reason);
 
     // A 429's Retry-After holds every question until it passes.
     let b = advisor(60);
