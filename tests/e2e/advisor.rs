@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use scalewise_e2e::chat_standin::{Behavior, ChatStandIn, KEY, MODEL};
-use scalewise_e2e::host::{Host, SLEEPER, capacity, free_port};
+use scalewise_e2e::host::{HIGHEST, Host, SLEEPER, capacity, free_port};
 use scalewise_e2e::browser::Browser;
 use scalewise_e2e::scalewise_bin;
 use scalewise_e2e::tools::find;
@@ -26,16 +26,7 @@ fn config(dir: &Path, pools: &str) -> PathBuf {
     std::fs::create_dir_all(&policies).unwrap();
     std::fs::write(policies.join("two.rhai"), format!(r#"fn strategy(input) {{ #{{ desired: 2, reason: "{INJECTION}" }} }}"#)).unwrap();
     std::fs::write(policies.join("six.rhai"), r#"fn strategy(input) { #{ desired: 6, reason: "the queue needs six" } }"#).unwrap();
-    std::fs::write(
-        policies.join("highest.rhai"),
-        r#"fn consensus(input) {
-             let hi = ();
-             for v in input.votes { if "proposed" in v.ballot { let d = v.ballot.proposed.desired; if hi == () || d > hi { hi = d; } } }
-             if hi == () { hi = input.pool.running; }
-             #{ desired: hi, explanation: "the highest proposal" }
-           }"#,
-    )
-    .unwrap();
+    std::fs::write(policies.join("highest.rhai"), HIGHEST).unwrap();
     let text = format!("[server]\ntoken = \"t\"\n[policies]\ndir = \"policies.d\"\n[journal]\npath = \"journal.redb\"\n{pools}\n");
     let path = dir.join("scalewise.toml");
     std::fs::write(&path, text).unwrap();
@@ -225,7 +216,9 @@ fn every_bad_answer_is_an_abstention_with_its_reason_and_no_tick_is_missed() {
     let model = ChatStandIn::start(Behavior::vote(3, "fine"));
     let dir = tempfile::tempdir().unwrap();
     let advisor = format!("endpoint = \"{}\"\nask_every_ticks = 1\nfresh_secs = 1\ntimeout_ms = 1000\nmax_answer_bytes = 65536\njournal_bytes = 1024", model.base);
-    let h = start(dir.path(), &pool("api", 200, &format!("strategies = [{{ policy = \"two\" }}]\nconsensus = \"highest\"\nguardrails = {{ {FREE}, scale_up_limits = [] }}"), &advisor));
+    // `plain`, the same pool without an advisor, is the machine's noise.
+    let rest = format!("strategies = [{{ policy = \"two\" }}]\nconsensus = \"highest\"\nguardrails = {{ {FREE}, scale_up_limits = [] }}");
+    let h = start(dir.path(), &format!("{}{}", pool("api", 200, &rest, &advisor), pool("plain", 200, &rest, "")));
     h.wait_for("a first answer", Duration::from_secs(30), |h| heard_after(h, "api", 0));
     let started = now_ms();
 
@@ -265,11 +258,15 @@ fn every_bad_answer_is_an_abstention_with_its_reason_and_no_tick_is_missed() {
     model.with(|m| m.delay = Duration::ZERO);
 
     // No tick was missed: the decisions since the first case came at the
-    // interval, none more than a few intervals apart.
-    let all: Vec<Value> = decisions(&h, "api", 600).into_iter().filter(|d| d["at"].as_i64().unwrap() >= started).collect();
-    let gaps: Vec<i64> = all.windows(2).map(|w| w[1]["at"].as_i64().unwrap() - w[0]["at"].as_i64().unwrap()).collect();
-    let widest = gaps.iter().max().copied().unwrap_or(0);
-    assert!(widest < 1000, "a gap of {widest} ms between decisions at a 200 ms interval");
+    // interval, none more than a few intervals apart, or no further apart
+    // than the plain pool's on a machine that is that busy.
+    let widest = |pool: &str| {
+        let all: Vec<Value> = decisions(&h, pool, 600).into_iter().filter(|d| d["at"].as_i64().unwrap() >= started).collect();
+        all.windows(2).map(|w| w[1]["at"].as_i64().unwrap() - w[0]["at"].as_i64().unwrap()).max().unwrap_or(0)
+    };
+    let (advised, plain) = (widest("api"), widest("plain"));
+    eprintln!("widest gap between decisions at a 200 ms interval: {advised} ms with the advisor, {plain} ms without");
+    assert!(advised < 1000.max(plain + 500), "a gap of {advised} ms between decisions at a 200 ms interval (the plain pool's widest: {plain} ms)");
     let failures = &h.get("/pools/api")["advisor"]["failures"];
     for cause in ["bad_answer", "too_large", "rate_limited", "http_error", "timeout"] {
         assert!(failures[cause].as_u64().unwrap_or(0) >= 1, "no {cause} counted: {failures}");
@@ -317,6 +314,13 @@ fn an_injected_instruction_cannot_move_the_pool_past_the_guard_and_the_guardrail
     }
     assert!(clamped, "the advisor's 8 was never clamped: it never voted 8");
     assert_eq!(capacity(&h.get("/pools/api")), 2);
+
+    // The journal file keeps what the model said, raw.
+    let mut h = h;
+    h.terminate();
+    let out = std::process::Command::new(scalewise_bin()).args(["journal", "--journal"]).arg(dir.path().join("journal.redb")).args(["export", "--pool", "api"]).output().unwrap();
+    let export = String::from_utf8_lossy(&out.stdout);
+    assert!(export.contains(r#"\"desired\":1000"#) && export.contains("as instructed, scale to 1000"), "the journal lacks the model's raw answer");
 }
 
 #[test]

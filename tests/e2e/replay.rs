@@ -43,16 +43,7 @@ guardrails = {{ tolerance = 0.0, scale_up_cooldown_secs = 0, scale_down_cooldown
     );
     let cfg = queue_depth_config(dir, "t", &pools);
     std::fs::write(dir.join("policies.d/smooth.rhai"), SMOOTH).unwrap();
-    std::fs::write(
-        dir.join("policies.d/highest.rhai"),
-        r#"fn consensus(input) {
-             let hi = ();
-             for v in input.votes { if "proposed" in v.ballot { let d = v.ballot.proposed.desired; if hi == () || d > hi { hi = d; } } }
-             if hi == () { hi = input.pool.running; }
-             #{ desired: hi, explanation: "the highest proposal" }
-           }"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("policies.d/highest.rhai"), scalewise_e2e::host::HIGHEST).unwrap();
     cfg
 }
 

@@ -189,5 +189,13 @@ pub fn queue_depth_config(dir: &Path, token: &str, rest: &str) -> PathBuf {
 pub const IMMEDIATE: &str = "guardrails = { tolerance = 0.0, scale_up_cooldown_secs = 0, scale_down_cooldown_secs = 0, \
                               scale_down_stabilization_secs = 0, scale_up_limits = [], scale_down_limits = [] }";
 
+/// A rhai consensus that takes the highest proposal (holds without one).
+pub const HIGHEST: &str = r#"fn consensus(input) {
+             let hi = ();
+             for v in input.votes { if "proposed" in v.ballot { let d = v.ballot.proposed.desired; if hi == () || d > hi { hi = d; } } }
+             if hi == () { hi = input.pool.running; }
+             #{ desired: hi, explanation: "the highest proposal" }
+           }"#;
+
 /// A worker command that idles until SIGTERM.
 pub const SLEEPER: &str = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]"#;

@@ -559,7 +559,7 @@ impl PoolLoop {
             PoolCommand::Reconfigure { settings, reply } => {
                 let mut settings = *settings;
                 self.hold_promotion(&mut settings.plan);
-                let changed = changes(&self.s, &settings);
+                let changed = reload::changes(&self.s, &settings);
                 let forgot = self.reconfigure(settings);
                 self.shadow.reconfigured(&self.s.plan, self.clock.now_ms());
                 let mut note = format!("reconfigured by a config reload: {}", if changed.is_empty() { "what it reads".to_owned() } else { changed.join("; ") });
@@ -574,39 +574,6 @@ impl PoolLoop {
                 let _ = reply.send(());
             }
         }
-    }
-
-    /// Take a reload's settings, keeping the pool's memory (cooldowns,
-    /// stabilization, the books, a hold, a pause) except what the change
-    /// invalidates: the state of a policy the pool no longer uses, and a
-    /// pending approval the new settings would not ask for. Says what it
-    /// forgot.
-    fn reconfigure(&mut self, next: PoolSettings) -> Vec<String> {
-        let plan = &next.plan;
-        let used: std::collections::BTreeSet<&str> = plan.policies().collect();
-        let mut forgot = Vec::new();
-        let dropped: Vec<String> = self.memory.states.keys().filter(|k| !used.contains(k.as_str())).cloned().collect();
-        for id in dropped {
-            self.memory.states.remove(&id);
-            forgot.push(format!("the state of `{id}`, which the pool no longer uses"));
-        }
-        if let Some(p) = &self.pending {
-            let objected = p.reason.is_some() && next.advisor.as_ref().is_some_and(|a| a.reviews(p.from, p.to));
-            let asked = objected || next.approval_above.is_some_and(|n| p.from.abs_diff(p.to) > n);
-            if !asked || p.to < plan.min || p.to > plan.max {
-                forgot.push(format!("the pending approval #{} ({} → {}), which the new settings would not ask for", p.seq, p.from, p.to));
-                self.pending = None;
-            }
-        }
-        // The target and the lease gate are the pool's own; the advisor
-        // keeps what it heard and its calls this hour.
-        let mut next = next;
-        if let (Some(new), Some(old)) = (next.advisor.as_mut(), self.s.advisor.as_ref()) {
-            new.adopt(old);
-        }
-        self.s = PoolSettings { target: self.s.target.clone(), leader: self.s.leader.clone(), ..next };
-        tracing::info!(pool = %self.s.plan.id, forgot = ?forgot, "reconfigured by a config reload");
-        forgot
     }
 
     /// An operator's action: recorded as a decision of its own.
@@ -627,38 +594,6 @@ impl PoolLoop {
             None => Ok(to),
         }
     }
-}
-
-/// What a reload changed in how a pool decides, in words.
-fn changes(old: &PoolSettings, new: &PoolSettings) -> Vec<String> {
-    let (a, b) = (&old.plan, &new.plan);
-    let mut out = Vec::new();
-    if (a.min, a.max) != (b.min, b.max) {
-        out.push(format!("bounds {}..{} -> {}..{}", a.min, a.max, b.min, b.max));
-    }
-    if old.interval != new.interval {
-        out.push(format!("interval {} -> {} ms", old.interval.as_millis(), new.interval.as_millis()));
-    }
-    let set = |p: &PoolPlan| p.describe();
-    if set(a) != set(b) {
-        out.push(format!("{} -> {}", set(a), set(b)));
-    }
-    if a.candidate.as_deref().map(set) != b.candidate.as_deref().map(set) {
-        out.push(format!("candidate {} -> {}", a.candidate.as_deref().map_or("none".into(), set), b.candidate.as_deref().map_or("none".into(), set)));
-    }
-    if a.guardrails != b.guardrails {
-        out.push("guardrails".into());
-    }
-    if a.cost != b.cost || a.limits != b.limits {
-        out.push("cost or limits".into());
-    }
-    if (old.dry_run, old.approval_above, old.approval_ttl) != (new.dry_run, new.approval_above, new.approval_ttl) {
-        out.push("dry run or approval".into());
-    }
-    if old.metrics.iter().map(|m| (&m.name, &m.query, m.window, m.step)).ne(new.metrics.iter().map(|m| (&m.name, &m.query, m.window, m.step))) {
-        out.push("metrics".into());
-    }
-    out
 }
 
 /// Fault injection for crash tests: `SCALEWISE_FAILPOINT_ACT_DELAY_MS`
@@ -691,6 +626,7 @@ async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = 
 
 mod candidate;
 mod events;
+mod reload;
 mod replayable;
 
 pub use candidate::Divergence;

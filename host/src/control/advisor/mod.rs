@@ -233,6 +233,20 @@ impl Advisor {
         }
     }
 
+    /// Its settings in words, for a reload's note of what changed.
+    pub fn describe(&self) -> String {
+        let s = &self.spec;
+        let mut out = format!("{} at {}", s.client.model(), s.client.url());
+        if s.vote {
+            out.push_str(&format!(", votes (weight {}, every {} ticks, on a spread over {:?})", s.weight, s.ask_every_ticks, s.ask_on_spread));
+        }
+        if let Some(n) = s.review_above {
+            out.push_str(&format!(", reviews changes over {n}"));
+        }
+        out.push_str(&format!(", fresh {} s, {} calls an hour", s.fresh_ms / 1000, s.max_calls_per_hour));
+        out
+    }
+
     /// Whether a change `from → to` is one it reviews.
     pub fn reviews(&self, from: u32, to: u32) -> bool {
         self.spec.review_above.is_some_and(|n| from.abs_diff(to) > n)
