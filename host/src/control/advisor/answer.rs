@@ -1,14 +1,14 @@
 //! What the advisor may answer, and the strict reading of what it did.
 //!
 //! A model's answer is untrusted text, like a policy's output, and it is
-//! read as strictly: one JSON object with exactly its question's fields
-//! (no code fence, no prose around it, no extra field), each of its type,
-//! then through the same guard as a strategy's output ([`guard`]): a
-//! whole number of members inside the pool's bounds, a confidence in
-//! [0, 1], a reason short enough to journal. An answer with a field of the
-//! other question (a review that names a capacity, a vote that approves)
-//! acts outside its role and is refused as such. Anything refused counts
-//! for nothing: the advisor abstains, and the raw answer is kept.
+//! read as strictly: one JSON object with exactly its question's fields (no
+//! code fence, no prose around it, no extra field, none twice), each of its
+//! type, then through the same guard as a strategy's output ([`guard`]): a
+//! whole number of members inside the pool's bounds, a confidence in [0, 1],
+//! a reason short enough to journal. An answer with a field of the other
+//! question (a review that names a capacity, a vote that approves) acts
+//! outside its role and is refused as such. Anything refused counts for
+//! nothing: the advisor abstains, and the raw answer is kept.
 
 use scalewise_sdk::{Pool, Proposal, StrategyOutput};
 use serde_json::{Map, Value, json};
@@ -115,7 +115,14 @@ pub fn read(q: Question, content: &str, pool: &Pool, limits: &OutputLimits) -> R
     if !text.starts_with('{') {
         return Err(format!("not a JSON object (it starts with {:?})", text.chars().take(24).collect::<String>()));
     }
-    let object: Map<String, Value> = serde_json::from_str(text).map_err(|e| format!("not JSON: {}", quote(&e.to_string())))?;
+    let Fields(fields) = serde_json::from_str(text).map_err(|e| format!("not JSON: {}", quote(&e.to_string())))?;
+    let mut object = Map::new();
+    for (key, value) in fields {
+        // Two of one field: which one a reader takes differs by reader.
+        if object.insert(key.clone(), value).is_some() {
+            return Err(format!("the field `{}` is given twice", quote(&key)));
+        }
+    }
     let other = match q {
         Question::Vote => Question::Review { from: 0, to: 0 },
         Question::Review { .. } => Question::Vote,
@@ -159,6 +166,30 @@ pub fn read(q: Question, content: &str, pool: &Pool, limits: &OutputLimits) -> R
             }
             Ok(Answer::Review(Review { agree, reason }))
         }
+    }
+}
+
+/// A JSON object's fields in order, duplicates kept (a `Map` keeps the
+/// last silently).
+struct Fields(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    out.push(entry);
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
@@ -210,6 +241,7 @@ mod tests {
             (r#"{"desired": 4, "confidence": 7, "reason": "r"}"#, "confidence 7 is outside [0, 1]"),
             (r#"{"desired": 4, "confidence": 0.5, "reason": "r", "scale_to": 1000}"#, "unknown field `scale_to`"),
             (r#"{"desired": 4, "confidence": 0.5, "reason": "r", "verdict": "agree"}"#, "acts outside its role"),
+            (r#"{"desired": 4, "confidence": 0.5, "reason": "r", "desired": 1000}"#, "the field `desired` is given twice"),
         ];
         for (text, why) in cases {
             let e = vote(text).unwrap_err();
