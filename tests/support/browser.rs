@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// How long one DevTools command may take to answer.
+const ANSWER_SECS: u64 = 60;
+
 pub struct Browser {
     child: Child,
     commands: File,
@@ -117,10 +120,12 @@ impl Browser {
             let log = std::fs::read_to_string(self._profile.path().join("chromium.log")).unwrap_or_default();
             panic!("chromium is gone ({e}); its log:\n{}", log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: on two busy cores (a CI run, hosts of parallel tests)
+        // a fresh Chromium took over 20 s to open its first tab.
+        let deadline = Instant::now() + Duration::from_secs(ANSWER_SECS);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let v = self.answers.recv_timeout(left).unwrap_or_else(|_| panic!("chromium did not answer {method} within 20 s"));
+            let v = self.answers.recv_timeout(left).unwrap_or_else(|_| panic!("chromium did not answer {method} within {ANSWER_SECS} s"));
             if v["id"].as_u64() == Some(id) {
                 assert!(v["error"].is_null(), "{method}: {}", v["error"]);
                 return v["result"].clone();
