@@ -220,7 +220,6 @@ fn every_bad_answer_is_an_abstention_with_its_reason_and_no_tick_is_missed() {
     let rest = format!("strategies = [{{ policy = \"two\" }}]\nconsensus = \"highest\"\nguardrails = {{ {FREE}, scale_up_limits = [] }}");
     let h = start(dir.path(), &format!("{}{}", pool("api", 200, &rest, &advisor), pool("plain", 200, &rest, "")));
     h.wait_for("a first answer", Duration::from_secs(30), |h| heard_after(h, "api", 0));
-    let started = now_ms();
 
     let content = |c: &str| Behavior::Content(c.into());
     let status = |status, kind, code, retry_after| Behavior::Status { status, kind, code, retry_after };
@@ -235,8 +234,9 @@ fn every_bad_answer_is_an_abstention_with_its_reason_and_no_tick_is_missed() {
         (status(500, "server_error", "internal_error", None), Duration::ZERO, "failed", "HTTP 500"),
         (Behavior::vote(3, "slow"), Duration::from_secs(3), "failed", "no answer within 1000 ms"),
     ];
+    let mut since = 0;
     for (behavior, delay, outcome, why) in cases {
-        let since = now_ms();
+        since = now_ms();
         model.with(|m| {
             m.default = behavior.clone();
             m.delay = delay;
@@ -255,18 +255,19 @@ fn every_bad_answer_is_an_abstention_with_its_reason_and_no_tick_is_missed() {
         assert!(vote["proposal"].is_null(), "{why}: it voted {vote}");
         assert!(vote["abstained"].as_str().unwrap().contains("counts for nothing") || vote["abstained"].as_str().unwrap().contains("s old"), "{vote}");
     }
+    // No tick was missed. The last case is the slow answer: every call
+    // since `since` runs past its 1 s timeout. A tick that waited for the
+    // model would come once a second; counted over the same window, the
+    // advised pool keeps pace with `plain`, which a busy machine delays
+    // alike (a single widest gap is mostly the machine's noise: 2 s for
+    // both pools in one CI run).
+    let window = 6_000;
+    std::thread::sleep(Duration::from_millis((since + window - now_ms()).max(0) as u64));
+    let count = |pool: &str| decisions(&h, pool, 200).iter().filter(|d| (since..since + window).contains(&d["at"].as_i64().unwrap())).count();
+    let (advised, plain) = (count("api"), count("plain"));
     model.with(|m| m.delay = Duration::ZERO);
-
-    // No tick was missed: the decisions since the first case came at the
-    // interval, none more than a few intervals apart, or no further apart
-    // than the plain pool's on a machine that is that busy.
-    let widest = |pool: &str| {
-        let all: Vec<Value> = decisions(&h, pool, 600).into_iter().filter(|d| d["at"].as_i64().unwrap() >= started).collect();
-        all.windows(2).map(|w| w[1]["at"].as_i64().unwrap() - w[0]["at"].as_i64().unwrap()).max().unwrap_or(0)
-    };
-    let (advised, plain) = (widest("api"), widest("plain"));
-    eprintln!("widest gap between decisions at a 200 ms interval: {advised} ms with the advisor, {plain} ms without");
-    assert!(advised < 1000.max(plain + 500), "a gap of {advised} ms between decisions at a 200 ms interval (the plain pool's widest: {plain} ms)");
+    eprintln!("decisions in {window} ms of answers slower than the timeout, at a 200 ms interval: {advised} with the advisor, {plain} without");
+    assert!(advised * 4 >= plain * 3 && advised > (window / 1000) as usize, "{advised} decisions with the advisor against {plain} without in {window} ms: a tick waited for the model");
     let failures = &h.get("/pools/api")["advisor"]["failures"];
     for cause in ["bad_answer", "too_large", "rate_limited", "http_error", "timeout"] {
         assert!(failures[cause].as_u64().unwrap_or(0) >= 1, "no {cause} counted: {failures}");
