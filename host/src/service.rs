@@ -95,15 +95,11 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
 
 /// A file of a credential or certificate: read with a bound (they are small).
 fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    const MAX: u64 = 1 << 20;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX + 1).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() as u64 > MAX {
-        return Err(format!("{} is over {MAX} bytes; it should hold one secret or certificate", path.display()));
-    }
-    Ok(bytes)
+    use scalewise_providers::file::{FileError, read};
+    read(path, 1 << 20).map_err(|e| match e {
+        FileError::TooLarge { .. } => format!("{}: {e}; it should hold one secret or certificate", path.display()),
+        e => format!("{}: {e}", path.display()),
+    })
 }
 
 /// A secret from a file, without its trailing newline.

@@ -12,9 +12,11 @@
 //! `prometheus`, `replay`, `nvml`), [`leader`], the gate that lets only
 //! one host replica act, with its Kubernetes Lease elector, and
 //! [`advisors`] (`chat`: a language model behind an OpenAI-compatible
-//! endpoint). [`http`] is how the outside HTTP services are reached.
+//! endpoint). [`http`] is how the outside HTTP services are reached, and [`file`]
+//! how a file the host does not control is read.
 
 pub mod advisors;
+pub mod file;
 pub mod http;
 pub mod leader;
 pub mod sources;

@@ -256,6 +256,70 @@ cost = { kind = "m5.large" }
     assert!(out.contains("pools[0].min:") && out.contains("line 3"), "{out}");
 }
 
+/// A config, or a file a config names (a key, a CA bundle, a prompt
+/// template), that is a FIFO or a device is refused for what it is, at
+/// once: an open that waited for a writer would hang the check, and a
+/// host's start or reload, for good.
+#[test]
+fn a_config_or_a_file_it_names_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let c = std::ffi::CString::new(path(&fifo)).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let check = |cfg: &Path| -> String {
+        let mut child = Command::new(scalewise_bin())
+            .args(["config", "check", path(cfg)])
+            .env("SCALEWISE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                child.kill().unwrap();
+                panic!("`config check {}` hung", cfg.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(!o.status.success());
+        text(&o)
+    };
+    let out = check(&fifo);
+    assert!(out.contains("a FIFO, not a regular file"), "{out}");
+    let out = check(Path::new("/dev/zero"));
+    assert!(out.contains("a character device, not a regular file"), "{out}");
+
+    let cfg = dir.path().join("scalewise.toml");
+    let advisor = |field: &str, at: &str| {
+        let pool = r#"[[pools]]
+id = "api"
+min = 1
+max = 4
+strategies = [{ policy = "queue-depth" }]
+provider = { kind = "local", command = ["sleep", "60"] }
+[pools.advisor]
+endpoint = "http://127.0.0.1:9/v1"
+model = "m"
+vote = false
+review_above = 2
+"#;
+        let key = if field == "api_key_file" { String::new() } else { "api_key_env = \"PATH\"\n".to_owned() };
+        std::fs::write(&cfg, format!("{pool}{key}{field} = \"{at}\"\n")).unwrap();
+        check(&cfg)
+    };
+    for (field, at, kind) in [
+        ("api_key_file", path(&fifo), "a FIFO"),
+        ("ca_file", path(&fifo), "a FIFO"),
+        ("system_prompt_file", "/dev/zero", "a character device"),
+        ("prompt_file", path(&fifo), "a FIFO"),
+    ] {
+        let out = advisor(field, at);
+        assert!(out.contains(&format!("pools.api.advisor.{field}")) && out.contains(&format!("{kind}, not a regular file")), "{field}: {out}");
+    }
+}
+
 /// `RUST_LOG` is honoured when `--log` / `SCALEWISE_LOG` are not given,
 /// and a filter that does not parse is refused, naming where it came from.
 #[test]

@@ -301,17 +301,12 @@ pub const MAX_FILE_BYTES: u64 = 4 << 20;
 /// A config file's text, read with a bound: a config path that names a
 /// device or a huge file is refused, not read without end.
 pub fn read_text(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(std::io::Error::other(format!("over {MAX_FILE_BYTES} bytes; a config is text a person writes")));
-    }
-    Ok(text)
+    use scalewise_providers::file::{FileError, read_text};
+    read_text(path, MAX_FILE_BYTES).map_err(|e| match e {
+        FileError::Io(e) => e,
+        FileError::TooLarge { .. } => std::io::Error::other(format!("{e}; a config is text a person writes")),
+        e => std::io::Error::other(e),
+    })
 }
 
 fn type_error(e: serde_path_to_error::Error<toml::de::Error>, text: &str) -> String {

@@ -17,12 +17,15 @@
 //!   [`FileLimits::settle`], so a file still being written is not loaded
 //!   half-written (and refused, and retried, for as long as the copy runs).
 //!
-//! The open is non-blocking, so a FIFO cannot hold the scan up either.
+//! The first two are [`scalewise_providers::file::open`], shared with
+//! every other file the host reads; its open is non-blocking, so a FIFO
+//! cannot hold the scan up either.
 
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+use scalewise_providers::file::FileError;
 
 use super::error::LoadError;
 
@@ -66,18 +69,11 @@ pub fn settled(modified: Option<SystemTime>, now: SystemTime, settle: Duration) 
 pub fn read(path: &Path, limits: &FileLimits) -> Result<Vec<u8>, LoadError> {
     let shown = || path.display().to_string();
     let io = |source| LoadError::Io { path: shown(), source };
-    // Refuse what is not a regular file before opening it: opening a FIFO
-    // or a device may block or have effects of its own.
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(LoadError::NotRegularFile { path: shown(), kind: kind_of(&meta) });
-    }
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path).map_err(io)?;
-    // The handle's own metadata: the path may have been swapped since.
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(LoadError::NotRegularFile { path: shown(), kind: kind_of(&meta) });
-    }
+    let (file, meta) = scalewise_providers::file::open(path).map_err(|e| match e {
+        FileError::NotRegular(kind) => LoadError::NotRegularFile { path: shown(), kind },
+        FileError::Io(e) => io(e),
+        other => io(std::io::Error::other(other)),
+    })?;
     if meta.len() > limits.max_bytes {
         return Err(LoadError::TooLarge { path: shown(), size: meta.len(), max: limits.max_bytes });
     }
@@ -104,20 +100,6 @@ fn check_header(path: &Path, head: &[u8]) -> Result<(), LoadError> {
         Some("rhai") if head.contains(&0) => Err(LoadError::RhaiSyntax("the file is binary, not a script".into())),
         Some("rhai") => Ok(()),
         _ => Err(LoadError::UnsupportedFile(path.display().to_string())),
-    }
-}
-
-fn kind_of(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    match () {
-        _ if t.is_dir() => "a directory",
-        _ if t.is_char_device() => "a character device",
-        _ if t.is_block_device() => "a block device",
-        _ if t.is_fifo() => "a FIFO",
-        _ if t.is_socket() => "a socket",
-        _ if meta.nlink() == 0 => "a deleted file",
-        _ => "not a regular file",
     }
 }
 

@@ -42,6 +42,7 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use scalewise_providers::file::read;
 use sha2::{Digest, Sha256};
 
 /// The media type of a policy component's layer (as wasm OCI artifacts use).
@@ -456,16 +457,6 @@ pub fn verify(bytes: &[u8], signature: Option<&[u8]>, keys: &[String]) -> Result
     })
 }
 
-fn read(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)?;
-    let mut out = Vec::new();
-    f.take(max + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > max {
-        return Err(std::io::Error::other("too large"));
-    }
-    Ok(out)
-}
 
 /// Keep a checked artifact: written beside, then renamed in, so a crash
 /// leaves either nothing or the whole of it.

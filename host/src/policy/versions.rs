@@ -95,17 +95,11 @@ impl Ledger {
 type Numbers = BTreeMap<String, BTreeMap<String, u64>>;
 
 fn read(path: &Path) -> std::io::Result<Option<Numbers>> {
-    use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let text = match scalewise_providers::file::read_text(path, MAX_FILE_BYTES) {
+        Ok(text) => text,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(std::io::Error::other(e)),
     };
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(std::io::Error::other(format!("over {MAX_FILE_BYTES} bytes")));
-    }
     serde_json::from_str(&text).map(Some).map_err(std::io::Error::other)
 }
 

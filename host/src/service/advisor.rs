@@ -44,7 +44,7 @@ pub(crate) fn spec(pool: &str, a: &AdvisorConfig) -> Result<AdvisorSpec, String>
         access,
     };
     let client = ChatClient::new(settings).map_err(|e| at("endpoint", e))?;
-    let prompts = Prompts::load(a.system_prompt_file.as_deref(), a.prompt_file.as_deref()).map_err(|e| at("prompt_file", e))?;
+    let prompts = Prompts::load(a.system_prompt_file.as_deref(), a.prompt_file.as_deref()).map_err(|(field, e)| at(field, e))?;
     Ok(AdvisorSpec {
         client: std::sync::Arc::new(client),
         vote: a.vote,

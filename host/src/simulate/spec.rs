@@ -175,7 +175,7 @@ pub enum Fixed {
 impl SimSpec {
     /// Read, check, and resolve paths against the file's directory.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = crate::config::read_text(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let de = toml::Deserializer::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut spec: SimSpec = serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner().message()))?;
         let base = path.parent().unwrap_or(Path::new("."));

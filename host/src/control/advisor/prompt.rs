@@ -54,16 +54,17 @@ impl Default for Prompts {
 }
 
 impl Prompts {
-    /// The built-in templates, with either replaced by a file's text.
-    pub fn load(system: Option<&Path>, user: Option<&Path>) -> Result<Self, String> {
+    /// The built-in templates, with either replaced by a file's text. An
+    /// error names the config field whose file is at fault.
+    pub fn load(system: Option<&Path>, user: Option<&Path>) -> Result<Self, (&'static str, String)> {
         let mut p = Self::default();
         if let Some(path) = system {
-            p.system = read_template(path)?;
+            p.system = read_template(path).map_err(|e| ("system_prompt_file", e))?;
         }
         if let Some(path) = user {
-            p.user = read_template(path)?;
+            p.user = read_template(path).map_err(|e| ("prompt_file", e))?;
             if !p.user.contains("{{data}}") {
-                return Err(format!("{}: the prompt must hold {{{{data}}}}, where the decision's record goes", path.display()));
+                return Err(("prompt_file", format!("{}: the prompt must hold {{{{data}}}}, where the decision's record goes", path.display())));
             }
         }
         Ok(p)
@@ -82,18 +83,11 @@ impl Prompts {
 /// A template file: a regular file (a FIFO or a device would block or
 /// never end), read up to its bound.
 fn read_template(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let at = |e: String| format!("{}: {e}", path.display());
-    let meta = std::fs::metadata(path).map_err(|e| at(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(at("not a regular file".into()));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path).and_then(|f| f.take(MAX_TEMPLATE_BYTES + 1).read_to_end(&mut bytes)).map_err(|e| at(e.to_string()))?;
-    if bytes.len() as u64 > MAX_TEMPLATE_BYTES {
-        return Err(at(format!("over {MAX_TEMPLATE_BYTES} bytes; a prompt template is text")));
-    }
-    String::from_utf8(bytes).map_err(|_| at("not UTF-8 text".into()))
+    use scalewise_providers::file::{FileError, read_text};
+    read_text(path, MAX_TEMPLATE_BYTES).map_err(|e| match e {
+        FileError::TooLarge { .. } => format!("{}: {e}; a prompt template is text", path.display()),
+        e => format!("{}: {e}", path.display()),
+    })
 }
 
 /// The question, in words.
@@ -251,7 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.txt");
         std::fs::write(&bad, "Decide for {{pool}}.").unwrap();
-        assert!(Prompts::load(None, Some(&bad)).unwrap_err().contains("must hold {{data}}"));
+        assert!(Prompts::load(None, Some(&bad)).unwrap_err().1.contains("must hold {{data}}"));
         let good = dir.path().join("good.txt");
         std::fs::write(&good, "Pool {{pool}}: {{data}}").unwrap();
         let p = Prompts::load(Some(&good), Some(&good)).unwrap();

@@ -149,10 +149,7 @@ impl TokenSource {
 /// The federated token the kubelet writes; bounded, since it is a file we
 /// did not write.
 fn read_token_file(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("AZURE_FEDERATED_TOKEN_FILE {}: {e}", path.display()))?;
-    let mut text = String::new();
-    f.take(64 * 1024).read_to_string(&mut text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = crate::file::read_text(path, 64 * 1024).map_err(|e| format!("AZURE_FEDERATED_TOKEN_FILE {}: {e}", path.display()))?;
     let t = text.trim();
     if t.is_empty() {
         return Err(format!("{} is empty", path.display()));
