@@ -195,7 +195,7 @@ fn sources(config: &Config, old: Option<(&Config, &Sources)>, clock: &dyn Clock)
 
 pub(crate) fn source(name: &str, s: &SourceConfig, clock: &dyn Clock) -> anyhow::Result<Arc<dyn MetricSource>> {
     Ok(match s {
-        SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, headers, ca_file } => {
+        SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, headers, ca_file, max_answer_bytes } => {
             let at = |field: &str, e: String| anyhow::anyhow!("sources.{name}.{field}: {e}");
             let bearer_token = match (bearer_token, bearer_token_file) {
                 (Some(t), _) => Some(t.clone()),
@@ -218,7 +218,8 @@ pub(crate) fn source(name: &str, s: &SourceConfig, clock: &dyn Clock) -> anyhow:
                 None => None,
             };
             let access = PrometheusAccess { bearer_token, basic_auth, headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), ca_pem };
-            Arc::new(PrometheusSource::with_access(url, Duration::from_millis(*timeout_ms), access).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?)
+            let source = PrometheusSource::with_access(url, Duration::from_millis(*timeout_ms), access).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?;
+            Arc::new(source.with_max_answer_bytes(*max_answer_bytes))
         }
         SourceConfig::Replay { path, step_ms } => {
             Arc::new(ReplaySource::open(path, clock.now_ms(), *step_ms as i64).map_err(|e| anyhow::anyhow!("sources.{name}: {e}"))?)

@@ -77,3 +77,39 @@ pub enum BodyError {
     TooLarge(Vec<u8>),
     Read(reqwest::Error),
 }
+
+/// A server on loopback for tests of the bounded reads: a request whose
+/// path holds one of `small`'s fragments gets that JSON; any other gets a
+/// `200` whose JSON body starts with `prefix` and then repeats `unit` up to
+/// 1 GiB, or until the client hangs up. It returns its base URL and the
+/// bytes it managed to send of the endless bodies.
+#[cfg(test)]
+pub(crate) async fn endless_server(small: &'static [(&'static str, &'static str)], prefix: &'static str, unit: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 8192];
+                let n = s.read(&mut request).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&request[..n]).lines().next().unwrap_or("").to_owned();
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n";
+                if let Some((_, body)) = small.iter().find(|(fragment, _)| line.contains(fragment)) {
+                    let _ = s.write_all(format!("{head}Content-Length: {}\r\n\r\n{body}", body.len()).as_bytes()).await;
+                    return;
+                }
+                let _ = s.write_all(format!("{head}\r\n{prefix}").as_bytes()).await;
+                let chunk = unit.repeat(1000);
+                while counted.load(Relaxed) < 1 << 30 && s.write_all(chunk.as_bytes()).await.is_ok() {
+                    counted.fetch_add(chunk.len(), Relaxed);
+                }
+            });
+        }
+    });
+    (base, sent)
+}

@@ -71,6 +71,10 @@ pub enum SourceConfig {
         /// A CA certificate (PEM) to trust for https, besides the built-in roots.
         #[serde(default)]
         ca_file: Option<PathBuf>,
+        /// The largest answer read, in bytes; a longer one is an error
+        /// that names this field.
+        #[serde(default = "default_max_answer_bytes")]
+        max_answer_bytes: usize,
     },
     Replay {
         path: PathBuf,
@@ -95,6 +99,9 @@ pub struct BasicAuth {
 
 fn default_timeout_ms() -> u64 {
     2000
+}
+fn default_max_answer_bytes() -> usize {
+    scalewise_providers::sources::prometheus::DEFAULT_MAX_ANSWER_BYTES
 }
 fn default_step_ms() -> u64 {
     1000
@@ -324,7 +331,7 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
             problems.push(format!("{at}: `{name}` is a built-in source; pick another name"));
         }
         match s {
-            SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, .. } => {
+            SourceConfig::Prometheus { url, timeout_ms, bearer_token, bearer_token_file, basic_auth, max_answer_bytes, .. } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     problems.push(format!("{at}.url: must start with http:// or https://, got `{url}`"));
                 }
@@ -341,6 +348,9 @@ pub fn check(pools: &[PoolConfig], sources: &BTreeMap<String, SourceConfig>, pro
                 }
                 if *timeout_ms == 0 {
                     problems.push(format!("{at}.timeout_ms: must be at least 1"));
+                }
+                if *max_answer_bytes < 1024 {
+                    problems.push(format!("{at}.max_answer_bytes: {max_answer_bytes} cannot hold an answer; give at least 1024"));
                 }
             }
             SourceConfig::Replay { step_ms, .. } => {

@@ -2,6 +2,10 @@
 //! https, with basic auth, a bearer token, extra headers (a tenant id) and
 //! a private CA, as managed Prometheus services ask for.
 //!
+//! An answer is read up to a cap ([`DEFAULT_MAX_ANSWER_BYTES`] unless the
+//! source is given another): a query that matches a million series must
+//! cost the host an error, not its memory.
+//!
 //! A query must come back as one series: a pool decides on one number per
 //! metric, so a query that matches several series is an error that says how
 //! to aggregate it, rather than a silent pick of one.
@@ -11,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Deserialize;
 
+use crate::http::BodyError;
 use crate::sources::{MetricError, MetricSource, SourceStatus, Window, tidy};
 use crate::Sample;
 
@@ -19,6 +24,7 @@ pub struct PrometheusSource {
     base: String,
     client: reqwest::Client,
     basic: Option<(String, String)>,
+    max_answer: usize,
     /// Whether the server answered its last query, for the API and `/metrics`.
     status: std::sync::Mutex<SourceStatus>,
 }
@@ -26,6 +32,10 @@ pub struct PrometheusSource {
 /// How to reach a Prometheus that asks for more than plain http (the
 /// same as any outside HTTP service: see [`crate::http::Access`]).
 pub type PrometheusAccess = crate::http::Access;
+
+/// The largest answer read by default: 16 MiB, some hundred thousand
+/// points, far more than a window of one series holds.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 << 20;
 
 #[derive(Deserialize)]
 struct Response {
@@ -65,7 +75,13 @@ impl PrometheusSource {
             return Err(format!("prometheus url `{base}` must start with http:// or https://"));
         }
         let client = crate::http::client(timeout, &access)?;
-        Ok(Self { base, client, basic: access.basic_auth, status: std::sync::Mutex::new(SourceStatus::Unknown) })
+        Ok(Self { base, client, basic: access.basic_auth, max_answer: DEFAULT_MAX_ANSWER_BYTES, status: std::sync::Mutex::new(SourceStatus::Unknown) })
+    }
+
+    /// Read at most `bytes` of an answer; a longer one is an error.
+    pub fn with_max_answer_bytes(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
+        self
     }
 
     async fn get(&self, path: &str, params: &[(&str, String)], query: &str) -> Result<Data, MetricError> {
@@ -93,8 +109,14 @@ impl PrometheusSource {
             .await
             .map_err(|e| MetricError::Unreachable { source_kind: "prometheus", detail: format!("{url}: {e}") })?;
         let status = reply.status();
-        let body = reply.bytes().await.map_err(|e| MetricError::Unreachable { source_kind: "prometheus", detail: e.to_string() })?;
         let garbage = |detail: String| MetricError::Garbage { source_kind: "prometheus", query: query.into(), detail };
+        let body = match crate::http::body_bounded(reply, self.max_answer).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge(_)) => {
+                return Err(garbage(format!("HTTP {status}: the answer is larger than {} bytes (max_answer_bytes); narrow or aggregate the query", self.max_answer)));
+            }
+            Err(BodyError::Read(e)) => return Err(MetricError::Unreachable { source_kind: "prometheus", detail: format!("{url}: {e}") }),
+        };
         let parsed: Response = serde_json::from_slice(&body)
             .map_err(|e| garbage(format!("HTTP {status}, not a Prometheus API reply: {e}")))?;
         if parsed.status != "success" {
@@ -174,5 +196,18 @@ mod tests {
         assert!(PrometheusSource::with_access("http://p", Duration::from_secs(1), bad).unwrap_err().contains("`bad header` is not a valid header name"));
         let not_pem = PrometheusAccess { ca_pem: Some(b"hello".to_vec()), ..Default::default() };
         assert!(PrometheusSource::with_access("https://p", Duration::from_secs(1), not_pem).is_err());
+    }
+
+    /// A server that answers a query with a matrix that never ends: the
+    /// read stops at the cap, and the error says which cap.
+    #[tokio::test]
+    async fn an_answer_past_the_cap_is_an_error_not_a_read_without_end() {
+        let (base, sent) = crate::http::endless_server(&[], r#"{"status":"success","data":{"resultType":"matrix","result":["#, r#"{"metric":{"pod":"p"},"values":[[1,"1"]]},"#).await;
+        let source = PrometheusSource::new(&base, Duration::from_secs(30)).unwrap().with_max_answer_bytes(1 << 20);
+        let window = Window { end: 10_000, length_ms: 10_000, step_ms: 1000 };
+        let err = source.query("up", window).await.unwrap_err().to_string();
+        assert!(err.contains("the answer is larger than 1048576 bytes (max_answer_bytes)"), "{err}");
+        assert!(sent.load(std::sync::atomic::Ordering::Relaxed) < 64 << 20, "the client read on past its cap");
+        assert!(matches!(source.status(), SourceStatus::Up(_)), "it answered; the query was too wide");
     }
 }

@@ -43,11 +43,13 @@ fn every_semantic_problem_is_listed() {
         .replace("source = \"push\"", "source = \"nowhere\"")
         .replace("tolerance = 0.2", "tolerance = 2.0")
         .replace("http://127", "ftp://127")
+        .replace(":9090\"", ":9090\"\nmax_answer_bytes = 10")
         .replace("strategies = [{ policy = \"queue-depth\" }]", "strategies = [{ policy = \"a\" }, { policy = \"b\", weight = -1 }]");
     let err = Config::parse(&bad).unwrap_err();
     let lines: Vec<&str> = err.lines().collect();
     for want in [
         "sources.prom.url:",
+        "sources.prom.max_answer_bytes: 10 cannot hold an answer",
         "pools[0].min: 20 is above max 10",
         "pools[0].consensus:",
         "pools[0].strategies[1].weight:",

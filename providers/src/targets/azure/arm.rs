@@ -83,6 +83,10 @@ pub fn parse_error(status: u16, body: &[u8]) -> ArmError {
     ArmError { status: Some(status), code, message }
 }
 
+/// The largest answer read from ARM: a page of a scale set's VMs is some
+/// hundred kilobytes.
+const MAX_ANSWER_BYTES: usize = 32 << 20;
+
 pub struct Arm {
     pub http: reqwest::Client,
     /// `https://management.azure.com`
@@ -120,7 +124,16 @@ impl Arm {
                 Ok(answer) => {
                     let status = answer.status();
                     let headers = answer.headers().clone();
-                    let bytes = answer.bytes().await.unwrap_or_default();
+                    let bytes = match crate::http::body_bounded(answer, MAX_ANSWER_BYTES).await {
+                        Ok(bytes) => bytes,
+                        Err(crate::http::BodyError::TooLarge(_)) => {
+                            let message = format!("the answer to {method} {url} is larger than {MAX_ANSWER_BYTES} bytes");
+                            return Err(ArmError { status: Some(status.as_u16()), code: "AnswerTooLarge".into(), message });
+                        }
+                        // Cut off mid-body: read as an empty answer, as the
+                        // status says what happened.
+                        Err(crate::http::BodyError::Read(_)) => Vec::new(),
+                    };
                     if status.is_success() {
                         let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
                         return Ok((status, headers, v));
@@ -205,6 +218,22 @@ mod tests {
         assert!(!other.is_quota());
         let raw = parse_error(502, b"<html>bad gateway</html>");
         assert_eq!((raw.code.as_str(), raw.message.as_str()), ("HTTP502", "<html>bad gateway</html>"));
+    }
+
+    /// ARM answering without end: the read stops at the cap, as an error
+    /// that says so, after the token (a small answer) was read.
+    #[tokio::test]
+    async fn an_answer_past_the_cap_is_an_error_not_a_read_without_end() {
+        use super::super::identity::Credential;
+        const TOKEN: &[(&str, &str)] = &[("/oauth2/token", r#"{"access_token":"t","expires_in":"3600"}"#)];
+        let (base, sent) = crate::http::endless_server(TOKEN, r#"{"value":["#, r#"{"name":"web_0","properties":{}},"#).await;
+        let http = reqwest::Client::new();
+        let tokens = TokenSource::new(Credential::ManagedIdentity { client_id: None }, base.clone(), base.clone(), "https://management.azure.com/".into(), http.clone());
+        let arm = Arm { http, endpoint: base, api_version: "2024-07-01".into(), tokens, backoff: Backoff::default(), operation_timeout: Duration::from_secs(5) };
+        let e = arm.send(Method::GET, &arm.url("/subscriptions/s/virtualMachines", ""), None).await.unwrap_err();
+        assert_eq!(e.code, "AnswerTooLarge", "{e}");
+        assert!(e.message.contains(&format!("is larger than {MAX_ANSWER_BYTES} bytes")), "{e}");
+        assert!(sent.load(std::sync::atomic::Ordering::Relaxed) < 2 * MAX_ANSWER_BYTES, "the client read on past its cap");
     }
 
     #[test]

@@ -44,6 +44,9 @@ impl Credential {
     }
 }
 
+/// The largest token answer read: a token is some kilobytes.
+const MAX_TOKEN_ANSWER_BYTES: usize = 1 << 20;
+
 pub struct TokenSource {
     credential: Credential,
     /// `https://login.microsoftonline.com` (or `AZURE_AUTHORITY_HOST`).
@@ -130,7 +133,11 @@ impl TokenSource {
         };
         let answer = request.send().await.map_err(|e| format!("no answer from the token endpoint: {}", crate::error_chain(&e)))?;
         let status = answer.status();
-        let body = answer.bytes().await.map_err(|e| e.to_string())?;
+        let body = match crate::http::body_bounded(answer, MAX_TOKEN_ANSWER_BYTES).await {
+            Ok(body) => body,
+            Err(crate::http::BodyError::TooLarge(_)) => return Err(format!("HTTP {status}: the token endpoint's answer is larger than {MAX_TOKEN_ANSWER_BYTES} bytes")),
+            Err(crate::http::BodyError::Read(e)) => return Err(e.to_string()),
+        };
         if !status.is_success() {
             let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).into_owned();
             let described = serde_json::from_slice::<serde_json::Value>(&body)
@@ -155,4 +162,18 @@ fn read_token_file(path: &std::path::Path) -> Result<String, String> {
         return Err(format!("{} is empty", path.display()));
     }
     Ok(t.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_token_answer_past_the_cap_is_an_error_not_a_read_without_end() {
+        let (base, sent) = crate::http::endless_server(&[], r#"{"access_token":""#, "abcdefgh").await;
+        let tokens = TokenSource::new(Credential::ManagedIdentity { client_id: None }, base.clone(), base, "https://management.azure.com/".into(), reqwest::Client::new());
+        let e = tokens.token().await.unwrap_err();
+        assert!(e.contains("by managed identity") && e.contains(&format!("larger than {MAX_TOKEN_ANSWER_BYTES} bytes")), "{e}");
+        assert!(sent.load(std::sync::atomic::Ordering::Relaxed) < 64 << 20, "the client read on past its cap");
+    }
 }
