@@ -108,7 +108,25 @@ fn valid_name(n: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
+/// The addresses of an engine the provider speaks to.
+const ENGINE_SCHEMES: [&str; 3] = ["unix://", "tcp://", "http://"];
+const DEFAULT_ENGINE: &str = "unix:///var/run/docker.sock";
+
 impl DockerProvider {
+    /// The engine to reach: `host`, else `$DOCKER_HOST` (given here as
+    /// `env`), else the default socket. One from the environment is checked
+    /// as `host` is, since `config check` cannot see the host's
+    /// environment; a `ssh://` one would otherwise fail only at the first
+    /// call, with bollard's words.
+    pub fn engine(&self, env: Option<String>) -> Result<String, String> {
+        match (&self.host, env.filter(|h| !h.trim().is_empty())) {
+            (Some(h), _) => Ok(h.clone()),
+            (None, Some(h)) if ENGINE_SCHEMES.iter().any(|s| h.starts_with(s)) => Ok(h),
+            (None, Some(h)) => Err(format!("DOCKER_HOST `{h}` must start with unix://, tcp:// or http://; set it so, or give the provider's `host`")),
+            (None, None) => Ok(DEFAULT_ENGINE.into()),
+        }
+    }
+
     /// The prefix of members' names for pool `pool`.
     pub fn name_prefix(&self, pool: &str) -> String {
         self.name_prefix.clone().unwrap_or_else(|| format!("scalewise-{pool}"))
@@ -120,7 +138,7 @@ impl DockerProvider {
             p.push(format!("{at}.image: must name an image on the engine"));
         }
         if let Some(h) = &self.host
-            && !["unix://", "tcp://", "http://"].iter().any(|s| h.starts_with(s))
+            && !ENGINE_SCHEMES.iter().any(|s| h.starts_with(s))
         {
             p.push(format!("{at}.host: must start with unix://, tcp:// or http://, got `{h}`"));
         }
@@ -171,6 +189,18 @@ impl DockerProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engine_comes_from_host_then_docker_host_which_is_checked() {
+        let mut d: DockerProvider = toml::from_str(r#"image = "app""#).unwrap();
+        assert_eq!(d.engine(None).unwrap(), "unix:///var/run/docker.sock");
+        assert_eq!(d.engine(Some(" ".into())).unwrap(), "unix:///var/run/docker.sock");
+        assert_eq!(d.engine(Some("tcp://10.0.0.2:2375".into())).unwrap(), "tcp://10.0.0.2:2375");
+        let e = d.engine(Some("ssh://me@box".into())).unwrap_err();
+        assert!(e.contains("DOCKER_HOST `ssh://me@box` must start with unix://"), "{e}");
+        d.host = Some("unix:///run/d.sock".into());
+        assert_eq!(d.engine(Some("ssh://me@box".into())).unwrap(), "unix:///run/d.sock");
+    }
 
     #[test]
     fn every_bad_field_is_named() {

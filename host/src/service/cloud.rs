@@ -79,7 +79,7 @@ pub fn docker_target(p: &PoolConfig, d: &DockerProvider) -> anyhow::Result<Arc<d
 
     use scalewise_providers::targets::backoff::Backoff;
     use scalewise_providers::targets::docker::{DockerConfig, DockerTarget, Healthcheck, Restart};
-    let host = d.host.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty())).unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    let host = d.engine(std::env::var("DOCKER_HOST").ok()).map_err(|e| anyhow::anyhow!("pool `{}`: {e}", p.id))?;
     let config = DockerConfig {
         pool: p.id.clone(),
         host,
