@@ -310,16 +310,21 @@ impl Service {
         for p in &config.pools {
             let advisor = build_advisor(p).map_err(anyhow::Error::msg)?;
             let built = target(p).await?;
-            service.start_pool(p, built, advisor).await?;
+            service.start_pool(p, built, advisor, None).await?;
         }
         service.publish();
         Ok(service)
     }
 
     /// Start pool `p` on its built target.
-    async fn start_pool(&mut self, p: &PoolConfig, (target, supervisor): BuiltTarget, advisor: Option<crate::control::advisor::AdvisorSpec>) -> anyhow::Result<()> {
+    /// Start pool `p`. `previous` is the advisor of the pool it replaces
+    /// (a restart on a new target): the new advisor keeps its hourly cap.
+    async fn start_pool(&mut self, p: &PoolConfig, (target, supervisor): BuiltTarget, advisor: Option<crate::control::advisor::AdvisorSpec>, previous: Option<crate::control::advisor::Advisor>) -> anyhow::Result<()> {
         let push = Arc::new(PushSource::new());
-        let s = settings(p, target.clone(), &push, &self.sources, &self.host, self.leadership.clone(), advisor);
+        let mut s = settings(p, target.clone(), &push, &self.sources, &self.host, self.leadership.clone(), advisor);
+        if let (Some(new), Some(old)) = (s.advisor.as_mut(), previous) {
+            new.adopt(&old);
+        }
         let (stop, rx) = watch::channel(false);
         let (handle, task) = pool::start(s, self.experts.clone(), self.journal.clone(), self.clock.clone(), rx).await.map_err(anyhow::Error::msg)?;
         tracing::info!(pool = %p.id, min = p.min, max = p.max, "pool started");

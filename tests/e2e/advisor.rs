@@ -386,6 +386,34 @@ fn a_bad_advisor_config_is_refused_with_its_field_and_the_running_one_goes_on() 
     assert_eq!(h.get("/pools/api")["advisor"]["model"], MODEL);
 }
 
+/// A provider change restarts the pool on a new target; its advisor is
+/// the same, and so is its hourly cap (a config flip must not buy more
+/// calls).
+#[test]
+fn a_restart_by_a_provider_change_keeps_the_hourly_cap() {
+    let model = ChatStandIn::start(Behavior::vote(2, "steady"));
+    let dir = tempfile::tempdir().unwrap();
+    let rest = format!("strategies = [{{ policy = \"two\" }}]\nconsensus = \"highest\"\nguardrails = {{ {FREE}, scale_up_limits = [] }}");
+    let h = start(dir.path(), &pool("api", 200, &rest, &format!("endpoint = \"{}\"\nask_every_ticks = 1\nmax_calls_per_hour = 3", model.base)));
+    let skipped = |h: &Host| h.get("/pools/api")["advisor"]["skipped_at_cap"].as_u64().unwrap_or(0);
+    h.wait_for("the cap reached", Duration::from_secs(30), |h| (skipped(h) >= 1).then_some(()));
+    assert_eq!(model.requests().len(), 3);
+
+    let cfg = dir.path().join("scalewise.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("grace_secs = 1", "grace_secs = 2")).unwrap();
+    let (status, outcome) = h.post("/config/reload", Some("t"), "");
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["restarted"], serde_json::json!(["api"]), "{outcome}");
+    // The restarted pool decides, and stays at its cap.
+    let since = now_ms();
+    h.wait_for("ten decisions after the restart", Duration::from_secs(30), |h| (decisions(h, "api", 100).iter().filter(|d| d["at"].as_i64().unwrap() > since).count() >= 10).then_some(()));
+    assert_eq!(model.requests().len(), 3, "the restarted pool asked again: its hourly cap was reset");
+    let status = &h.get("/pools/api")["advisor"];
+    assert_eq!(status["calls_last_hour"], 3, "{status}");
+    assert!(skipped(&h) >= 1, "{status}");
+}
+
 #[test]
 fn a_later_agreement_takes_the_change_and_ends_the_objections_request() {
     let model = ChatStandIn::start(Behavior::review("object", "not yet"));

@@ -34,7 +34,9 @@ pub enum PoolCommand {
     /// says what the pool forgot because the change invalidated it.
     Reconfigure { settings: Box<super::pool::PoolSettings>, reply: oneshot::Sender<Vec<String>> },
     /// The pool is about to stop because a reload removed it: journal why.
-    Retire { note: String, reply: oneshot::Sender<()> },
+    /// The reply hands on the pool's advisor, if it has one, so that a pool
+    /// restarted on a new target keeps its hourly cap and what it heard.
+    Retire { note: String, reply: oneshot::Sender<Option<super::advisor::Advisor>> },
     /// Make the candidate set the serving one (between two ticks).
     Promote { reply: oneshot::Sender<Result<String, String>> },
     /// Return to the set the last promotion replaced.

@@ -571,7 +571,7 @@ impl PoolLoop {
             }
             PoolCommand::Retire { note, reply } => {
                 self.record_lifecycle("reload", note).await;
-                let _ = reply.send(());
+                let _ = reply.send(self.s.advisor.as_ref().map(Advisor::share));
             }
         }
     }

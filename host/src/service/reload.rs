@@ -338,6 +338,8 @@ impl Service {
         let mut outcome = ReloadOutcome { sources: p.changed_sources, restarted: p.restarted.clone(), ..ReloadOutcome::default() };
         self.sources = p.sources;
         let mut stopping = tokio::task::JoinSet::new();
+        // The advisors of the pools to restart, to be adopted by the new ones.
+        let mut previous = BTreeMap::new();
         for id in p.removed.iter().chain(&p.restarted) {
             if let Some(r) = self.running.remove(id) {
                 // The pool's own journal says why it stopped.
@@ -347,8 +349,10 @@ impl Service {
                 } else {
                     "its provider changed in a config reload: restarting on the new target"
                 };
-                if r.entry.handle.command(PoolCommand::Retire { note: note.to_owned(), reply: tx }).await.is_ok() {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+                if r.entry.handle.command(PoolCommand::Retire { note: note.to_owned(), reply: tx }).await.is_ok()
+                    && let Ok(Ok(Some(advisor))) = tokio::time::timeout(Duration::from_secs(10), rx).await
+                {
+                    previous.insert(id.clone(), advisor);
                 }
                 tracing::info!(pool = %id, "stopping: {}", if p.removed.contains(id) { "removed from the config" } else { "its provider changed" });
                 stopping.spawn(Self::stop_pool(r));
@@ -373,7 +377,7 @@ impl Service {
         }
         for (c, built) in p.start {
             let restarted = p.restarted.contains(&c.id);
-            match self.start_pool(&c, built, advisors.remove(&c.id)).await {
+            match self.start_pool(&c, built, advisors.remove(&c.id), previous.remove(&c.id)).await {
                 Ok(()) if !restarted => outcome.added.push(c.id),
                 Ok(()) => {}
                 Err(e) => {

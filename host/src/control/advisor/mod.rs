@@ -216,6 +216,12 @@ impl Advisor {
         Self { spec: Arc::new(spec), shared: Arc::default(), ticks: 0 }
     }
 
+    /// This advisor, sharing its counts, answers and calls in flight: what
+    /// a pool retired for a restart hands to the pool that replaces it.
+    pub fn share(&self) -> Advisor {
+        Advisor { spec: self.spec.clone(), shared: self.shared.clone(), ticks: self.ticks }
+    }
+
     /// Keep what `old` counted across a config reload (a reload must not
     /// reset the hourly cap), and what it heard while the endpoint and the
     /// model stay the same (another model's answers are not this one's).
