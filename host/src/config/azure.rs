@@ -38,6 +38,13 @@ pub struct AzureVmssProvider {
     /// `https://login.microsoftonline.com`.
     #[serde(default)]
     pub authority_host: Option<String>,
+    /// What the tokens are for (Entra ID's scope is this with `.default`).
+    /// Default: `endpoint` with a trailing slash, which Resource Manager
+    /// takes in each of Azure's clouds, so a sovereign cloud needs only its
+    /// `endpoint` and `authority_host`. Give it where a proxy or a private
+    /// endpoint stands in for Resource Manager.
+    #[serde(default)]
+    pub audience: Option<String>,
     /// The instance metadata service, for a managed identity.
     #[serde(default = "default_imds")]
     pub imds_endpoint: String,
@@ -84,6 +91,11 @@ fn default_cooldown() -> u64 {
 }
 
 impl AzureVmssProvider {
+    /// The token audience: `audience`, else `endpoint` with a trailing slash.
+    pub fn audience(&self) -> String {
+        self.audience.clone().unwrap_or_else(|| format!("{}/", self.endpoint.trim_end_matches('/')))
+    }
+
     pub fn problems(&self, at: &str) -> Vec<String> {
         let mut p = Vec::new();
         for (field, value) in [("subscription_id", &self.subscription_id), ("resource_group", &self.resource_group), ("name", &self.name)] {
@@ -94,7 +106,7 @@ impl AzureVmssProvider {
         if !["auto", "client-secret", "workload-identity", "managed-identity"].contains(&self.credential.as_str()) {
             p.push(format!("{at}.credential: `auto`, `client-secret`, `workload-identity` or `managed-identity`, got `{}`", self.credential));
         }
-        for (field, url) in [("endpoint", Some(&self.endpoint)), ("authority_host", self.authority_host.as_ref()), ("imds_endpoint", Some(&self.imds_endpoint))] {
+        for (field, url) in [("endpoint", Some(&self.endpoint)), ("authority_host", self.authority_host.as_ref()), ("audience", self.audience.as_ref()), ("imds_endpoint", Some(&self.imds_endpoint))] {
             if let Some(u) = url
                 && !(u.starts_with("https://") || u.starts_with("http://"))
             {
@@ -117,16 +129,26 @@ mod tests {
     fn every_bad_field_is_named() {
         let a: AzureVmssProvider = serde_json::from_value(serde_json::json!({
             "subscription_id": "", "resource_group": "a/b", "name": " ", "credential": "password",
-            "endpoint": "management.azure.com", "authority_host": "ftp://x", "imds_endpoint": "169.254.169.254",
+            "endpoint": "management.azure.com", "authority_host": "ftp://x", "audience": "arm", "imds_endpoint": "169.254.169.254",
             "max_attempts": 0, "request_timeout_secs": 0, "operation_timeout_secs": 0, "quota_cooldown_secs": u64::MAX
         }))
         .unwrap();
         let got = a.problems("pools[0].provider");
-        for field in ["subscription_id", "resource_group", "name", "credential", "endpoint", "authority_host", "imds_endpoint", "max_attempts", "request_timeout_secs", "operation_timeout_secs", "quota_cooldown_secs"] {
+        for field in ["subscription_id", "resource_group", "name", "credential", "endpoint", "authority_host", "audience", "imds_endpoint", "max_attempts", "request_timeout_secs", "operation_timeout_secs", "quota_cooldown_secs"] {
             assert!(got.iter().any(|p| p.starts_with(&format!("pools[0].provider.{field}:"))), "{field} not named in {got:#?}");
         }
-        assert_eq!(got.len(), 11, "{got:#?}");
+        assert_eq!(got.len(), 12, "{got:#?}");
         let ok: AzureVmssProvider = serde_json::from_value(serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web"})).unwrap();
         assert!(ok.problems("p").is_empty());
+    }
+
+    #[test]
+    fn the_audience_follows_the_endpoint_unless_given() {
+        let at = |v: serde_json::Value| serde_json::from_value::<AzureVmssProvider>(v).unwrap().audience();
+        assert_eq!(at(serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web"})), "https://management.azure.com/");
+        let china = serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web", "endpoint": "https://management.chinacloudapi.cn/"});
+        assert_eq!(at(china), "https://management.chinacloudapi.cn/");
+        let proxied = serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web", "endpoint": "http://10.0.0.9:8080", "audience": "https://management.azure.com/"});
+        assert_eq!(at(proxied), "https://management.azure.com/");
     }
 }

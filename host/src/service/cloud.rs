@@ -155,8 +155,7 @@ pub fn azure_vmss_target(p: &PoolConfig, a: &AzureVmssProvider) -> anyhow::Resul
         .build()
         .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
     let authority = a.authority_host.clone().or_else(|| env("AZURE_AUTHORITY_HOST")).unwrap_or_else(|| "https://login.microsoftonline.com".into());
-    let resource = "https://management.azure.com/".to_owned();
-    let tokens = TokenSource::new(credential, authority, a.imds_endpoint.clone(), resource, http.clone());
+    let tokens = TokenSource::new(credential, authority, a.imds_endpoint.clone(), a.audience(), http.clone());
     let arm = Arm {
         http,
         endpoint: a.endpoint.clone(),

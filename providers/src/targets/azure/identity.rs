@@ -53,7 +53,8 @@ pub struct TokenSource {
     authority: String,
     /// `http://169.254.169.254`.
     imds: String,
-    /// The resource: `https://management.azure.com/`.
+    /// The resource (the audience): `https://management.azure.com/` in
+    /// the public cloud.
     resource: String,
     http: reqwest::Client,
     cached: tokio::sync::Mutex<Option<(String, Instant)>>,
