@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::models::{ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum};
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum, HealthConfig, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder};
 
 use crate::targets::backoff::Backoff;
@@ -144,14 +144,31 @@ impl DockerTarget {
         let mut out: Vec<Listed> = found.iter().filter_map(|c| listed(c, &draining, now)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         // Why a member restarts: the exit code and count from an inspect, for
-        // the (few) members in back-off only.
-        for l in out.iter_mut().filter(|l| l.member.state == MemberState::Backoff) {
-            let name = l.name.as_str();
-            if let Ok(i) = self.engine.call("inspect container", self.config.call_timeout, |d| async move { d.inspect_container(name, None).await }).await {
-                let code = i.state.as_ref().and_then(|s| s.exit_code).unwrap_or(0);
-                l.member.restarts = i.restart_count.unwrap_or(0).max(0) as u32;
-                l.member.last_error = Some(format!("exited with code {code}; the engine restarts it with back-off (restart {})", l.member.restarts));
-            }
+        // the members in back-off only, `parallel` at a time, so that a pool
+        // crashing whole costs a tick a few round trips, not one per member.
+        use futures_util::StreamExt;
+        let restarting: Vec<String> = out.iter().filter(|l| l.member.state == MemberState::Backoff).map(|l| l.name.clone()).collect();
+        let (engine, timeout) = (self.engine.clone(), self.config.call_timeout);
+        let inspected: Vec<(String, Option<ContainerInspectResponse>)> = futures_util::stream::iter(restarting)
+            .map(move |name| {
+                let engine = engine.clone();
+                async move {
+                    let n = name.clone();
+                    let i = engine.call("inspect container", timeout, move |d| {
+                        let n = n.clone();
+                        async move { d.inspect_container(&n, None).await }
+                    });
+                    (name, i.await.ok())
+                }
+            })
+            .buffer_unordered(self.config.parallel.max(1))
+            .collect()
+            .await;
+        for (name, i) in inspected {
+            let (Some(l), Some(i)) = (out.iter_mut().find(|l| l.name == name), i) else { continue };
+            let code = i.state.as_ref().and_then(|s| s.exit_code).unwrap_or(0);
+            l.member.restarts = i.restart_count.unwrap_or(0).max(0) as u32;
+            l.member.last_error = Some(format!("exited with code {code}; the engine restarts it with back-off (restart {})", l.member.restarts));
         }
         Ok(out)
     }
