@@ -95,6 +95,21 @@ pub struct DockerConfig {
     pub hold: Duration,
 }
 
+/// Remove container `name` by force (it stops if it runs), with its
+/// anonymous volumes; best-effort: a failure is logged, and one already
+/// gone is not a failure.
+async fn remove(engine: &Engine, pool: &str, name: &str) {
+    let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    if let Err(e) = engine.call("remove container", engine.call_timeout, |d| {
+        let o = options.clone();
+        async move { d.remove_container(name, Some(o)).await }
+    }).await
+        && !e.is(404)
+    {
+        tracing::warn!(pool = %pool, container = name, "cannot remove: {e}");
+    }
+}
+
 /// A member's container as listed.
 #[derive(Debug, Clone)]
 struct Listed {
@@ -248,15 +263,7 @@ impl DockerTarget {
 
     /// Remove `name` now, stopping it if it runs; best-effort.
     async fn remove(&self, name: &str) {
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        if let Err(e) = self.engine.call("remove container", self.config.call_timeout, |d| {
-            let o = options.clone();
-            async move { d.remove_container(name, Some(o)).await }
-        }).await
-            && !e.is(404)
-        {
-            tracing::warn!(pool = %self.config.pool, container = name, "cannot remove: {e}");
-        }
+        remove(&self.engine, &self.config.pool, name).await;
     }
 
     /// Launch `need` members in free slots, `parallel` at a time. Returns
@@ -324,16 +331,8 @@ impl DockerTarget {
                     Err(e) if e.is(304) || e.is(404) => {}
                     Err(e) => tracing::warn!(pool = %pool, container = %name, "cannot stop: {e}; removing it by force"),
                 }
-                let remove = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-                match engine.call("remove container", engine.call_timeout, |d| {
-                    let (o, name) = (remove.clone(), &name);
-                    async move { d.remove_container(name, Some(o)).await }
-                }).await {
-                    Ok(()) => {}
-                    Err(e) if e.is(404) => {}
-                    // Left listed: the next scale sees it and tries again.
-                    Err(e) => tracing::warn!(pool = %pool, container = %name, "cannot remove: {e}"),
-                }
+                // Left listed if this fails: the next scale sees it and tries again.
+                remove(&engine, &pool, &name).await;
                 draining.lock().unwrap().remove(&name);
             });
         }

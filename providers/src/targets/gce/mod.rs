@@ -76,9 +76,32 @@ pub struct GceConfig {
     pub quota_cooldown: Duration,
 }
 
+/// The API of the group's kind, with its zone or region.
 enum Client {
-    Zonal(InstanceGroupManagers),
-    Regional(RegionInstanceGroupManagers),
+    Zonal(InstanceGroupManagers, String),
+    Regional(RegionInstanceGroupManagers, String),
+}
+
+/// One request on either kind of group. The two APIs differ only in their
+/// types and in the location's setter (`set_zone`, `set_region`), so the
+/// request is written once: `$method` on the API, then the project, the
+/// location and the group, then `$rest` (the request's own setters and how
+/// it is sent) on both. A request with a body names the body's type for
+/// each kind, and its setters once.
+macro_rules! on_group {
+    (@ $target:expr, $method:ident, ($($zbody:tt)*), ($($rbody:tt)*) $($rest:tt)*) => {{
+        let c = &$target.config;
+        match &$target.client {
+            Client::Zonal(api, zone) => api.$method().set_project(&c.project).set_zone(zone).set_instance_group_manager(&c.name) $($zbody)* $($rest)*,
+            Client::Regional(api, region) => api.$method().set_project(&c.project).set_region(region).set_instance_group_manager(&c.name) $($rbody)* $($rest)*,
+        }
+    }};
+    ($target:expr, $method:ident, body = $zonal:ident | $regional:ident ($($body:tt)*) $($rest:tt)*) => {
+        on_group!(@ $target, $method, (.set_body($zonal::new() $($body)*)), (.set_body($regional::new() $($body)*)) $($rest)*)
+    };
+    ($target:expr, $method:ident $($rest:tt)*) => {
+        on_group!(@ $target, $method, (), () $($rest)*)
+    };
 }
 
 pub struct GceTarget {
@@ -149,21 +172,21 @@ impl GceTarget {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let fail = |e: &dyn std::error::Error| ProviderError::Other(format!("pool `{}`: cannot set up the Compute Engine client: {}", config.pool, crate::error_chain(e)));
         let client = match &config.location {
-            Location::Zone(_) => {
+            Location::Zone(zone) => {
                 // Our own retries only (see `retrying`): the client's would
                 // stack under ours and outlast the call's time bound.
                 let mut b = InstanceGroupManagers::builder().with_retry_policy(NeverRetry);
                 if let Some(e) = &config.endpoint {
                     b = b.with_endpoint(e.clone());
                 }
-                Client::Zonal(b.build().await.map_err(|e| fail(&e))?)
+                Client::Zonal(b.build().await.map_err(|e| fail(&e))?, zone.clone())
             }
-            Location::Region(_) => {
+            Location::Region(region) => {
                 let mut b = RegionInstanceGroupManagers::builder().with_retry_policy(NeverRetry);
                 if let Some(e) = &config.endpoint {
                     b = b.with_endpoint(e.clone());
                 }
-                Client::Regional(b.build().await.map_err(|e| fail(&e))?)
+                Client::Regional(b.build().await.map_err(|e| fail(&e))?, region.clone())
             }
         };
         Ok(Self { client, config, hold: ScaleUpHold::default(), stuck: Default::default() })
@@ -215,18 +238,7 @@ impl GceTarget {
                 .retrying("listManagedInstances", t, || {
                     let token = token.clone();
                     async move {
-                        match &self.client {
-                            Client::Zonal(z) => {
-                                let Location::Zone(zone) = &c.location else { unreachable!() };
-                                let r = z.list_managed_instances().set_project(&c.project).set_zone(zone).set_instance_group_manager(&c.name).set_max_results(c.page_size).set_page_token(token).send().await?;
-                                Ok((r.managed_instances, r.next_page_token))
-                            }
-                            Client::Regional(rg) => {
-                                let Location::Region(region) = &c.location else { unreachable!() };
-                                let r = rg.list_managed_instances().set_project(&c.project).set_region(region).set_instance_group_manager(&c.name).set_max_results(c.page_size).set_page_token(token).send().await?;
-                                Ok((r.managed_instances, r.next_page_token))
-                            }
-                        }
+                        on_group!(self, list_managed_instances.set_max_results(c.page_size).set_page_token(token).send().await.map(|r| (r.managed_instances, r.next_page_token)))
                     }
                 })
                 .await?;
@@ -241,16 +253,7 @@ impl GceTarget {
     async fn resize(&self, size: u32) -> Result<(), CallError> {
         let (c, id) = (&self.config, request_id());
         self.retrying("resize", c.operation_timeout, || async {
-            match &self.client {
-                Client::Zonal(z) => {
-                    let Location::Zone(zone) = &c.location else { unreachable!() };
-                    z.resize().set_project(&c.project).set_zone(zone).set_instance_group_manager(&c.name).set_size(size as i32).set_request_id(&id).poller().until_done().await.map(drop)
-                }
-                Client::Regional(r) => {
-                    let Location::Region(region) = &c.location else { unreachable!() };
-                    r.resize().set_project(&c.project).set_region(region).set_instance_group_manager(&c.name).set_size(size as i32).set_request_id(&id).poller().until_done().await.map(drop)
-                }
-            }
+            on_group!(self, resize.set_size(size as i32).set_request_id(&id).poller().until_done().await.map(drop))
         })
         .await
     }
@@ -258,18 +261,12 @@ impl GceTarget {
     async fn delete(&self, urls: Vec<String>) -> Result<(), CallError> {
         let (c, id) = (&self.config, request_id());
         self.retrying("deleteInstances", c.operation_timeout, || async {
-            match &self.client {
-                Client::Zonal(z) => {
-                    let Location::Zone(zone) = &c.location else { unreachable!() };
-                    let body = InstanceGroupManagersDeleteInstancesRequest::new().set_instances(urls.clone()).set_skip_instances_on_validation_error(true);
-                    z.delete_instances().set_project(&c.project).set_zone(zone).set_instance_group_manager(&c.name).set_body(body).set_request_id(&id).poller().until_done().await.map(drop)
-                }
-                Client::Regional(r) => {
-                    let Location::Region(region) = &c.location else { unreachable!() };
-                    let body = RegionInstanceGroupManagersDeleteInstancesRequest::new().set_instances(urls.clone()).set_skip_instances_on_validation_error(true);
-                    r.delete_instances().set_project(&c.project).set_region(region).set_instance_group_manager(&c.name).set_body(body).set_request_id(&id).poller().until_done().await.map(drop)
-                }
-            }
+            on_group!(
+                self,
+                delete_instances,
+                body = InstanceGroupManagersDeleteInstancesRequest | RegionInstanceGroupManagersDeleteInstancesRequest (.set_instances(urls.clone()).set_skip_instances_on_validation_error(true))
+                .set_request_id(&id).poller().until_done().await.map(drop)
+            )
         })
         .await
     }
