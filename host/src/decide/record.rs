@@ -180,6 +180,40 @@ pub struct DecisionRecord {
     pub advisor: Option<AdvisorRecord>,
 }
 
+#[cfg(test)]
+impl DecisionRecord {
+    /// A plain decision for tests: `running` members, a single policy's
+    /// consensus at `desired` and the guardrails letting it through, no
+    /// votes and no action. Tests change what they look at with struct
+    /// update syntax.
+    pub fn sample(pool: &str, seq: u64, running: u32, desired: u32) -> Self {
+        DecisionRecord {
+            pool: pool.into(),
+            seq,
+            at: 0,
+            mode: Mode::Live,
+            input_digest: String::new(),
+            running,
+            booting: 0,
+            metrics: vec![],
+            votes: vec![],
+            consensus: ConsensusResult { policy: "single".into(), desired: Some(f64::from(desired)), confidence: 1.0, explanation: String::new() },
+            cost: vec![],
+            placement: None,
+            limited: None,
+            proposed: desired,
+            clamps: vec![],
+            desired,
+            alerts: vec![],
+            action: None,
+            shadow: None,
+            lifecycle: None,
+            inputs: None,
+            advisor: None,
+        }
+    }
+}
+
 /// The advisor's vote as a tick used it: its freshest answer, or why it
 /// abstained (none yet, too old, its question failed). Kept in the record
 /// so that `simulate --from-journal` casts the same vote again.

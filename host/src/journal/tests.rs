@@ -4,30 +4,7 @@ use crate::decide::record::*;
 use redb::ReadableTable;
 
 fn record(pool: &str, seq: u64) -> DecisionRecord {
-    DecisionRecord {
-        pool: pool.into(),
-        seq,
-        at: seq as i64 * 1000,
-        mode: Mode::Live,
-        input_digest: String::new(),
-        running: 1,
-        booting: 0,
-        metrics: vec![],
-        votes: vec![],
-        consensus: ConsensusResult { policy: "single".into(), desired: Some(2.0), confidence: 1.0, explanation: String::new() },
-        cost: vec![],
-        placement: None,
-        limited: None,
-        proposed: 2,
-        clamps: vec![],
-        desired: 2,
-        alerts: vec![],
-        action: None,
-        shadow: None,
-        lifecycle: None,
-        inputs: None,
-        advisor: None,
-    }
+    DecisionRecord { at: seq as i64 * 1000, ..DecisionRecord::sample(pool, seq, 1, 2) }
 }
 
 #[tokio::test]

@@ -43,28 +43,9 @@ fn settle(a: &Advisor, q: Question, at: i64, r: Result<ChatReply, ChatError>) {
 fn record(proposals: &[f64], desired: u32) -> DecisionRecord {
     let votes = proposals.iter().enumerate().map(|(i, d)| ExpertVote { expert: format!("s{i}"), weight: 1.0, version: Some(1), proposal: Some(Proposal::new(*d, 1.0, "r")), abstained: None, declined: false, fallback: None, gauges: vec![] }).collect();
     DecisionRecord {
-        pool: "p".into(),
-        seq: 1,
-        at: 0,
-        mode: Mode::Live,
-        input_digest: String::new(),
-        running: 3,
-        booting: 0,
-        metrics: vec![],
         votes,
         consensus: ConsensusResult { policy: "c".into(), desired: Some(f64::from(desired)), confidence: 1.0, explanation: "e".into() },
-        cost: vec![],
-        placement: None,
-        limited: None,
-        proposed: desired,
-        clamps: vec![],
-        desired,
-        alerts: vec![],
-        action: None,
-        shadow: None,
-        lifecycle: None,
-        inputs: None,
-        advisor: None,
+        ..DecisionRecord::sample("p", 1, 3, desired)
     }
 }
 

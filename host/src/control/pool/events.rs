@@ -220,28 +220,8 @@ mod tests {
 
     fn record(running: u32, wanted: f64, desired: u32) -> DecisionRecord {
         DecisionRecord {
-            pool: "web".into(),
-            seq: 7,
-            at: 0,
-            mode: Mode::Live,
-            input_digest: String::new(),
-            running,
-            booting: 0,
-            metrics: vec![],
-            votes: vec![],
             consensus: ConsensusResult { policy: "single".into(), desired: Some(wanted), confidence: 1.0, explanation: "queue-depth decides alone".into() },
-            cost: vec![],
-            placement: None,
-            limited: None,
-            proposed: desired,
-            clamps: vec![],
-            desired,
-            alerts: vec![],
-            action: None,
-            shadow: None,
-            lifecycle: None,
-            inputs: None,
-            advisor: None,
+            ..DecisionRecord::sample("web", 7, running, desired)
         }
     }
 
