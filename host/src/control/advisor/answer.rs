@@ -106,7 +106,7 @@ const QUOTED: usize = 64;
 
 /// `text` for an error message: its first characters, marked when cut.
 fn quote(text: &str) -> String {
-    if text.chars().count() <= QUOTED { text.to_owned() } else { format!("{}…", text.chars().take(QUOTED).collect::<String>()) }
+    super::clip(text, QUOTED)
 }
 
 /// Read `content` as the answer to `q` for `pool`, or say why it is none.

@@ -199,7 +199,18 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `text` cut to `max` bytes on a character boundary, marked when cut.
+/// `text` in at most `max` characters, with an ellipsis where cut: for a
+/// reason or an error shown to a person or a model.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
+/// `text` cut to `max` bytes on a character boundary, marked when cut
+/// with its whole length: for what the journal keeps of a prompt or an
+/// answer, whose budget is in bytes.
 fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();

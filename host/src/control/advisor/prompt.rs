@@ -155,7 +155,7 @@ pub fn summarize(windows: &[MetricWindow]) -> Vec<MetricSummary> {
 }
 
 fn cut(s: &str) -> String {
-    if s.chars().count() <= MAX_TEXT { s.to_owned() } else { format!("{}…", s.chars().take(MAX_TEXT).collect::<String>()) }
+    super::clip(s, MAX_TEXT)
 }
 
 /// A number for the data: finite to 4 decimals, or null.

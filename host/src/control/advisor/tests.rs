@@ -159,3 +159,13 @@ fn a_large_change_in_a_dry_run_or_a_small_one_is_not_reviewed() {
     assert_eq!(rec.review.unwrap().verdict, "waiting");
     assert_eq!(rec.asked[0].question, "review 3 -> 9");
 }
+
+#[test]
+fn text_is_clipped_by_characters_and_cut_by_bytes_on_a_boundary() {
+    assert_eq!(clip("héllo", 5), "héllo");
+    assert_eq!(clip("héllo wörld", 7), "héllo w…");
+    assert_eq!(clip("", 0), "");
+    assert_eq!(cut("abc", 3), "abc");
+    // `é` is two bytes: a cut at 2 must not split it.
+    assert_eq!(cut("héllo", 2), "h… [6 bytes in all]");
+}
