@@ -52,16 +52,16 @@ pub struct AzureVmssProvider {
     #[serde(default = "default_api_version")]
     pub api_version: String,
     /// Tries per call (429, 5xx, broken connections).
-    #[serde(default = "default_attempts")]
+    #[serde(default = "super::cloud::default_attempts")]
     pub max_attempts: u32,
     /// Seconds one request may take.
-    #[serde(default = "default_request_timeout")]
+    #[serde(default = "super::cloud::default_request_timeout")]
     pub request_timeout_secs: u64,
     /// Seconds a scale operation may take to finish.
     #[serde(default = "default_operation_timeout")]
     pub operation_timeout_secs: u64,
     /// How long a quota or allocation refusal holds the pool at its size.
-    #[serde(default = "default_cooldown")]
+    #[serde(default = "super::cloud::default_cooldown")]
     pub quota_cooldown_secs: u64,
 }
 
@@ -77,17 +77,8 @@ fn default_imds() -> String {
 fn default_api_version() -> String {
     "2024-07-01".into()
 }
-fn default_attempts() -> u32 {
-    6
-}
-fn default_request_timeout() -> u64 {
-    30
-}
 fn default_operation_timeout() -> u64 {
     900
-}
-fn default_cooldown() -> u64 {
-    300
 }
 
 impl AzureVmssProvider {

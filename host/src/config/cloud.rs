@@ -58,11 +58,16 @@ fn default_page_size() -> i32 {
     100
 }
 
-fn default_attempts() -> u32 {
+/// Defaults every cloud provider shares: tries per call, how long a
+/// quota refusal holds scale-ups, and seconds per request.
+pub(super) fn default_attempts() -> u32 {
     6
 }
-fn default_cooldown() -> u64 {
+pub(super) fn default_cooldown() -> u64 {
     300
+}
+pub(super) fn default_request_timeout() -> u64 {
+    30
 }
 
 impl Ec2Provider {

@@ -23,10 +23,10 @@ pub struct GceProvider {
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Tries per call (429, 5xx, broken connections).
-    #[serde(default = "default_attempts")]
+    #[serde(default = "super::cloud::default_attempts")]
     pub max_attempts: u32,
     /// Seconds one request may take.
-    #[serde(default = "default_request_timeout")]
+    #[serde(default = "super::cloud::default_request_timeout")]
     pub request_timeout_secs: u64,
     /// Seconds a resize or deletion may take to reach `DONE`.
     #[serde(default = "default_operation_timeout")]
@@ -35,24 +35,15 @@ pub struct GceProvider {
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// Seconds scale-ups stay held after instances could not be created.
-    #[serde(default = "default_cooldown")]
+    #[serde(default = "super::cloud::default_cooldown")]
     pub quota_cooldown_secs: u64,
 }
 
-fn default_attempts() -> u32 {
-    6
-}
-fn default_request_timeout() -> u64 {
-    30
-}
 fn default_operation_timeout() -> u64 {
     600
 }
 fn default_page_size() -> u32 {
     500
-}
-fn default_cooldown() -> u64 {
-    300
 }
 
 impl GceProvider {
