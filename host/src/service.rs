@@ -316,8 +316,7 @@ impl Service {
         Ok(service)
     }
 
-    /// Start pool `p` on its built target.
-    /// Start pool `p`. `previous` is the advisor of the pool it replaces
+    /// Start pool `p` on its built target. `previous` is the advisor of the pool it replaces
     /// (a restart on a new target): the new advisor keeps its hourly cap.
     async fn start_pool(&mut self, p: &PoolConfig, (target, supervisor): BuiltTarget, advisor: Option<crate::control::advisor::AdvisorSpec>, previous: Option<crate::control::advisor::Advisor>) -> anyhow::Result<()> {
         let push = Arc::new(PushSource::new());

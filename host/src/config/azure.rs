@@ -39,10 +39,10 @@ pub struct AzureVmssProvider {
     #[serde(default)]
     pub authority_host: Option<String>,
     /// What the tokens are for (Entra ID's scope is this with `.default`).
-    /// Default: `endpoint` with a trailing slash, which Resource Manager
-    /// takes in each of Azure's clouds, so a sovereign cloud needs only its
-    /// `endpoint` and `authority_host`. Give it where a proxy or a private
-    /// endpoint stands in for Resource Manager.
+    /// Default: Resource Manager of the cloud `endpoint` names (public, US
+    /// Government or China), so a sovereign cloud needs only its `endpoint`
+    /// and `authority_host`; the public cloud's for any other endpoint (a
+    /// proxy or a private endpoint in front of it).
     #[serde(default)]
     pub audience: Option<String>,
     /// The instance metadata service, for a managed identity.
@@ -82,9 +82,13 @@ fn default_operation_timeout() -> u64 {
 }
 
 impl AzureVmssProvider {
-    /// The token audience: `audience`, else `endpoint` with a trailing slash.
+    /// The token audience: `audience`, else Resource Manager of the cloud
+    /// `endpoint` names, else the public cloud's.
     pub fn audience(&self) -> String {
-        self.audience.clone().unwrap_or_else(|| format!("{}/", self.endpoint.trim_end_matches('/')))
+        const CLOUDS: [&str; 3] = ["https://management.azure.com", "https://management.usgovcloudapi.net", "https://management.chinacloudapi.cn"];
+        let endpoint = self.endpoint.trim_end_matches('/');
+        let cloud = CLOUDS.iter().find(|c| endpoint.eq_ignore_ascii_case(c)).unwrap_or(&CLOUDS[0]);
+        self.audience.clone().unwrap_or_else(|| format!("{cloud}/"))
     }
 
     pub fn problems(&self, at: &str) -> Vec<String> {
@@ -139,7 +143,12 @@ mod tests {
         assert_eq!(at(serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web"})), "https://management.azure.com/");
         let china = serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web", "endpoint": "https://management.chinacloudapi.cn/"});
         assert_eq!(at(china), "https://management.chinacloudapi.cn/");
-        let proxied = serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web", "endpoint": "http://10.0.0.9:8080", "audience": "https://management.azure.com/"});
+        let gov = serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web", "endpoint": "https://management.usgovcloudapi.net"});
+        assert_eq!(at(gov), "https://management.usgovcloudapi.net/");
+        // A proxy in front of the public cloud: its tokens, as before.
+        let proxied = serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web", "endpoint": "http://10.0.0.9:8080"});
         assert_eq!(at(proxied), "https://management.azure.com/");
+        let given = serde_json::json!({"subscription_id": "s", "resource_group": "rg", "name": "web", "endpoint": "http://10.0.0.9:8080", "audience": "https://management.chinacloudapi.cn"});
+        assert_eq!(at(given), "https://management.chinacloudapi.cn");
     }
 }

@@ -457,7 +457,6 @@ pub fn verify(bytes: &[u8], signature: Option<&[u8]>, keys: &[String]) -> Result
     })
 }
 
-
 /// Keep a checked artifact: written beside, then renamed in, so a crash
 /// leaves either nothing or the whole of it.
 fn store(dir: &Path, ext: &str, bytes: &[u8], sig: Option<&[u8]>, manifest: Option<&[u8]>) -> Result<PathBuf, String> {

@@ -349,10 +349,19 @@ impl Service {
                 } else {
                     "its provider changed in a config reload: restarting on the new target"
                 };
-                if r.entry.handle.command(PoolCommand::Retire { note: note.to_owned(), reply: tx }).await.is_ok()
-                    && let Ok(Ok(Some(advisor))) = tokio::time::timeout(Duration::from_secs(10), rx).await
-                {
-                    previous.insert(id.clone(), advisor);
+                if r.entry.handle.command(PoolCommand::Retire { note: note.to_owned(), reply: tx }).await.is_ok() {
+                    match tokio::time::timeout(Duration::from_secs(10), rx).await {
+                        Ok(Ok(Some(advisor))) => {
+                            previous.insert(id.clone(), advisor);
+                        }
+                        Ok(_) => {}
+                        // Busy in a tick (a cloud scale waits for its
+                        // operation): what it counted is lost with it.
+                        Err(_) if r.config.advisor.is_some() && p.restarted.contains(id) => {
+                            tracing::warn!(pool = %id, "the pool did not answer within 10 s; its advisor's hourly cap starts afresh on the new provider");
+                        }
+                        Err(_) => {}
+                    }
                 }
                 tracing::info!(pool = %id, "stopping: {}", if p.removed.contains(id) { "removed from the config" } else { "its provider changed" });
                 stopping.spawn(Self::stop_pool(r));

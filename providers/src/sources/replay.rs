@@ -13,6 +13,10 @@ use async_trait::async_trait;
 use crate::sources::{MetricError, MetricSource, Window};
 use crate::Sample;
 
+/// The largest trace a replay source reads: 128 MiB, some ten million
+/// rows.
+pub const MAX_TRACE_BYTES: u64 = 128 << 20;
+
 #[derive(Debug)]
 pub struct ReplaySource {
     header: Vec<String>,
@@ -22,9 +26,14 @@ pub struct ReplaySource {
 }
 
 impl ReplaySource {
-    /// Read the whole trace. Errors name the file, the line and the column.
+    /// Read the whole trace, up to [`MAX_TRACE_BYTES`], as [`crate::file`]
+    /// reads any file a config names. Errors name the file, the line and
+    /// the column.
     pub fn open(path: &Path, start: i64, step_ms: i64) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read trace {}: {e}", path.display()))?;
+        let text = crate::file::read_text(path, MAX_TRACE_BYTES).map_err(|e| match e {
+            crate::file::FileError::TooLarge { .. } => format!("cannot read trace {}: {e}; a replay source holds its trace in memory (`scalewise simulate` streams longer ones)", path.display()),
+            e => format!("cannot read trace {}: {e}", path.display()),
+        })?;
         Self::parse(&text, start, step_ms).map_err(|e| format!("trace {}: {e}", path.display()))
     }
 
@@ -110,6 +119,21 @@ impl MetricSource for ReplaySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_that_is_not_a_regular_file_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("trace.csv");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = ReplaySource::open(&fifo, 0, 1000).unwrap_err();
+        assert!(e.contains("a FIFO, not a regular file"), "{e}");
+        let e = ReplaySource::open(Path::new("/dev/zero"), 0, 1000).unwrap_err();
+        assert!(e.contains("a character device"), "{e}");
+        let file = dir.path().join("t.csv");
+        std::fs::write(&file, "step,load\n0,1\n").unwrap();
+        assert!(ReplaySource::open(&file, 0, 1000).is_ok());
+    }
 
     #[tokio::test]
     async fn replays_rows_at_their_times_and_wraps() {

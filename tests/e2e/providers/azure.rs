@@ -27,7 +27,7 @@ min = 0
 max = 10
 interval_ms = 300
 strategies = [{{ policy = "queue-depth" }}]
-provider = {{ kind = "azure-vmss", subscription_id = "{SUBSCRIPTION}", resource_group = "{GROUP}", name = "{VMSS}", endpoint = "{url}", audience = "https://management.azure.com/", authority_host = "{url}", imds_endpoint = "{url}", max_attempts = 4, request_timeout_secs = 5, operation_timeout_secs = 30, {credential} }}
+provider = {{ kind = "azure-vmss", subscription_id = "{SUBSCRIPTION}", resource_group = "{GROUP}", name = "{VMSS}", endpoint = "{url}", audience = "https://management.azure.com", authority_host = "{url}", imds_endpoint = "{url}", max_attempts = 4, request_timeout_secs = 5, operation_timeout_secs = 30, {credential} }}
 metrics = [{{ name = "queue_depth", source = "push", window_secs = 1 }}]
 {IMMEDIATE}
 "#

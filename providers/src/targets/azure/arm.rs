@@ -124,32 +124,40 @@ impl Arm {
                 Ok(answer) => {
                     let status = answer.status();
                     let headers = answer.headers().clone();
-                    let bytes = match crate::http::body_bounded(answer, MAX_ANSWER_BYTES).await {
-                        Ok(bytes) => bytes,
+                    let body = match crate::http::body_bounded(answer, MAX_ANSWER_BYTES).await {
+                        Ok(bytes) => Ok(bytes),
                         Err(crate::http::BodyError::TooLarge(_)) => {
                             let message = format!("the answer to {method} {url} is larger than {MAX_ANSWER_BYTES} bytes");
                             return Err(ArmError { status: Some(status.as_u16()), code: "AnswerTooLarge".into(), message });
                         }
-                        // Cut off mid-body: read as an empty answer, as the
-                        // status says what happened.
-                        Err(crate::http::BodyError::Read(_)) => Vec::new(),
+                        Err(crate::http::BodyError::Read(e)) => Err(crate::error_chain(&e)),
                     };
-                    if status.is_success() {
-                        let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
-                        return Ok((status, headers, v));
-                    }
-                    let error = parse_error(status.as_u16(), &bytes);
-                    if status == StatusCode::UNAUTHORIZED && !renewed {
-                        renewed = true;
-                        self.tokens.forget().await;
-                        continue;
-                    }
-                    if status == StatusCode::TOO_MANY_REQUESTS {
-                        (retry_after(&headers, self.backoff.wait(attempt), Duration::from_secs(60)), error)
-                    } else if status.is_server_error() {
-                        (retry_after(&headers, self.backoff.wait(attempt), Duration::from_secs(30)), error)
-                    } else {
-                        return Err(error);
+                    // A success whose body was cut off, or is not JSON, is
+                    // tried again: read as empty, a list of the set's VMs
+                    // would say it has none.
+                    let bad = |message: String| ArmError { status: Some(status.as_u16()), code: "BadAnswer".into(), message };
+                    match (status.is_success(), body) {
+                        (true, Ok(bytes)) if bytes.is_empty() => return Ok((status, headers, Value::Null)),
+                        (true, Ok(bytes)) => match serde_json::from_slice(&bytes) {
+                            Ok(v) => return Ok((status, headers, v)),
+                            Err(e) => (self.backoff.wait(attempt), bad(format!("HTTP {status} with a body that is not JSON: {e}"))),
+                        },
+                        (true, Err(e)) => (self.backoff.wait(attempt), bad(format!("HTTP {status}, its body cut off: {e}"))),
+                        (false, body) => {
+                            let error = parse_error(status.as_u16(), body.as_deref().unwrap_or_default());
+                            if status == StatusCode::UNAUTHORIZED && !renewed {
+                                renewed = true;
+                                self.tokens.forget().await;
+                                continue;
+                            }
+                            if status == StatusCode::TOO_MANY_REQUESTS {
+                                (retry_after(&headers, self.backoff.wait(attempt), Duration::from_secs(60)), error)
+                            } else if status.is_server_error() {
+                                (retry_after(&headers, self.backoff.wait(attempt), Duration::from_secs(30)), error)
+                            } else {
+                                return Err(error);
+                            }
+                        }
                     }
                 }
                 Err(e) => (self.backoff.wait(attempt), ArmError { status: None, code: "Unreachable".into(), message: crate::error_chain(&e) }),
@@ -234,6 +242,22 @@ mod tests {
         assert_eq!(e.code, "AnswerTooLarge", "{e}");
         assert!(e.message.contains(&format!("is larger than {MAX_ANSWER_BYTES} bytes")), "{e}");
         assert!(sent.load(std::sync::atomic::Ordering::Relaxed) < 2 * MAX_ANSWER_BYTES, "the client read on past its cap");
+    }
+
+    /// A success whose body is not JSON is tried again and then an error:
+    /// read as empty, a list of the set's VMs would say it has none.
+    #[tokio::test]
+    async fn a_success_that_is_not_json_is_an_error_not_an_empty_answer() {
+        use super::super::identity::Credential;
+        const ROUTES: &[(&str, &str)] = &[("/oauth2/token", r#"{"access_token":"t","expires_in":"3600"}"#), ("/virtualMachines", "<html>upstream reset</html>")];
+        let (base, _) = crate::http::endless_server(ROUTES, "", "").await;
+        let http = reqwest::Client::new();
+        let tokens = TokenSource::new(Credential::ManagedIdentity { client_id: None }, base.clone(), base.clone(), "https://management.azure.com/".into(), http.clone());
+        let backoff = Backoff { attempts: 2, base: Duration::from_millis(1), cap: Duration::from_millis(1) };
+        let arm = Arm { http, endpoint: base, api_version: "2024-07-01".into(), tokens, backoff, operation_timeout: Duration::from_secs(5) };
+        let e = arm.send(Method::GET, &arm.url("/subscriptions/s/virtualMachines", ""), None).await.unwrap_err();
+        assert_eq!(e.code, "BadAnswer", "{e}");
+        assert!(e.message.contains("HTTP 200 OK with a body that is not JSON"), "{e}");
     }
 
     #[test]

@@ -106,7 +106,8 @@ impl TokenSource {
     }
 
     async fn fetch(&self) -> Result<TokenAnswer, String> {
-        let scope = format!("{}.default", self.resource);
+        // `{resource}/.default`, whether the resource ends in a slash or not.
+        let scope = format!("{}/.default", self.resource.trim_end_matches('/'));
         let request = match &self.credential {
             Credential::ClientSecret { tenant_id, client_id, secret } => self.http.post(format!("{}/{tenant_id}/oauth2/v2.0/token", self.authority)).form(&[
                 ("grant_type", "client_credentials"),
