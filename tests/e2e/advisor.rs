@@ -388,9 +388,9 @@ fn a_bad_advisor_config_is_refused_with_its_field_and_the_running_one_goes_on() 
 
 /// A provider change restarts the pool on a new target; its advisor is
 /// the same, and so is its hourly cap (a config flip must not buy more
-/// calls).
+/// calls). A restart of the host keeps it too, from the pool's memory.
 #[test]
-fn a_restart_by_a_provider_change_keeps_the_hourly_cap() {
+fn a_restart_of_the_pool_or_of_the_host_keeps_the_hourly_cap() {
     let model = ChatStandIn::start(Behavior::vote(2, "steady"));
     let dir = tempfile::tempdir().unwrap();
     let rest = format!("strategies = [{{ policy = \"two\" }}]\nconsensus = \"highest\"\nguardrails = {{ {FREE}, scale_up_limits = [] }}");
@@ -412,6 +412,15 @@ fn a_restart_by_a_provider_change_keeps_the_hourly_cap() {
     let status = &h.get("/pools/api")["advisor"];
     assert_eq!(status["calls_last_hour"], 3, "{status}");
     assert!(skipped(&h) >= 1, "{status}");
+
+    let mut h = h;
+    h.terminate();
+    h.restart();
+    let since = now_ms();
+    h.wait_for("ten decisions after the host's restart", Duration::from_secs(30), |h| (decisions(h, "api", 100).iter().filter(|d| d["at"].as_i64().unwrap() > since).count() >= 10).then_some(()));
+    assert_eq!(model.requests().len(), 3, "the restarted host asked again: its hourly cap was reset");
+    let status = &h.get("/pools/api")["advisor"];
+    assert_eq!(status["calls_last_hour"], 3, "{status}");
 }
 
 #[test]

@@ -136,6 +136,9 @@ pub async fn prepare(
     let shadow = candidate::Shadow::default();
     let replayable = replayable::Replayable::new(&memory);
     let mut runner = PoolLoop { s, commands: Some(rx), experts, journal, clock, handle: handle.clone(), memory, replayable, pending: None, last_error: first_error, journal_error: None, decisions: 0, actions: 0, seen_capacity: None, metric_errors: Default::default(), failed_actions: Default::default(), events, shadow };
+    if let Some(a) = runner.s.advisor.as_mut() {
+        a.restore_calls(&runner.memory.advisor_calls, runner.clock.now_ms());
+    }
     if let Some(note) = runner.restore_promotion() {
         tracing::info!(pool = %runner.s.plan.id, "{note}");
     }
@@ -285,6 +288,9 @@ impl PoolLoop {
             }
             _ => Gate::Proceed,
         };
+        if let Some(a) = &self.s.advisor {
+            self.memory.advisor_calls = a.calls_by_bucket(now);
+        }
         if let Some(due) = due {
             self.handle.decide_lag.record(due.elapsed());
         }

@@ -36,6 +36,12 @@ pub struct PoolMemory {
     /// restart (the config still names the set it replaced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted: Option<Promotion>,
+    /// The advisor's calls of the last hour, as (the start of a
+    /// five-minute bucket, the calls in it), so that a restart of the host
+    /// keeps its hourly cap. At most twelve buckets: a few hundred bytes,
+    /// whatever the cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advisor_calls: Vec<(i64, u32)>,
 }
 
 /// A promotion: the set serving since, and the set it replaced (what a
@@ -70,6 +76,7 @@ impl PoolMemory {
             placement: self.placement.clone(),
             paused: self.paused,
             promoted: self.promoted.clone(),
+            advisor_calls: self.advisor_calls.clone(),
         }
     }
 }

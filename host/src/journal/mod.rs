@@ -264,7 +264,7 @@ impl Journal {
     async fn submit(&self, pool: &str, record: Option<(u64, Vec<u8>)>, memory: &PoolMemory) -> Result<(), JournalError> {
         let write = |e: serde_json::Error| JournalError::Write(e.to_string());
         // Everything but the states; they go in a section of their own.
-        let bare = PoolMemory { guard: memory.guard.clone(), states: BTreeMap::new(), alerts_fired: memory.alerts_fired.clone(), placement: memory.placement.clone(), promoted: memory.promoted.clone(), ..*memory };
+        let bare = memory.sans_states();
         let mem = serde_json::to_vec(&bare).map_err(write)?;
         let hash = states_hash(&memory.states);
         let changed = self.inner.written_states.lock().unwrap().get(pool) != Some(&hash);

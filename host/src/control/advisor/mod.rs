@@ -54,6 +54,8 @@ const MAX_HEARD: usize = 8;
 /// every decision's record until the next good answer.
 const MAX_WHY: usize = 512;
 const HOUR_MS: i64 = 3_600_000;
+/// The grain of the calls the pool's memory keeps.
+const CALL_BUCKET_MS: i64 = 300_000;
 
 /// How a pool's advisor is asked, built from its config.
 pub struct AdvisorSpec {
@@ -225,6 +227,40 @@ fn cut(text: &str, max: usize) -> String {
 impl Advisor {
     pub fn new(spec: AdvisorSpec) -> Self {
         Self { spec: Arc::new(spec), shared: Arc::default(), ticks: 0 }
+    }
+
+    /// The calls of the last hour by five-minute bucket, oldest first:
+    /// what the pool's memory keeps, so that a restart of the host keeps
+    /// the hourly cap (see [`Advisor::restore_calls`]).
+    pub fn calls_by_bucket(&self, now: i64) -> Vec<(i64, u32)> {
+        let mut out: Vec<(i64, u32)> = Vec::new();
+        for at in lock(&self.shared).calls.iter().filter(|at| now - **at < HOUR_MS) {
+            let bucket = at - at.rem_euclid(CALL_BUCKET_MS);
+            match out.last_mut() {
+                Some((b, n)) if *b == bucket => *n += 1,
+                _ => out.push((bucket, 1)),
+            }
+        }
+        out
+    }
+
+    /// Count the calls a previous run made, from the pool's memory, if this
+    /// advisor has made none yet. Each is taken as made at its bucket's
+    /// end, so a restored cap lasts up to five minutes longer, never less.
+    pub fn restore_calls(&mut self, buckets: &[(i64, u32)], now: i64) {
+        let mut sh = lock(&self.shared);
+        if !sh.calls.is_empty() {
+            return;
+        }
+        for &(bucket, n) in buckets {
+            let at = (bucket + CALL_BUCKET_MS - 1).min(now);
+            if now - at < HOUR_MS {
+                sh.calls.extend(std::iter::repeat_n(at, n.min(self.spec.max_calls_per_hour) as usize));
+            }
+        }
+        while sh.calls.len() > self.spec.max_calls_per_hour as usize {
+            sh.calls.pop_front();
+        }
     }
 
     /// This advisor, sharing its counts, answers and calls in flight: what

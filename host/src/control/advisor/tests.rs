@@ -169,3 +169,27 @@ fn text_is_clipped_by_characters_and_cut_by_bytes_on_a_boundary() {
     // `é` is two bytes: a cut at 2 must not split it.
     assert_eq!(cut("héllo", 2), "h… [6 bytes in all]");
 }
+
+#[test]
+fn its_calls_of_the_last_hour_are_kept_by_bucket_and_restored_no_shorter() {
+    let a = advisor(5);
+    lock(&a.shared).calls.extend([10_000, 20_000, 400_000]);
+    assert_eq!(a.calls_by_bucket(500_000), vec![(0, 2), (300_000, 1)]);
+    // Restored at each bucket's end (never later than now).
+    let mut b = advisor(5);
+    b.restore_calls(&[(0, 2), (300_000, 1)], 500_000);
+    assert_eq!(lock(&b.shared).calls.iter().copied().collect::<Vec<_>>(), vec![299_999, 299_999, 500_000]);
+    // A count past the cap (a memory from another config) is cut to it.
+    let mut c = advisor(5);
+    c.restore_calls(&[(0, 1000)], 299_999 + HOUR_MS - 1);
+    assert_eq!(lock(&c.shared).calls.len(), 5);
+    // An hour after its bucket's end, a call no longer counts.
+    let mut d = advisor(5);
+    d.restore_calls(&[(0, 3)], 299_999 + HOUR_MS);
+    assert!(lock(&d.shared).calls.is_empty());
+    // An advisor that has called already keeps its own count.
+    let mut e = advisor(5);
+    lock(&e.shared).calls.push_back(1);
+    e.restore_calls(&[(0, 3)], 10);
+    assert_eq!(lock(&e.shared).calls.len(), 1);
+}
