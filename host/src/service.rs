@@ -95,11 +95,7 @@ pub fn plan(p: &PoolConfig) -> PoolPlan {
 
 /// A file of a credential or certificate: read with a bound (they are small).
 fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use scalewise_providers::file::{FileError, read};
-    read(path, 1 << 20).map_err(|e| match e {
-        FileError::TooLarge { .. } => format!("{}: {e}; it should hold one secret or certificate", path.display()),
-        e => format!("{}: {e}", path.display()),
-    })
+    scalewise_providers::file::read(path, 1 << 20).map_err(|e| e.at(path, "it should hold one secret or certificate"))
 }
 
 /// A secret from a file, without its trailing newline.

@@ -53,6 +53,15 @@ impl From<std::io::Error> for FileError {
 }
 
 impl FileError {
+    /// `path: what went wrong`, and after a refusal by size, `; hint`: what
+    /// the file is for, so the reader knows why the cap is what it is.
+    pub fn at(&self, path: &Path, hint: &str) -> String {
+        match self {
+            FileError::TooLarge { .. } => format!("{}: {self}; {hint}", path.display()),
+            _ => format!("{}: {self}", path.display()),
+        }
+    }
+
     /// Whether the file is simply not there (a caller may treat that as
     /// "nothing saved yet").
     pub fn is_not_found(&self) -> bool {
@@ -145,6 +154,8 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).unwrap();
         assert_eq!(read_text(&link, 6).unwrap(), "token\n");
         assert_eq!(read(&link, 5).unwrap_err().to_string(), "6 bytes, over the cap of 5");
+        assert_eq!(read(&link, 5).unwrap_err().at(&link, "a token is short"), format!("{}: 6 bytes, over the cap of 5; a token is short", link.display()));
+        assert_eq!(read(Path::new("/"), 5).unwrap_err().at(Path::new("/"), "a token is short"), "/: a directory, not a regular file");
         // A sparse 2 GB file is refused by its size, not read.
         let huge = dir.path().join("huge");
         std::fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();

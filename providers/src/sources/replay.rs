@@ -30,10 +30,8 @@ impl ReplaySource {
     /// reads any file a config names. Errors name the file, the line and
     /// the column.
     pub fn open(path: &Path, start: i64, step_ms: i64) -> Result<Self, String> {
-        let text = crate::file::read_text(path, MAX_TRACE_BYTES).map_err(|e| match e {
-            crate::file::FileError::TooLarge { .. } => format!("cannot read trace {}: {e}; a replay source holds its trace in memory (`scalewise simulate` streams longer ones)", path.display()),
-            e => format!("cannot read trace {}: {e}", path.display()),
-        })?;
+        let hint = "a replay source holds its trace in memory (`scalewise simulate` streams longer ones)";
+        let text = crate::file::read_text(path, MAX_TRACE_BYTES).map_err(|e| format!("cannot read trace {}", e.at(path, hint)))?;
         Self::parse(&text, start, step_ms).map_err(|e| format!("trace {}: {e}", path.display()))
     }
 

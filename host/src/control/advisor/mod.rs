@@ -203,7 +203,7 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// `text` in at most `max` characters, with an ellipsis where cut: for a
 /// reason or an error shown to a person or a model.
-pub(crate) fn clip(text: &str, max: usize) -> String {
+fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         None => text.to_owned(),
         Some((end, _)) => format!("{}…", &text[..end]),

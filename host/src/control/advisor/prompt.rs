@@ -83,11 +83,7 @@ impl Prompts {
 /// A template file: a regular file (a FIFO or a device would block or
 /// never end), read up to its bound.
 fn read_template(path: &Path) -> Result<String, String> {
-    use scalewise_providers::file::{FileError, read_text};
-    read_text(path, MAX_TEMPLATE_BYTES).map_err(|e| match e {
-        FileError::TooLarge { .. } => format!("{}: {e}; a prompt template is text", path.display()),
-        e => format!("{}: {e}", path.display()),
-    })
+    scalewise_providers::file::read_text(path, MAX_TEMPLATE_BYTES).map_err(|e| e.at(path, "a prompt template is text"))
 }
 
 /// The question, in words.
