@@ -1,5 +1,7 @@
 //! Where each pool's newest decision, memory and policy states are in the
 //! log, and how that index is saved (the checkpoint) and rebuilt at open.
+//! A policy's state is indexed under a key of its own (the pool, a NUL,
+//! the policy) whose head has only `states`.
 //!
 //! The index lives in memory; a checkpoint every few seconds (and at every
 //! compaction) saves it with the newest segment it covers, and an open

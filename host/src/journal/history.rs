@@ -22,7 +22,7 @@ use std::sync::atomic::Ordering;
 
 use redb::ReadableDatabase;
 
-use super::{Journal, JournalError, LOG, States, segment};
+use super::{Journal, JournalError, LOG, States, segment, state_policy};
 use crate::decide::memory::PoolMemory;
 use crate::decide::record::DecisionRecord;
 
@@ -40,27 +40,64 @@ pub struct Written {
 
 impl Journal {
     /// Visit every frame of `pool` still in the journal, oldest first,
-    /// until `visit` breaks.
+    /// until `visit` breaks. Each policy's state is written in a frame of
+    /// its own just after its pool's (see [`super::state_key`]): a frame's
+    /// `states` are the pool's states once those that follow it in the
+    /// same commit are applied.
     pub fn history(&self, pool: &str, mut visit: impl FnMut(Written) -> ControlFlow<()>) -> Result<(), JournalError> {
         let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
         let tx = self.inner.db.begin_read().map_err(|e| read(&e))?;
         let log = tx.open_table(LOG).map_err(|e| read(&e))?;
+        // Every state as of the frame read last; whether it changed since
+        // the last visit; the pool's frame waiting for its states.
+        let mut states: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut changed = false;
+        let mut waiting: Option<Written> = None;
+        let mut flush = |waiting: &mut Option<Written>, states: &BTreeMap<String, Vec<u8>>, changed: &mut bool| match waiting.take() {
+            Some(mut w) => {
+                w.states = std::mem::take(changed).then(|| states.clone());
+                visit(w)
+            }
+            None => ControlFlow::Continue(()),
+        };
         for entry in log.range(self.inner.oldest.load(Ordering::Acquire)..).map_err(|e| read(&e))? {
             let (key, v) = entry.map_err(|e| read(&e))?;
-            for f in segment::frames(v.value()).filter(|f| f.pool == pool) {
+            for f in segment::frames(v.value()) {
                 let at = |what: &str, e: serde_json::Error| read(&format!("segment {}, {what} of {pool} seq {}: {e}", key.value(), f.seq));
-                let record = if f.record.is_empty() { None } else { Some(serde_json::from_slice::<DecisionRecord>(f.record).map_err(|e| at("decision", e))?) };
-                let mut memory = if f.memory.is_empty() { None } else { Some(serde_json::from_slice::<PoolMemory>(f.memory).map_err(|e| at("memory", e))?) };
-                let states = if !f.states.is_empty() {
-                    Some(serde_json::from_slice::<States>(f.states).map_err(|e| at("states", e))?.states)
-                } else {
-                    // A journal from before states had a section of their
-                    // own keeps them in the memory.
-                    memory.as_mut().filter(|m| !m.states.is_empty()).map(|m| std::mem::take(&mut m.states))
-                };
-                if visit(Written { record, memory, states }).is_break() {
+                if let Some(policy) = state_policy(f.pool, pool) {
+                    let mut one = serde_json::from_slice::<States>(f.states).map_err(|e| at("states", e))?.states;
+                    match one.remove(policy) {
+                        Some(state) => states.insert(policy.to_owned(), state),
+                        None => states.remove(policy),
+                    };
+                    changed = true;
+                    continue;
+                }
+                if flush(&mut waiting, &states, &mut changed).is_break() {
                     return Ok(());
                 }
+                if f.pool != pool {
+                    continue;
+                }
+                let record = if f.record.is_empty() { None } else { Some(serde_json::from_slice::<DecisionRecord>(f.record).map_err(|e| at("decision", e))?) };
+                let mut memory = if f.memory.is_empty() { None } else { Some(serde_json::from_slice::<PoolMemory>(f.memory).map_err(|e| at("memory", e))?) };
+                // A journal from before per-policy states keeps them all in
+                // the pool's section, or before that in its memory. A host
+                // that writes per policy empties the pool's section once,
+                // which changes nothing here.
+                let all = if !f.states.is_empty() {
+                    serde_json::from_slice::<States>(f.states).map_err(|e| at("states", e))?.states
+                } else {
+                    memory.as_mut().map(|m| std::mem::take(&mut m.states)).unwrap_or_default()
+                };
+                if !all.is_empty() {
+                    states = all;
+                    changed = true;
+                }
+                waiting = Some(Written { record, memory, states: None });
+            }
+            if flush(&mut waiting, &states, &mut changed).is_break() {
+                return Ok(());
             }
         }
         Ok(())

@@ -68,7 +68,11 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A pool's policy states, written as the pool memory writes them.
+/// Policy states, written as the pool memory writes them. A pool's own
+/// states section (journals before per-policy states kept them all there)
+/// is an empty map once this host has written the pool; each policy's
+/// state is in the section of its own key ([`state_key`]), holding that
+/// one entry, or none once the pool no longer has the policy.
 #[derive(Serialize, serde::Deserialize)]
 struct States {
     #[serde(with = "crate::decide::state_text")]
@@ -81,9 +85,23 @@ struct StatesRef<'a> {
     states: &'a BTreeMap<String, Vec<u8>>,
 }
 
-fn states_hash(states: &BTreeMap<String, Vec<u8>>) -> u64 {
+/// The index key under which one policy's state of a pool is kept: a
+/// state is written only when it changed, so a large state that stays the
+/// same costs nothing while another policy's small one changes each tick.
+/// A NUL cannot be in a pool id or a policy id (a file name), and keys
+/// with no decision are not pools to any listing.
+fn state_key(pool: &str, policy: &str) -> String {
+    format!("{pool}\0{policy}")
+}
+
+/// The policy whose state `key` holds, if it is one of `pool`'s.
+fn state_policy<'a>(key: &'a str, pool: &str) -> Option<&'a str> {
+    key.strip_prefix(pool)?.strip_prefix('\0')
+}
+
+fn state_hash(state: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    states.hash(&mut h);
+    state.hash(&mut h);
     h.finish()
 }
 
@@ -103,8 +121,12 @@ struct Job {
     pool: String,
     record: Option<(u64, Vec<u8>)>,
     memory: Option<Vec<u8>>,
-    /// The policy states, when they changed since the last write.
+    /// The pool's own states section: an empty map, written with a pool's
+    /// first write by this host (see [`States`]).
     states: Option<Vec<u8>>,
+    /// ([`state_key`], states section) for each policy whose state changed
+    /// or went away since the last write.
+    policy_states: Vec<(String, Vec<u8>)>,
     ack: oneshot::Sender<Result<(), JournalError>>,
 }
 
@@ -125,8 +147,8 @@ struct Inner {
     buckets: Arc<Mutex<Buckets>>,
     /// None: a reader's open, which never compacts.
     retention: Option<Retention>,
-    /// The hash of each pool's states as last written.
-    written_states: Mutex<HashMap<String, u64>>,
+    /// The hash of each pool's policy states as last written.
+    written_states: Mutex<HashMap<String, HashMap<String, u64>>>,
     /// (pool, policy) pairs already warned about for a large state.
     warned: Mutex<HashSet<(String, String)>>,
     tx: Option<mpsc::Sender<Job>>,
@@ -250,7 +272,7 @@ impl Journal {
     }
 
     /// Durably record a decision and the pool's memory after it. Resolves
-    /// once committed. The policy states are written only if they changed.
+    /// once committed. A policy's state is written only if it changed.
     pub async fn record(&self, record: &DecisionRecord, memory: &PoolMemory) -> Result<(), JournalError> {
         let rec = serde_json::to_vec(record).map_err(|e| JournalError::Write(e.to_string()))?;
         self.submit(&record.pool, Some((record.seq, rec)), memory).await
@@ -266,36 +288,52 @@ impl Journal {
         // Everything but the states; they go in a section of their own.
         let bare = memory.sans_states();
         let mem = serde_json::to_vec(&bare).map_err(write)?;
-        let hash = states_hash(&memory.states);
-        let changed = self.inner.written_states.lock().unwrap().get(pool) != Some(&hash);
-        let states = if changed {
-            self.warn_large(pool, &memory.states);
-            Some(serde_json::to_vec(&StatesRef { states: &memory.states }).map_err(write)?)
-        } else {
-            None
+        let hashes: HashMap<String, u64> = memory.states.iter().map(|(policy, state)| (policy.clone(), state_hash(state))).collect();
+        let written = self.inner.written_states.lock().unwrap().get(pool).cloned();
+        // What this host has not written yet may be anything on disk: every
+        // state is written, and every policy key the index has for the pool
+        // that the memory lacks is emptied; the pool's own section too.
+        let gone: Vec<String> = match &written {
+            Some(w) => w.keys().filter(|p| !hashes.contains_key(*p)).cloned().collect(),
+            None => self.inner.index.read().unwrap().keys().filter_map(|k| state_policy(k, pool)).filter(|p| !hashes.contains_key(*p)).map(str::to_owned).collect(),
         };
+        let mut policy_states = Vec::new();
+        for (policy, state) in &memory.states {
+            if written.as_ref().and_then(|w| w.get(policy)) != Some(&hashes[policy]) {
+                self.warn_large(pool, policy, state.len());
+                let one = BTreeMap::from([(policy.clone(), state.clone())]);
+                policy_states.push((state_key(pool, policy), serde_json::to_vec(&StatesRef { states: &one }).map_err(write)?));
+            }
+        }
+        let empty = || serde_json::to_vec(&StatesRef { states: &BTreeMap::new() }).map_err(write);
+        for policy in gone {
+            policy_states.push((state_key(pool, &policy), empty()?));
+        }
+        let states = if written.is_none() { Some(empty()?) } else { None };
         let (ack, done) = oneshot::channel();
-        let job = Job { pool: pool.to_owned(), record, memory: Some(mem), states, ack };
+        let job = Job { pool: pool.to_owned(), record, memory: Some(mem), states, policy_states, ack };
         self.inner.tx.as_ref().ok_or(JournalError::Closed)?.send(job).map_err(|_| JournalError::Closed)?;
         let result = if self.inner.detached { Ok(()) } else { done.await.map_err(|_| JournalError::Closed)? };
-        if result.is_ok() && changed {
-            self.inner.written_states.lock().unwrap().insert(pool.to_owned(), hash);
+        if result.is_ok() {
+            self.inner.written_states.lock().unwrap().insert(pool.to_owned(), hashes);
         }
         result
     }
 
-    fn warn_large(&self, pool: &str, states: &BTreeMap<String, Vec<u8>>) {
-        for (policy, state) in states.iter().filter(|(_, s)| s.len() >= LARGE_STATE) {
-            if self.inner.warned.lock().unwrap().insert((pool.to_owned(), policy.clone())) {
-                tracing::warn!(
-                    pool,
-                    policy = %policy,
-                    bytes = state.len(),
-                    "a large policy state: the journal writes it again every time it changes; retention bounds the journal ({} bytes), but a smaller state keeps more history",
-                    self.inner.retention.unwrap_or_default().max_bytes
-                );
-            }
+    /// Warn once per pool and policy about a state of `bytes` at or over
+    /// [`LARGE_STATE`]; true when this call warned.
+    fn warn_large(&self, pool: &str, policy: &str, bytes: usize) -> bool {
+        let warn = bytes >= LARGE_STATE && self.inner.warned.lock().unwrap().insert((pool.to_owned(), policy.to_owned()));
+        if warn {
+            tracing::warn!(
+                pool,
+                policy,
+                bytes,
+                "a large policy state: the journal writes it again every time it changes; retention bounds the journal ({} bytes), but a smaller state keeps more history",
+                self.inner.retention.unwrap_or_default().max_bytes
+            );
         }
+        warn
     }
 
     /// A pool's memory as last committed.
@@ -304,8 +342,13 @@ impl Journal {
     }
 
     fn memory_once(&self, pool: &str) -> Result<Option<PoolMemory>, JournalError> {
-        let Some(head) = self.inner.index.read().unwrap().get(pool).copied().filter(|h| h.memory != 0) else {
-            return Ok(None);
+        let (head, policies) = {
+            let index = self.inner.index.read().unwrap();
+            let Some(head) = index.get(pool).copied().filter(|h| h.memory != 0) else {
+                return Ok(None);
+            };
+            let policies: Vec<(String, Ptr)> = index.iter().filter(|(_, h)| h.states != 0).filter_map(|(k, h)| Some((state_policy(k, pool)?.to_owned(), h.states))).collect();
+            (head, policies)
         };
         let mut reader = Reader::new(&self.inner.db)?;
         let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
@@ -313,6 +356,15 @@ impl Journal {
         if head.states != 0 {
             let states: States = reader.with_frame(head.states, |f| serde_json::from_slice(f.states).map_err(|e| read(&e)))??;
             memory.states = states.states;
+        }
+        // Each policy's own section, newer than any in the pool's: one
+        // entry, or none once the pool dropped the policy.
+        for (policy, at) in policies {
+            let mut states: States = reader.with_frame(at, |f| serde_json::from_slice(f.states).map_err(|e| read(&e)))??;
+            match states.states.remove(&policy) {
+                Some(state) => memory.states.insert(policy, state),
+                None => memory.states.remove(&policy),
+            };
         }
         Ok(Some(memory))
     }
@@ -503,10 +555,12 @@ impl Writer {
     fn commit(&self, batch: &[Job], checkpoint: bool) -> Result<(), String> {
         let seg = self.next;
         let mut changed = Index::new();
-        let mut bytes = Vec::with_capacity(batch.iter().map(|j| 64 + j.record.as_ref().map_or(0, |r| r.1.len()) + j.memory.as_ref().map_or(0, Vec::len) + j.states.as_ref().map_or(0, Vec::len)).sum());
+        let size = |j: &Job| 64 + j.record.as_ref().map_or(0, |r| r.1.len()) + j.memory.as_ref().map_or(0, Vec::len) + j.states.as_ref().map_or(0, Vec::len) + j.policy_states.iter().map(|(k, s)| 64 + k.len() + s.len()).sum::<usize>();
+        let mut bytes = Vec::with_capacity(batch.iter().map(size).sum());
         {
             let heads = self.index.read().unwrap();
-            for (i, job) in batch.iter().enumerate() {
+            let mut i = 0;
+            for job in batch {
                 let h = changed.get(&job.pool).or_else(|| heads.get(&job.pool)).copied().unwrap_or_default();
                 let (seq, prev, record) = match &job.record {
                     // The same decision again (its outcome after its intent)
@@ -519,6 +573,13 @@ impl Writer {
                 segment::push(&mut bytes, &frame);
                 changed.entry(job.pool.clone()).or_insert(h);
                 heads::apply(&mut changed, segment::ptr(seg, i), &frame);
+                i += 1;
+                for (key, states) in &job.policy_states {
+                    let frame = Frame { pool: key, seq: 0, prev: 0, record: &[], memory: &[], states };
+                    segment::push(&mut bytes, &frame);
+                    heads::apply(&mut changed, segment::ptr(seg, i), &frame);
+                    i += 1;
+                }
             }
         }
         let mut w = self.db.begin_write().map_err(|e| e.to_string())?;

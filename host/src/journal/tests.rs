@@ -118,33 +118,43 @@ async fn retention_bounds_the_whole_journal_and_keeps_every_pool_s_memory() {
     // Pool `quiet` decided once, long ago: its memory must survive.
     j.record(&record("quiet", 1), &memory_with_state(1, "quiet state")).await.unwrap();
     let mut newest = 0;
-    for seq in 1..=400u64 {
-        // A new ~250 KB state every decision: 100 MB in all.
-        let state = format!("{seq:06}").repeat(42_000);
-        j.record(&record("busy", seq), &memory_with_state(seq, &state)).await.unwrap();
+    for seq in 1..=200u64 {
+        // Two busy pools, each with a new ~250 KB state every decision:
+        // 100 MB in all. The bound is the whole journal's, so neither pool
+        // may keep max_bytes of its own.
+        for pool in ["busy", "other"] {
+            let state = format!("{seq:06}").repeat(42_000);
+            j.record(&record(pool, seq), &memory_with_state(seq, &state)).await.unwrap();
+            let file = std::fs::metadata(&path).unwrap().len();
+            assert!(file < max_bytes, "after decision {seq} of {pool} the file is {file} bytes, over {max_bytes}");
+        }
         newest = seq;
-        let file = std::fs::metadata(&path).unwrap().len();
-        assert!(file < max_bytes, "after decision {seq} the file is {file} bytes, over {max_bytes}");
     }
     let stats = j.stats().unwrap();
     let file = std::fs::metadata(&path).unwrap().len();
     assert!(file < max_bytes, "the file is {file} bytes, over {max_bytes}");
     assert!(stats.counted_bytes <= max_bytes, "{stats:?}");
+    let mut kept = std::collections::HashMap::new();
+    for pool in ["busy", "other"] {
+        let s = stats.pools.iter().find(|p| p.pool == pool).unwrap();
+        assert!(s.oldest_seq.unwrap() > 1, "old decisions were dropped: {s:?}");
+        assert_eq!(s.newest_seq, Some(newest));
+        // Every decision from the oldest kept to the newest reads back.
+        let seqs: Vec<u64> = j.decisions(pool, None, 10_000).unwrap().iter().map(|r| r.seq).collect();
+        let expected: Vec<u64> = (s.oldest_seq.unwrap()..=newest).rev().collect();
+        assert_eq!(seqs, expected, "{pool}");
+        kept.insert(pool, seqs.len());
+    }
     let busy = stats.pools.iter().find(|p| p.pool == "busy").unwrap();
-    assert!(busy.oldest_seq.unwrap() > 1, "old decisions were dropped: {busy:?}");
-    assert_eq!(busy.newest_seq, Some(newest));
-    // Every decision from the oldest kept to the newest reads back.
-    let kept = j.decisions("busy", None, 10_000).unwrap();
-    let seqs: Vec<u64> = kept.iter().map(|r| r.seq).collect();
-    let expected: Vec<u64> = (busy.oldest_seq.unwrap()..=newest).rev().collect();
-    assert_eq!(seqs, expected);
     assert_eq!(j.memory("quiet").unwrap().unwrap().states["big"], b"quiet state");
     assert_eq!(j.decisions("quiet", None, 10).unwrap().len(), 1, "a pool's newest decision is carried forward");
     assert!(j.memory("busy").unwrap().unwrap().states["big"].starts_with(format!("{newest:06}").as_bytes()));
     drop(j);
     // And all of it after a reopen.
     let j = Journal::open_retaining(&path, retention).unwrap();
-    assert_eq!(j.decisions("busy", None, 10_000).unwrap().len(), kept.len());
+    for pool in ["busy", "other"] {
+        assert_eq!(j.decisions(pool, None, 10_000).unwrap().len(), kept[pool], "{pool}");
+    }
     assert_eq!(j.memory("quiet").unwrap().unwrap().states["big"], b"quiet state");
     eprintln!("file {file} bytes, counted {}, kept decisions {}..={newest}", stats.counted_bytes, busy.oldest_seq.unwrap());
 }
@@ -180,4 +190,84 @@ async fn age_retention_drops_old_decisions_but_not_the_memory() {
     let seqs: Vec<u64> = j.decisions("a", None, 10).unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, [5, 4], "decisions 1 to 3 were older than the window");
     assert_eq!(j.memory("a").unwrap().unwrap().states["big"], b"kept");
+}
+
+#[tokio::test]
+async fn each_policy_s_state_is_written_only_when_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.redb");
+    let big = "b".repeat(100_000);
+    let memory = |seq: u64, small: &str| PoolMemory {
+        seq,
+        states: [("big".to_string(), big.as_bytes().to_vec()), ("small".to_string(), small.as_bytes().to_vec())].into(),
+        ..Default::default()
+    };
+    {
+        let j = Journal::open(&path).unwrap();
+        for seq in 1..=30 {
+            j.record(&record("a", seq), &memory(seq, &format!("tick {seq}"))).await.unwrap();
+        }
+        // The big state once (128 KiB as stored) and the small one thirty
+        // times; the big one again with each small change would be 3.8 MiB.
+        let counted = j.stats().unwrap().counted_bytes;
+        assert!(counted < 3 * 131_072, "{counted} bytes counted: the unchanged state was written again");
+        let m = j.memory("a").unwrap().unwrap();
+        assert_eq!((m.states["big"].len(), m.states["small"].as_slice()), (100_000, &b"tick 30"[..]));
+        // A policy the pool no longer has leaves its memory.
+        let mut m = memory(31, "");
+        m.states.remove("small");
+        j.record(&record("a", 31), &m).await.unwrap();
+        assert_eq!(j.memory("a").unwrap().unwrap().states.keys().collect::<Vec<_>>(), ["big"]);
+    }
+    let j = Journal::open(&path).unwrap();
+    let m = j.memory("a").unwrap().unwrap();
+    assert_eq!((m.seq, m.states.keys().map(String::as_str).collect::<Vec<_>>()), (31, vec!["big"]));
+    assert_eq!(m.states["big"].len(), 100_000);
+    let stats = j.stats().unwrap();
+    assert_eq!(stats.pools.iter().map(|p| p.pool.as_str()).collect::<Vec<_>>(), ["a"], "a policy's key is not a pool");
+}
+
+#[tokio::test]
+async fn a_pool_s_states_in_one_section_read_back_and_give_way_to_its_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.redb");
+    let states = |pairs: &[(&str, &str)]| pairs.iter().map(|(p, s)| (p.to_string(), s.as_bytes().to_vec())).collect::<BTreeMap<_, _>>();
+    {
+        // As journals written before per-policy states kept them: every
+        // state in the pool's own section.
+        let j = Journal::open(&path).unwrap();
+        let section = serde_json::to_vec(&StatesRef { states: &states(&[("old", "dropped since"), ("kept", "v1")]) }).unwrap();
+        let (ack, done) = oneshot::channel();
+        let job = Job {
+            pool: "a".into(),
+            record: Some((1, serde_json::to_vec(&record("a", 1)).unwrap())),
+            memory: Some(serde_json::to_vec(&PoolMemory { seq: 1, ..Default::default() }).unwrap()),
+            states: Some(section),
+            policy_states: Vec::new(),
+            ack,
+        };
+        j.inner.tx.as_ref().unwrap().send(job).unwrap();
+        done.await.unwrap().unwrap();
+        assert_eq!(j.memory("a").unwrap().unwrap().states, states(&[("old", "dropped since"), ("kept", "v1")]));
+    }
+    // A new host writes the pool, which now has only `kept`.
+    let j = Journal::open(&path).unwrap();
+    j.record(&record("a", 2), &PoolMemory { seq: 2, states: states(&[("kept", "v2")]), ..Default::default() }).await.unwrap();
+    assert_eq!(j.memory("a").unwrap().unwrap().states, states(&[("kept", "v2")]));
+    drop(j);
+    let j = Journal::open(&path).unwrap();
+    assert_eq!(j.memory("a").unwrap().unwrap().states, states(&[("kept", "v2")]));
+}
+
+#[tokio::test]
+async fn a_large_state_is_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(&dir.path().join("j.redb")).unwrap();
+    assert!(!j.warn_large("a", "p", LARGE_STATE - 1));
+    assert!(j.warn_large("a", "p", LARGE_STATE));
+    assert!(!j.warn_large("a", "p", LARGE_STATE + 1), "once per pool and policy");
+    assert!(j.warn_large("b", "p", LARGE_STATE));
+    // Recording a large state warns: the pair is then known.
+    j.record(&record("c", 1), &memory_with_state(1, &"x".repeat(LARGE_STATE))).await.unwrap();
+    assert!(!j.warn_large("c", "big", LARGE_STATE));
 }
