@@ -74,11 +74,19 @@ fn a_new_strategy_is_picked_up_by_a_running_host() {
     assert_eq!(r.status(), 400);
     let r = client.post(format!("{}/policies/nope/evaluate", host.base)).bearer_auth("s3cret").json(&input).send().unwrap();
     assert_eq!(r.status(), 404);
-    // Settings as an object, as `policy test` takes them.
+    // Settings as an object, as `policy test` takes them: they replace the
+    // configured ones (10 per worker) for this call, checked first.
     let mut with_settings = input.clone();
-    with_settings["settings"] = json!({"target_per_worker": 10});
+    with_settings["settings"] = json!({"target_per_worker": 20});
     let r = client.post(format!("{}/policies/newcomer/evaluate", host.base)).bearer_auth("s3cret").json(&with_settings).send().unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    assert!(r.status().is_success());
+    let evaluation: Value = r.json().unwrap();
+    assert_eq!(evaluation["output"]["proposal"]["desired"], 4.0, "73 rps at the given 20 per worker: {evaluation}");
+    with_settings["settings"] = json!({"per_worker": 20});
+    let r = client.post(format!("{}/policies/newcomer/evaluate", host.base)).bearer_auth("s3cret").json(&with_settings).send().unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("target_per_worker"), "the policy's own refusal: {body}");
     // Every error is JSON: an unknown route, a wrong method, a body too large.
     for (r, status) in [
         (client.get(format!("{}/no/such/route", host.base)).send().unwrap(), 404),
@@ -121,9 +129,25 @@ fn evaluate_is_bounded_and_leaves_the_live_counters_alone() {
     let body: Value = r.json().unwrap();
     assert!(body["error"].as_str().unwrap().contains("server.evaluate_concurrency"), "{body}");
     assert_eq!(slow.join().unwrap(), 422, "the loop ran past its deadline");
-    // Open without a token (opted in), and counted nowhere live.
+    // A caller who hangs up does not free its place: the loop runs on to
+    // its deadline, and holds the permit until then.
+    let impatient = reqwest::blocking::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    assert!(impatient.post(format!("{}/policies/h/evaluate", host.base)).json(&input("loop")).send().is_err());
     let r = client.post(format!("{}/policies/h/evaluate", host.base)).json(&input("fine")).send().unwrap();
-    assert!(r.status().is_success());
+    assert_eq!(r.status(), 429, "the abandoned loop still runs");
+    // Its deadline frees the place. Open without a token (opted in), and
+    // counted nowhere live.
+    let started = Instant::now();
+    let r = loop {
+        let r = client.post(format!("{}/policies/h/evaluate", host.base)).json(&input("fine")).send().unwrap();
+        if r.status() != 429 || started.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let waited = started.elapsed();
+    assert!(r.status().is_success(), "{} after {waited:?}", r.status());
+    assert!(waited > Duration::from_millis(500), "the place was free after {waited:?}, before the abandoned loop's deadline");
     let status = host.get("/policies/h");
     assert_eq!((status["calls"].as_u64(), status["timeouts"].as_u64()), (Some(0), Some(0)), "{status}");
     assert!(status["last_error"].is_null(), "{status}");

@@ -145,7 +145,10 @@ impl ToSchema for EvaluateInput {
 ///
 /// Checked like any call (the output guard applies), but counted in no live
 /// counter and with no fallback: a caller's experiments cannot make a
-/// policy look faulty. `settings` may be a JSON object or JSON text. At most
+/// policy look faulty. `settings` may be a JSON object or JSON text; when
+/// given, they replace the configured settings for this call once the
+/// policy's `validate-config` accepts them (absent, the configured ones
+/// apply). At most
 /// `server.evaluate_concurrency` run at once. Needs the token unless
 /// `server.evaluate_without_token` is set.
 #[utoipa::path(post, path = "/policies/{id}/evaluate", tag = "policies",
@@ -160,7 +163,7 @@ impl ToSchema for EvaluateInput {
         })),
     responses(
         (status = 200, description = "The policy's answer and the version that gave it", body = Evaluation<AnyOutput>),
-        (status = 400, description = "The body is not JSON, or not an input of the policy's role", body = ApiError),
+        (status = 400, description = "The body is not JSON, not an input of the policy's role, or has settings the policy's validate-config refuses", body = ApiError),
         (status = 401, description = "No token, or the wrong one", body = ApiError),
         (status = 403, description = "Mutating calls are disabled (no `server.token`)", body = ApiError),
         (status = 404, description = "No such policy is loaded", body = ApiError),
@@ -174,7 +177,10 @@ pub async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, hea
     {
         return r;
     }
-    let Ok(_permit) = state.evaluations.clone().try_acquire_owned() else {
+    // The permit goes into the blocking task: a caller who hangs up drops
+    // this handler, but the evaluation runs on to its deadline and keeps
+    // its place in `server.evaluate_concurrency` until then.
+    let Ok(permit) = state.evaluations.clone().try_acquire_owned() else {
         let n = state.server.evaluate_concurrency;
         return error(StatusCode::TOO_MANY_REQUESTS, format!("{n} evaluation{} already running (server.evaluate_concurrency); try again", if n == 1 { " is" } else { "s are" }));
     };
@@ -187,14 +193,17 @@ pub async fn evaluate(State(state): State<AppState>, Path(id): Path<String>, hea
     };
     let role = policy.role();
     let registry = state.registry.clone();
+    let own_settings = value.get("settings").is_some_and(|s| !s.is_null());
     let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let input = AnyInput::parse(role, value).map_err(|e| format!("the body is not a valid {role} input: {e}"))?;
-        Ok::<_, String>(input.try_in(&registry, &id))
+        Ok::<_, String>(input.try_in(&registry, &id, own_settings))
     })
     .await;
     match result {
         Ok(Ok(Ok(evaluation))) => Json::<Evaluation<AnyOutput>>(evaluation).into_response(),
         Ok(Ok(Err(RegistryError::NotLoaded(id)))) => error(StatusCode::NOT_FOUND, RegistryError::NotLoaded(id).to_string()),
+        Ok(Ok(Err(e @ RegistryError::Settings(_)))) => error(StatusCode::BAD_REQUEST, e.to_string()),
         Ok(Ok(Err(RegistryError::Policy(e)))) => (StatusCode::UNPROCESSABLE_ENTITY, Json(PolicyFailure { error: e.to_string(), kind: e.kind() })).into_response(),
         Ok(Err(msg)) => error(StatusCode::BAD_REQUEST, msg),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

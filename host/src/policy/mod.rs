@@ -157,6 +157,19 @@ impl Policy {
         Ok(out)
     }
 
+    /// Call in the sandbox with `settings` in place of the configured ones
+    /// (when given, and once `validate-config` accepts them), uncounted.
+    pub(crate) fn call_with<I: RoleInput>(&self, input: &I, settings: Option<&str>) -> Result<I::Output, registry::RegistryError> {
+        let Some(settings) = settings else { return Ok(self.call_unrecorded(input)?) };
+        if I::ROLE != self.role() {
+            return Err(PolicyError::WrongRole { expected: I::ROLE.as_str(), actual: self.role().as_str() }.into());
+        }
+        self.runtime.validate_config(settings)?.map_err(registry::RegistryError::Settings)?;
+        let out = input.run(self.runtime.as_ref(), settings)?;
+        input.check(&out, &self.limits)?;
+        Ok(out)
+    }
+
     /// Evaluate in the sandbox, check the answer, and count it in the status.
     pub fn evaluate<I: RoleInput>(&self, input: &I) -> Result<I::Output, PolicyError> {
         let started = Instant::now();

@@ -93,6 +93,10 @@ pub enum RegistryError {
     NotLoaded(String),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// Settings given for one evaluation that the policy's
+    /// `validate-config` refused.
+    #[error("the policy refused the settings given: {0}")]
+    Settings(String),
 }
 
 /// What identifies one version of a file without reading it. The inode
@@ -645,9 +649,11 @@ impl Registry {
 
     /// Evaluate the serving version of `id` without counting the call in
     /// its status, and without falling back: see [`super::AnyInput::try_in`].
-    pub fn try_out<I: RoleInput>(&self, id: &str, input: &I) -> Result<Evaluation<I::Output>, RegistryError> {
+    /// `settings`, when given, replace the configured ones for this call,
+    /// once the policy's `validate-config` has accepted them.
+    pub fn try_out<I: RoleInput>(&self, id: &str, input: &I, settings: Option<&str>) -> Result<Evaluation<I::Output>, RegistryError> {
         let policy = self.get(id).ok_or_else(|| RegistryError::NotLoaded(id.to_owned()))?;
-        let output = policy.call_unrecorded(input)?;
+        let output = policy.call_with(input, settings)?;
         Ok(Evaluation { output, generation: policy.generation, digest: policy.digest.clone(), fallback: None })
     }
 

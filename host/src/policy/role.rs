@@ -219,11 +219,18 @@ impl AnyInput {
     /// /policies/ID/evaluate` does: checked like any call, but counted in
     /// no live counter and with no fallback, so a caller's experiments
     /// cannot make a policy look faulty.
-    pub fn try_in(&self, registry: &Registry, id: &str) -> Result<Evaluation<AnyOutput>, RegistryError> {
+    /// With `own_settings`, the input's settings replace the configured
+    /// ones for this call, as `scalewise policy test` uses them.
+    pub fn try_in(&self, registry: &Registry, id: &str, own_settings: bool) -> Result<Evaluation<AnyOutput>, RegistryError> {
+        let settings = own_settings.then_some(match self {
+            AnyInput::Strategy(i) => i.settings.as_str(),
+            AnyInput::CostRule(i) => i.settings.as_str(),
+            AnyInput::Consensus(i) => i.settings.as_str(),
+        });
         Ok(match self {
-            AnyInput::Strategy(i) => registry.try_out(id, i)?.map(AnyOutput::Strategy),
-            AnyInput::CostRule(i) => registry.try_out(id, i)?.map(AnyOutput::CostRule),
-            AnyInput::Consensus(i) => registry.try_out(id, i)?.map(AnyOutput::Consensus),
+            AnyInput::Strategy(i) => registry.try_out(id, i, settings)?.map(AnyOutput::Strategy),
+            AnyInput::CostRule(i) => registry.try_out(id, i, settings)?.map(AnyOutput::CostRule),
+            AnyInput::Consensus(i) => registry.try_out(id, i, settings)?.map(AnyOutput::Consensus),
         })
     }
 }
