@@ -118,6 +118,8 @@ fn its_vote_counts_like_an_experts_and_every_exchange_is_journalled() {
     assert!(metrics.contains("scalewise_advisor_calls_total{pool=\"api\",outcome=\"answered\"}"), "{metrics}");
     assert!(metrics.contains("scalewise_advisor_max_calls_per_hour{pool=\"api\"} 60"));
     assert!(metrics.contains("scalewise_advisor_tokens_total{pool=\"api\",kind=\"prompt\"}"));
+    assert!(metrics.contains("scalewise_advisor_spend_total{pool=\"api\"}") && metrics.contains("scalewise_advisor_call_seconds_count{pool=\"api\"}"), "{metrics}");
+    scalewise_e2e::tools::promtool_check_metrics(&metrics).unwrap_or_else(|e| panic!("promtool check metrics: {e}"));
     let status = &h.get("/pools/api")["advisor"];
     assert_eq!(status["max_calls_per_hour"], 60);
     assert!(status["calls_last_hour"].as_u64().unwrap() >= 1);

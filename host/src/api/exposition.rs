@@ -99,10 +99,12 @@ pub fn render(state: &AppState) -> String {
     for p in &pools {
         let _ = writeln!(o, "scalewise_pool_max{{pool=\"{}\"}} {}", label(&p.id), p.max);
     }
-    family(&mut o, "scalewise_actions_failed_total", "counter", "Scaling actions whose target call failed, by cause (policy, manual, approval).");
+    family(&mut o, "scalewise_actions_failed_total", "counter", "Scaling actions that failed, by cause (what asked: policy, manual, approval) and error (launch, remove, read, provider, not_leading).");
     for p in &pools {
-        for (cause, n) in &p.failed_actions {
-            let _ = writeln!(o, "scalewise_actions_failed_total{{pool=\"{}\",cause=\"{}\"}} {n}", label(&p.id), label(cause));
+        for (cause, errors) in &p.failed_actions {
+            for (error, n) in errors {
+                let _ = writeln!(o, "scalewise_actions_failed_total{{pool=\"{}\",cause=\"{}\",error=\"{}\"}} {n}", label(&p.id), label(cause), label(error));
+            }
         }
     }
     advisor_families(&mut o, &pools);
@@ -291,12 +293,11 @@ fn advisor_families(o: &mut String, pools: &[crate::control::PoolSnapshot]) {
             let _ = writeln!(o, "scalewise_advisor_failures_total{{pool=\"{}\",cause=\"{}\"}} {n}", label(id), label(cause));
         }
     }
-    family(o, "scalewise_advisor_call_seconds_sum", "counter", "Time spent in advisor calls (with _count: the mean latency).");
+    // A summary without quantiles: its _sum over its _count is the mean
+    // latency, which is all a per-pool series of a few calls an hour needs.
+    family(o, "scalewise_advisor_call_seconds", "summary", "Time spent in advisor calls that ended, whatever their outcome.");
     for (id, a) in &advised {
         let _ = writeln!(o, "scalewise_advisor_call_seconds_sum{{pool=\"{}\"}} {}", label(id), a.latency_ms_sum as f64 / 1000.0);
-    }
-    family(o, "scalewise_advisor_call_seconds_count", "counter", "Advisor calls that ended, whatever their outcome.");
-    for (id, a) in &advised {
         let _ = writeln!(o, "scalewise_advisor_call_seconds_count{{pool=\"{}\"}} {}", label(id), a.calls.values().sum::<u64>());
     }
     family(o, "scalewise_advisor_tokens_total", "counter", "Tokens the advisor's endpoint reported, by kind (prompt, completion).");
@@ -316,10 +317,10 @@ fn advisor_families(o: &mut String, pools: &[crate::control::PoolSnapshot]) {
     for (id, a) in &advised {
         let _ = writeln!(o, "scalewise_advisor_skipped_total{{pool=\"{}\"}} {}", label(id), a.skipped_at_cap);
     }
-    family(o, "scalewise_advisor_spend", "counter", "Tokens priced by the advisor's cost_per_1k_tokens, where it is set.");
+    family(o, "scalewise_advisor_spend_total", "counter", "Tokens priced by the advisor's cost_per_1k_tokens, where it is set.");
     for (id, a) in &advised {
         if let Some(spend) = a.spend {
-            let _ = writeln!(o, "scalewise_advisor_spend{{pool=\"{}\"}} {spend}", label(id));
+            let _ = writeln!(o, "scalewise_advisor_spend_total{{pool=\"{}\"}} {spend}", label(id));
         }
     }
 }

@@ -8,9 +8,13 @@ use crate::control::clock::VirtualClock;
 use crate::decide::record::{ConsensusResult, ExpertVote};
 
 fn advisor(max_calls_per_hour: u32) -> Advisor {
+    Advisor::new(spec(max_calls_per_hour))
+}
+
+fn spec(max_calls_per_hour: u32) -> AdvisorSpec {
     // Nothing listens on port 9: a call fails at once, unreachable.
     let settings = ChatSettings { base: "http://127.0.0.1:9/v1".into(), model: "m".into(), timeout: Duration::from_secs(1), temperature: 0.0, seed: None, max_tokens: 100, max_body_bytes: 4096, structured_output: true, access: Default::default() };
-    Advisor::new(AdvisorSpec {
+    AdvisorSpec {
         client: Arc::new(ChatClient::new(settings).unwrap()),
         vote: true,
         weight: 1.5,
@@ -24,7 +28,18 @@ fn advisor(max_calls_per_hour: u32) -> Advisor {
         timeout_ms: 1000,
         prompts: Prompts::default(),
         limits: OutputLimits::default(),
-    })
+    }
+}
+
+/// Wait (a bounded while) for the vote question in flight to end.
+async fn vote_ended(a: &Advisor) {
+    for _ in 0..100 {
+        if lock(&a.shared).vote.asked.is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the vote question never ended");
 }
 
 fn pool() -> Pool {
@@ -138,6 +153,32 @@ async fn questions_stop_at_the_hourly_cap_and_at_the_endpoints_retry_after() {
     settle(&b, Question::Vote, 1_000, Err(ChatError::Status { status: 429, message: "slow down".into(), retry_after_secs: Some(30) }));
     let r = record(&[2.0, 9.0], 3);
     assert!(b.ask(Question::Vote, "t".into(), &r, &facts, &clock, 10_000).unwrap_err().contains("Retry-After"));
+}
+
+#[tokio::test]
+async fn a_voter_is_asked_every_n_ticks_and_not_between() {
+    let mut a = Advisor::new(AdvisorSpec { ask_every_ticks: 3, ask_on_spread: None, ..spec(60) });
+    let clock: Arc<dyn Clock> = Arc::new(VirtualClock::new(0));
+    let facts = Facts { min: 1, max: 20, interval_ms: 1000, metrics: &[], recent: &[] };
+    let mut asked = Vec::new();
+    for t in 0..9 {
+        // The experts agree, and nothing is large: only the count asks.
+        let mut r = record(&[3.0, 3.0], 3);
+        a.after_decision(&mut r, &facts, 3, &clock, t * 1000);
+        let rec = r.advisor.unwrap();
+        asked.push(rec.asked.iter().map(|q| q.why.clone()).collect::<Vec<_>>().join(","));
+        vote_ended(&a).await;
+    }
+    let every = "every 3 ticks".to_string();
+    assert_eq!(asked, [every.clone(), "".into(), "".into(), every.clone(), "".into(), "".into(), every, "".into(), "".into()]);
+    // A standby replica counts no ticks and asks nothing.
+    let mut standby = record(&[3.0], 3);
+    standby.mode = Mode::Standby;
+    a.after_decision(&mut standby, &facts, 3, &clock, 9_000);
+    assert!(standby.advisor.unwrap().asked.is_empty());
+    let mut r = record(&[3.0], 3);
+    a.after_decision(&mut r, &facts, 3, &clock, 10_000);
+    assert_eq!(r.advisor.unwrap().asked.len(), 1, "the tenth counted tick asks");
 }
 
 #[test]
