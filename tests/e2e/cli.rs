@@ -341,6 +341,16 @@ fn a_bad_log_filter_is_refused_and_rust_log_is_read() {
     // --log wins over RUST_LOG, and a good RUST_LOG is taken.
     assert!(run(&[("RUST_LOG", "scalewise=loud")], &["--log", "warn"]).status.success());
     assert!(run(&[("RUST_LOG", "scalewise=debug")], &[]).status.success());
+    // RUST_LOG sets the level: a script's debug line shows at debug only.
+    let script = dir.path().join("talks.rhai");
+    std::fs::write(&script, r#"fn strategy(input) { debug("said at debug"); #{ desired: 1, reason: "x" } }"#).unwrap();
+    let check = |env: &[(&str, &str)]| {
+        let o = Command::new(scalewise_bin()).env_remove("SCALEWISE_LOG").env_remove("RUST_LOG").envs(env.iter().copied()).args(["policy", "check"]).arg(&script).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o).contains("said at debug")
+    };
+    assert!(check(&[("RUST_LOG", "scalewise=debug")]), "RUST_LOG=scalewise=debug shows debug lines");
+    assert!(!check(&[("RUST_LOG", "info")]) && !check(&[]), "info, and the default, do not");
 }
 
 /// `policy build` of several crates: those of one workspace in one cargo

@@ -238,6 +238,12 @@ fn a_worker_command_that_does_not_exist_is_reported_and_the_host_keeps_running()
     push(&host, 30.0);
     let error = host.wait_for("the launch error", Duration::from_secs(10), |h| h.get("/pools/k")["last_error"].as_str().map(String::from));
     assert!(error.contains("/nonexistent/worker") && error.contains("No such file"), "{error}");
+    // Counted by what asked and by the error.
+    let metrics = host.wait_for("a failed action counted", Duration::from_secs(10), |h| {
+        let m = reqwest::blocking::get(format!("{}/metrics", h.base)).unwrap().text().unwrap();
+        m.contains("scalewise_actions_failed_total{pool=\"k\",cause=\"policy\",error=\"launch\"}").then_some(m)
+    });
+    scalewise_e2e::tools::promtool_check_metrics(&metrics).unwrap_or_else(|e| panic!("promtool check metrics: {e}"));
     let members = host.get("/pools/k")["members"]["members"].clone();
     assert!(members.as_array().unwrap().iter().all(|m| m["state"] == "backoff"), "{members}");
     // Still deciding.
@@ -270,6 +276,11 @@ fn a_full_disk_stops_the_journal_not_the_decisions() {
     push(&host, 20.0);
     let error = host.wait_for("the journal to report the full disk", Duration::from_secs(60), |h| h.get("/pools/k")["journal_error"].as_str().map(String::from));
     assert!(error.contains("journal write failed"), "{error}");
+    // Not ready while its journal cannot be written, and /readyz says why.
+    let r = reqwest::blocking::get(format!("{}/readyz", host.base)).unwrap();
+    assert_eq!(r.status(), 503);
+    let ready: Value = r.json().unwrap();
+    assert!(ready["problems"].to_string().contains("pool `k`: journal write failed"), "{ready}");
     // Still deciding, still acting, still answering.
     let n = host.get("/pools/k")["decisions"].as_u64().unwrap();
     host.wait_for("decisions to go on", Duration::from_secs(5), |h| (h.get("/pools/k")["decisions"].as_u64()? > n + 3).then_some(()));

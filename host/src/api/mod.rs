@@ -154,11 +154,11 @@ async fn with_utc_times(response: Response) -> Response {
 }
 
 /// The name of the RFC 3339 sibling a field called `key` gets when it holds
-/// a time in milliseconds: `at`, `since`, `until`, `period_start`,
+/// a time in milliseconds: `at`, `at_ms`, `since`, `until`, `period_start`,
 /// `period_end` and names ending in `_at` or `_at_ms` do (`at` → `at_utc`,
-/// `loaded_at_ms` → `loaded_at_utc`).
+/// `at_ms` → `at_utc`, `loaded_at_ms` → `loaded_at_utc`).
 fn utc_sibling(key: &str) -> Option<String> {
-    let timed = matches!(key, "at" | "since" | "until" | "period_start" | "period_end") || key.ends_with("_at") || key.ends_with("_at_ms");
+    let timed = matches!(key, "at" | "at_ms" | "since" | "until" | "period_start" | "period_end") || key.ends_with("_at") || key.ends_with("_at_ms");
     timed.then(|| format!("{}_utc", key.trim_end_matches("_ms")))
 }
 
@@ -324,8 +324,9 @@ mod tests {
 
     #[test]
     fn times_get_an_rfc3339_sibling_and_counts_do_not() {
-        let mut v = serde_json::json!({ "at": 1_767_225_600_000_i64, "loaded_at_ms": 1_767_225_600_000_i64, "seq": 1_767_225_600_000_i64, "since": 5, "nested": [{ "expires_at": 1_767_225_600_000_i64 }] });
+        let mut v = serde_json::json!({ "at": 1_767_225_600_000_i64, "loaded_at_ms": 1_767_225_600_000_i64, "seq": 1_767_225_600_000_i64, "since": 5, "nested": [{ "expires_at": 1_767_225_600_000_i64 }], "last_error": { "at_ms": 1_767_225_600_000_i64 } });
         add_utc(&mut v);
+        assert_eq!(v["last_error"]["at_utc"], "2026-01-01T00:00:00.000Z", "a policy error's time");
         assert_eq!(v["at_utc"], "2026-01-01T00:00:00.000Z");
         assert_eq!(v["loaded_at_utc"], "2026-01-01T00:00:00.000Z");
         assert_eq!(v["nested"][0]["expires_at_utc"], "2026-01-01T00:00:00.000Z");

@@ -44,7 +44,7 @@ use super::{AppState, Verbatim, utc_sibling};
                        policy status and evaluation, health, Prometheus exposition and the dashboard. Read calls are \
                        open; calls that change anything, and `POST /policies/{id}/evaluate`, need \
                        `Authorization: Bearer <server.token>`. Every error is `{\"error\": \"...\"}`. Beside each \
-                       time in milliseconds (`at`, `since`, `until`, `period_start`, `period_end`, `*_at`, \
+                       time in milliseconds (`at`, `at_ms`, `since`, `until`, `period_start`, `period_end`, `*_at`, \
                        `*_at_ms`) a JSON answer carries the same time in RFC 3339 as `<name>_utc` \
                        (`loaded_at_ms` -> `loaded_at_utc`)."
     ),

@@ -83,8 +83,11 @@ pub struct PoolSnapshot {
     pub cost_per_hour: Option<f64>,
     /// Money spent so far in the budget period (accrued with or without a budget).
     pub spent: f64,
-    /// Actions whose target call failed, by cause (`policy`, `manual`, `approval`).
-    pub failed_actions: std::collections::BTreeMap<String, u64>,
+    /// Actions whose target call failed, by what asked for them (`policy`,
+    /// `manual`, `approval`), then by the error: `launch`, `remove`,
+    /// `read`, `provider` (anything else the platform said) or
+    /// `not_leading` (this replica could not confirm its lease).
+    pub failed_actions: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     /// How late ticks were recorded, from their due time, since the host
     /// started: the median and the 99th percentile in ms (`/metrics` has
     /// the whole histogram).

@@ -76,7 +76,7 @@ pub struct PoolLoop {
     /// The last error of each metric, so a lasting one is logged once.
     metric_errors: std::collections::HashMap<String, String>,
     /// Actions whose target call failed, by cause.
-    failed_actions: std::collections::BTreeMap<String, u64>,
+    failed_actions: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
     /// The target's events: each action and refusal, queued, never awaited.
     events: events::Announcer,
     /// The candidate set's shadow: its states, divergence, and the set a
@@ -347,9 +347,9 @@ impl PoolLoop {
             tokio::time::sleep(delay).await;
         }
         let placement = record.placement.clone().filter(|p| p.total() == to);
-        let outcome = match self.confirm_leading().await {
+        let (outcome, error) = match self.confirm_leading().await {
             Ok(()) => self.scale_target(to, placement.as_ref()).await,
-            Err(why) => Outcome::Failed(why),
+            Err(why) => (Outcome::Failed(why), "not_leading"),
         };
         if outcome == Outcome::Done && placement.is_some() {
             self.memory.placement = placement;
@@ -357,7 +357,7 @@ impl PoolLoop {
         tracing::info!(pool = %self.s.plan.id, from, to, cause, ?outcome, "scaled");
         self.actions += 1;
         if matches!(outcome, Outcome::Failed(_)) {
-            *self.failed_actions.entry(cause.to_owned()).or_default() += 1;
+            *self.failed_actions.entry(cause.to_owned()).or_default().entry(error.to_owned()).or_default() += 1;
         }
         if let Some(a) = record.action.as_mut() {
             a.outcome = outcome;
@@ -389,12 +389,13 @@ impl PoolLoop {
     }
 
     /// Ask the target for `to` members; a failure is the pool's last error.
-    async fn scale_target(&mut self, to: u32, placement: Option<&scalewise_sdk::Placement>) -> Outcome {
+    /// With the outcome, the kind of error (empty when done).
+    async fn scale_target(&mut self, to: u32, placement: Option<&scalewise_sdk::Placement>) -> (Outcome, &'static str) {
         match self.s.target.scale_placed(to, placement).await {
-            Ok(_) => Outcome::Done,
+            Ok(_) => (Outcome::Done, ""),
             Err(e) => {
                 self.last_error = Some(e.to_string());
-                Outcome::Failed(e.to_string())
+                (Outcome::Failed(e.to_string()), e.kind())
             }
         }
     }
@@ -411,7 +412,7 @@ impl PoolLoop {
             // the same action instead of taking a second one.
             tracing::warn!(pool = %self.s.plan.id, from = f.from, to = f.to, "completing an action interrupted by a restart");
             let placement = self.memory.placement.clone().filter(|p| p.total() == f.to);
-            let outcome = self.scale_target(f.to, placement.as_ref()).await;
+            let (outcome, _) = self.scale_target(f.to, placement.as_ref()).await;
             if let Some(mut rec) = self.handle.last(DecisionRecord::clone) {
                 if let Some(a) = rec.action.as_mut() {
                     a.outcome = outcome;

@@ -146,6 +146,19 @@ pub enum ProviderError {
     Other(String),
 }
 
+impl ProviderError {
+    /// A short tag for counting failures: `launch`, `remove`, `read` or
+    /// `provider` (anything else the platform said).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Launch(_) => "launch",
+            ProviderError::Remove { .. } => "remove",
+            ProviderError::Read(_) => "read",
+            ProviderError::Other(_) => "provider",
+        }
+    }
+}
+
 /// The most members a pool can hold, by one limit, in words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Headroom {
