@@ -40,22 +40,22 @@ pub struct Written {
 
 impl Journal {
     /// Visit every frame of `pool` still in the journal, oldest first,
-    /// until `visit` breaks. Each policy's state is written in a frame of
-    /// its own just after its pool's (see [`super::state_key`]): a frame's
-    /// `states` are the pool's states once those that follow it in the
-    /// same commit are applied.
+    /// until `visit` breaks. The states are known from the first baseline
+    /// on (see [`super::States`]); a policy's own frames follow its pool's
+    /// in the same commit, and a frame's `states` include them.
     pub fn history(&self, pool: &str, mut visit: impl FnMut(Written) -> ControlFlow<()>) -> Result<(), JournalError> {
         let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
         let tx = self.inner.db.begin_read().map_err(|e| read(&e))?;
         let log = tx.open_table(LOG).map_err(|e| read(&e))?;
-        // Every state as of the frame read last; whether it changed since
-        // the last visit; the pool's frame waiting for its states.
-        let mut states: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        // Every state as of the frame read last, once a baseline has been
+        // read; whether they changed since the last visit; the pool's frame
+        // waiting for its states.
+        let mut states: Option<BTreeMap<String, Vec<u8>>> = None;
         let mut changed = false;
         let mut waiting: Option<Written> = None;
-        let mut flush = |waiting: &mut Option<Written>, states: &BTreeMap<String, Vec<u8>>, changed: &mut bool| match waiting.take() {
+        let mut flush = |waiting: &mut Option<Written>, states: &Option<BTreeMap<String, Vec<u8>>>, changed: &mut bool| match waiting.take() {
             Some(mut w) => {
-                w.states = std::mem::take(changed).then(|| states.clone());
+                w.states = if std::mem::take(changed) { states.clone() } else { None };
                 visit(w)
             }
             None => ControlFlow::Continue(()),
@@ -65,12 +65,15 @@ impl Journal {
             for f in segment::frames(v.value()) {
                 let at = |what: &str, e: serde_json::Error| read(&format!("segment {}, {what} of {pool} seq {}: {e}", key.value(), f.seq));
                 if let Some(policy) = state_policy(f.pool, pool) {
-                    let mut one = serde_json::from_slice::<States>(f.states).map_err(|e| at("states", e))?.states;
-                    match one.remove(policy) {
-                        Some(state) => states.insert(policy.to_owned(), state),
-                        None => states.remove(policy),
-                    };
-                    changed = true;
+                    // Before a baseline, one state is no start.
+                    if let Some(states) = states.as_mut() {
+                        let mut one = serde_json::from_slice::<States>(f.states).map_err(|e| at("states", e))?.states;
+                        match one.remove(policy) {
+                            Some(state) => states.insert(policy.to_owned(), state),
+                            None => states.remove(policy),
+                        };
+                        changed = true;
+                    }
                     continue;
                 }
                 if flush(&mut waiting, &states, &mut changed).is_break() {
@@ -81,17 +84,15 @@ impl Journal {
                 }
                 let record = if f.record.is_empty() { None } else { Some(serde_json::from_slice::<DecisionRecord>(f.record).map_err(|e| at("decision", e))?) };
                 let mut memory = if f.memory.is_empty() { None } else { Some(serde_json::from_slice::<PoolMemory>(f.memory).map_err(|e| at("memory", e))?) };
-                // A journal from before per-policy states keeps them all in
-                // the pool's section, or before that in its memory. A host
-                // that writes per policy empties the pool's section once,
-                // which changes nothing here.
-                let all = if !f.states.is_empty() {
-                    serde_json::from_slice::<States>(f.states).map_err(|e| at("states", e))?.states
+                // A baseline: the pool's own section, or in a journal from
+                // before states had a section, its memory's states.
+                let baseline = if !f.states.is_empty() {
+                    Some(serde_json::from_slice::<States>(f.states).map_err(|e| at("states", e))?.states)
                 } else {
-                    memory.as_mut().map(|m| std::mem::take(&mut m.states)).unwrap_or_default()
+                    memory.as_mut().filter(|m| !m.states.is_empty()).map(|m| std::mem::take(&mut m.states))
                 };
-                if !all.is_empty() {
-                    states = all;
+                if baseline.is_some() {
+                    states = baseline;
                     changed = true;
                 }
                 waiting = Some(Written { record, memory, states: None });

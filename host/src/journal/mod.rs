@@ -69,10 +69,11 @@ fn now_ms() -> i64 {
 }
 
 /// Policy states, written as the pool memory writes them. A pool's own
-/// states section (journals before per-policy states kept them all there)
-/// is an empty map once this host has written the pool; each policy's
-/// state is in the section of its own key ([`state_key`]), holding that
-/// one entry, or none once the pool no longer has the policy.
+/// states section is a *baseline*: every state it had then. After it, a
+/// state that changes is written in a frame of its own key
+/// ([`state_key`]), holding that one entry, or none once the pool no longer
+/// has the policy. The states are the newest baseline with the policy
+/// frames written after it (a later frame has a higher [`Ptr`]).
 #[derive(Serialize, serde::Deserialize)]
 struct States {
     #[serde(with = "crate::decide::state_text")]
@@ -117,15 +118,28 @@ pub enum JournalError {
     Closed,
 }
 
+/// What a pool's policy states were when last written.
+#[derive(Clone)]
+struct WrittenStates {
+    /// The hash of each policy's state.
+    hashes: HashMap<String, u64>,
+    /// Bytes of per-policy frames written since the pool's last baseline.
+    since_baseline: usize,
+}
+
+/// A baseline is written once the changes since the last one reach the
+/// whole map's size, or this much, whichever is more: small maps are not
+/// rewritten every few ticks.
+const MIN_BASELINE: usize = 16 * 1024;
+
 struct Job {
     pool: String,
     record: Option<(u64, Vec<u8>)>,
     memory: Option<Vec<u8>>,
-    /// The pool's own states section: an empty map, written with a pool's
-    /// first write by this host (see [`States`]).
+    /// A baseline: every state, in the pool's own section (see [`States`]).
     states: Option<Vec<u8>>,
-    /// ([`state_key`], states section) for each policy whose state changed
-    /// or went away since the last write.
+    /// Otherwise ([`state_key`], states section) for each policy whose
+    /// state changed or went away since the last write.
     policy_states: Vec<(String, Vec<u8>)>,
     ack: oneshot::Sender<Result<(), JournalError>>,
 }
@@ -147,8 +161,8 @@ struct Inner {
     buckets: Arc<Mutex<Buckets>>,
     /// None: a reader's open, which never compacts.
     retention: Option<Retention>,
-    /// The hash of each pool's policy states as last written.
-    written_states: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Each pool's policy states as last written.
+    written_states: Mutex<HashMap<String, WrittenStates>>,
     /// (pool, policy) pairs already warned about for a large state.
     warned: Mutex<HashSet<(String, String)>>,
     tx: Option<mpsc::Sender<Job>>,
@@ -290,32 +304,42 @@ impl Journal {
         let mem = serde_json::to_vec(&bare).map_err(write)?;
         let hashes: HashMap<String, u64> = memory.states.iter().map(|(policy, state)| (policy.clone(), state_hash(state))).collect();
         let written = self.inner.written_states.lock().unwrap().get(pool).cloned();
-        // What this host has not written yet may be anything on disk: every
-        // state is written, and every policy key the index has for the pool
-        // that the memory lacks is emptied; the pool's own section too.
-        let gone: Vec<String> = match &written {
-            Some(w) => w.keys().filter(|p| !hashes.contains_key(*p)).cloned().collect(),
-            None => self.inner.index.read().unwrap().keys().filter_map(|k| state_policy(k, pool)).filter(|p| !hashes.contains_key(*p)).map(str::to_owned).collect(),
-        };
-        let mut policy_states = Vec::new();
-        for (policy, state) in &memory.states {
-            if written.as_ref().and_then(|w| w.get(policy)) != Some(&hashes[policy]) {
-                self.warn_large(pool, policy, state.len());
-                let one = BTreeMap::from([(policy.clone(), state.clone())]);
-                policy_states.push((state_key(pool, policy), serde_json::to_vec(&StatesRef { states: &one }).map_err(write)?));
+        let is_new = |policy: &String| written.as_ref().and_then(|w| w.hashes.get(policy)) != Some(&hashes[policy]);
+        let changed: Vec<&String> = memory.states.keys().filter(|p| is_new(p)).collect();
+        let gone: Vec<&String> = written.as_ref().map(|w| w.hashes.keys().filter(|p| !hashes.contains_key(*p)).collect()).unwrap_or_default();
+        for policy in &changed {
+            self.warn_large(pool, policy, memory.states[*policy].len());
+        }
+        let delta: usize = changed.iter().map(|p| memory.states[*p].len() + 64).sum::<usize>() + gone.len() * 64;
+        let whole: usize = memory.states.values().map(|s| s.len() + 64).sum();
+        // A baseline (every state, in the pool's own section) at the pool's
+        // first write by this host, and whenever the changes written since
+        // the last one add up to what a baseline costs: a reader going
+        // forward (a replay) then knows every state from the first
+        // baseline on, and the changes cost at most twice themselves.
+        let since = written.as_ref().map(|w| w.since_baseline);
+        let baseline = since.is_none_or(|since| since + delta >= whole.max(MIN_BASELINE));
+        let (states, policy_states, since_baseline) = if baseline {
+            (Some(serde_json::to_vec(&StatesRef { states: &memory.states }).map_err(write)?), Vec::new(), 0)
+        } else {
+            let mut frames = Vec::with_capacity(changed.len() + gone.len());
+            for policy in changed {
+                let one = BTreeMap::from([(policy.clone(), memory.states[policy].clone())]);
+                frames.push((state_key(pool, policy), serde_json::to_vec(&StatesRef { states: &one }).map_err(write)?));
             }
-        }
-        let empty = || serde_json::to_vec(&StatesRef { states: &BTreeMap::new() }).map_err(write);
-        for policy in gone {
-            policy_states.push((state_key(pool, &policy), empty()?));
-        }
-        let states = if written.is_none() { Some(empty()?) } else { None };
+            for policy in gone {
+                frames.push((state_key(pool, policy), serde_json::to_vec(&StatesRef { states: &BTreeMap::new() }).map_err(write)?));
+            }
+            (None, frames, since.unwrap_or_default() + delta)
+        };
         let (ack, done) = oneshot::channel();
         let job = Job { pool: pool.to_owned(), record, memory: Some(mem), states, policy_states, ack };
         self.inner.tx.as_ref().ok_or(JournalError::Closed)?.send(job).map_err(|_| JournalError::Closed)?;
         let result = if self.inner.detached { Ok(()) } else { done.await.map_err(|_| JournalError::Closed)? };
+        // A pool's loop writes one record at a time, so these land in the
+        // order they were committed.
         if result.is_ok() {
-            self.inner.written_states.lock().unwrap().insert(pool.to_owned(), hashes);
+            self.inner.written_states.lock().unwrap().insert(pool.to_owned(), WrittenStates { hashes, since_baseline });
         }
         result
     }
@@ -342,30 +366,14 @@ impl Journal {
     }
 
     fn memory_once(&self, pool: &str) -> Result<Option<PoolMemory>, JournalError> {
-        let (head, policies) = {
-            let index = self.inner.index.read().unwrap();
-            let Some(head) = index.get(pool).copied().filter(|h| h.memory != 0) else {
-                return Ok(None);
-            };
-            let policies: Vec<(String, Ptr)> = index.iter().filter(|(_, h)| h.states != 0).filter_map(|(k, h)| Some((state_policy(k, pool)?.to_owned(), h.states))).collect();
-            (head, policies)
+        let index = self.inner.index.read().unwrap().clone();
+        let Some(head) = index.get(pool).copied().filter(|h| h.memory != 0) else {
+            return Ok(None);
         };
         let mut reader = Reader::new(&self.inner.db)?;
-        let read = |e: &dyn std::fmt::Display| JournalError::Read(e.to_string());
-        let mut memory: PoolMemory = reader.with_frame(head.memory, |f| serde_json::from_slice(f.memory).map_err(|e| read(&e)))??;
-        if head.states != 0 {
-            let states: States = reader.with_frame(head.states, |f| serde_json::from_slice(f.states).map_err(|e| read(&e)))??;
-            memory.states = states.states;
-        }
-        // Each policy's own section, newer than any in the pool's: one
-        // entry, or none once the pool dropped the policy.
-        for (policy, at) in policies {
-            let mut states: States = reader.with_frame(at, |f| serde_json::from_slice(f.states).map_err(|e| read(&e)))??;
-            match states.states.remove(&policy) {
-                Some(state) => memory.states.insert(policy, state),
-                None => memory.states.remove(&policy),
-            };
-        }
+        let mut memory: PoolMemory = reader.with_frame(head.memory, |f| serde_json::from_slice(f.memory).map_err(|e| JournalError::Read(e.to_string())))??;
+        let embedded = std::mem::take(&mut memory.states);
+        memory.states = pool_states(&mut reader, &index, pool, &head, embedded)?;
         Ok(Some(memory))
     }
 
@@ -465,6 +473,24 @@ fn retried<T>(mut read: impl FnMut() -> Result<T, JournalError>) -> Result<T, Jo
 }
 
 /// Reads frames, keeping the last segment it read.
+/// A pool's states: its newest baseline with its policies' frames written
+/// after it (see [`States`]). `embedded`: its memory frame's states, which
+/// a journal from before states had a section of their own keeps there.
+fn pool_states(reader: &mut Reader, index: &Index, pool: &str, head: &Head, embedded: BTreeMap<String, Vec<u8>>) -> Result<BTreeMap<String, Vec<u8>>, JournalError> {
+    let read = |e: serde_json::Error| JournalError::Read(e.to_string());
+    let mut states = if head.states != 0 { reader.with_frame(head.states, |f| serde_json::from_slice::<States>(f.states).map_err(read))??.states } else { embedded };
+    let mut after: Vec<(&str, Ptr)> = index.iter().filter(|(_, h)| h.states > head.states).filter_map(|(k, h)| Some((state_policy(k, pool)?, h.states))).collect();
+    after.sort_by_key(|(_, at)| *at);
+    for (policy, at) in after {
+        // One entry, or none once the pool dropped the policy.
+        match reader.with_frame(at, |f| serde_json::from_slice::<States>(f.states).map_err(read))??.states.remove(policy) {
+            Some(state) => states.insert(policy.to_owned(), state),
+            None => states.remove(policy),
+        };
+    }
+    Ok(states)
+}
+
 struct Reader {
     tx: redb::ReadTransaction,
     cached: Option<(u64, Vec<u8>)>,
@@ -627,18 +653,40 @@ impl Writer {
         {
             let mut reader = Reader::new(&self.db).map_err(|e| e.to_string())?;
             // 0: the record, 1: the memory, 2: the states.
-            let mut copy = |at: Ptr, part: usize| -> Result<Vec<u8>, String> {
+            let copy = |reader: &mut Reader, at: Ptr, part: usize| -> Result<Vec<u8>, String> {
                 if !old(at) {
                     return Ok(Vec::new());
                 }
                 reader.with_frame(at, |f| [f.record, f.memory, f.states][part].to_vec()).map_err(|e| e.to_string())
             };
-            let mut pools: Vec<(&String, &Head)> = heads.iter().filter(|(_, h)| old(h.decision) || old(h.memory) || old(h.states)).collect();
+            // A pool whose baseline, or a policy frame after it, is to be
+            // dropped gets a fresh baseline: a reader going forward knows
+            // every state from it on, and the policy frames before it no
+            // longer count (see [`States`]).
+            let mut stale_states: HashSet<&str> = HashSet::new();
+            for (key, h) in &heads {
+                if let Some((pool, _)) = key.split_once('\0')
+                    && old(h.states)
+                    && heads.get(pool).is_some_and(|p| h.states > p.states)
+                {
+                    stale_states.insert(pool);
+                }
+            }
+            let mut pools: Vec<(&String, &Head)> = heads.iter().filter(|(k, h)| !k.contains('\0') && (old(h.decision) || old(h.memory) || old(h.states) || stale_states.contains(k.as_str()))).collect();
             pools.sort_by_key(|(p, _)| p.as_str());
             for (i, (pool, h)) in pools.into_iter().enumerate() {
-                let record = copy(h.decision, 0)?;
-                let memory = copy(h.memory, 1)?;
-                let states = copy(h.states, 2)?;
+                let record = copy(&mut reader, h.decision, 0)?;
+                let memory = copy(&mut reader, h.memory, 1)?;
+                let states = if old(h.states) || stale_states.contains(pool.as_str()) {
+                    let embedded = match h.states {
+                        0 => reader.with_frame(h.memory, |f| serde_json::from_slice::<PoolMemory>(f.memory)).map_err(|e| e.to_string())?.map_err(|e| e.to_string())?.states,
+                        _ => BTreeMap::new(),
+                    };
+                    let all = pool_states(&mut reader, &heads, pool, h, embedded).map_err(|e| e.to_string())?;
+                    serde_json::to_vec(&StatesRef { states: &all }).map_err(|e| e.to_string())?
+                } else {
+                    Vec::new()
+                };
                 let frame = Frame { pool, seq: h.seq, prev: 0, record: &record, memory: &memory, states: &states };
                 segment::push(&mut bytes, &frame);
                 carried.insert(pool.clone(), *h);

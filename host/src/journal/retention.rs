@@ -12,7 +12,9 @@
 //! Dropping must not lose what a pool needs to resume: its newest decision
 //! (an action's intent may be pending), its guardrail memory and its
 //! policies' states. So every pool whose newest frames are in the dropped
-//! buckets has them copied forward into a new segment first. The copy, the
+//! buckets has them copied forward into a new segment first; when one of
+//! them is a states frame, the copy is a fresh baseline of every state
+//! (see `States`), so that a replay knows the states from there on. The copy, the
 //! deletions and a new checkpoint are one redb transaction: a `kill -9` at
 //! any point leaves either the journal before the compaction or the one
 //! after it, and nothing inside the retention window is lost either way.

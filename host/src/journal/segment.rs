@@ -2,8 +2,9 @@
 //! frames, one per record or memory update. Each frame names its pool, the
 //! decision's seq, the pool's previous decision frame, and carries the
 //! record JSON (empty for a memory-only frame), the pool's memory JSON, and
-//! a states section. A policy's state has frames of its own, named by the
-//! pool and the policy, with only that section, written when it changed.
+//! a states section: a baseline of every state the pool has. Between
+//! baselines, a policy's state that changed has a frame of its own, named
+//! by the pool and the policy, with only that section.
 //!
 //! Frame: `len u32 | pool_len u16 | pool | seq u64 | prev u64 | rec_len u32 | rec | mem_len u32 | mem | states`,
 //! little-endian; `len` counts everything after itself. Its top bit marks

@@ -271,3 +271,42 @@ async fn a_large_state_is_warned_about_once() {
     j.record(&record("c", 1), &memory_with_state(1, &"x".repeat(LARGE_STATE))).await.unwrap();
     assert!(!j.warn_large("c", "big", LARGE_STATE));
 }
+
+#[tokio::test]
+async fn history_after_compactions_knows_every_state_from_a_baseline_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = retention::Retention { max_bytes: 8 << 20, max_age: Duration::from_secs(3600) };
+    let j = Journal::open_retaining(&dir.path().join("j.redb"), retention).unwrap();
+    for seq in 1..=600u64 {
+        // A large state that changes once, a small one every tick...
+        let big = if seq < 550 { "b" } else { "c" }.repeat(250_000);
+        let states = [("big".to_string(), big.into_bytes()), ("small".to_string(), format!("tick {seq}").into_bytes())].into();
+        j.record(&record("a", seq), &PoolMemory { seq, states, ..Default::default() }).await.unwrap();
+        // ...and a pool that fills the journal: many compactions.
+        j.record(&record("filler", seq), &memory_with_state(seq, &format!("{seq:06}").repeat(3_000))).await.unwrap();
+    }
+    let kept = j.decisions("a", None, 10_000).unwrap().len();
+    assert!(kept < 600, "nothing was compacted away ({kept} kept)");
+    let (mut states, mut known, mut records) = (None::<BTreeMap<String, Vec<u8>>>, 0, 0);
+    j.history("a", |w| {
+        if w.states.is_some() {
+            states = w.states;
+        }
+        if let Some(r) = &w.record {
+            records += 1;
+            if let Some(s) = &states {
+                known += 1;
+                // Every state, each as it was at this decision.
+                assert_eq!(s["small"], format!("tick {}", r.seq).into_bytes(), "seq {}", r.seq);
+                let big = if r.seq < 550 { b'b' } else { b'c' };
+                assert!(s["big"].len() == 250_000 && s["big"][0] == big, "seq {}", r.seq);
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    eprintln!("{records} decisions read, {known} with every state known, {kept} kept");
+    assert!(known * 2 >= records, "only {known} of {records} decisions had their states known");
+    let m = j.memory("a").unwrap().unwrap();
+    assert_eq!((m.states["small"].as_slice(), m.states["big"][0]), (&b"tick 600"[..], b'c'));
+}
