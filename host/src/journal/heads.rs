@@ -7,7 +7,7 @@
 //! compaction) saves it with the newest segment it covers, and an open
 //! replays only the segments after that.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 
@@ -27,7 +27,18 @@ pub(super) struct Head {
     pub states: Ptr,
 }
 
-pub(super) type Index = HashMap<String, Head>;
+/// Ordered, so that a pool's policy keys (the pool, a NUL, the policy) are
+/// one range of it.
+pub(super) type Index = BTreeMap<String, Head>;
+
+/// The policy frames of `pool` written after its baseline at `since`:
+/// (policy, where), oldest first.
+pub(super) fn after_baseline(index: &Index, pool: &str, since: Ptr) -> Vec<(String, Ptr)> {
+    let range = index.range(format!("{pool}\0")..format!("{pool}\u{1}"));
+    let mut after: Vec<(String, Ptr)> = range.filter(|(_, h)| h.states > since).map(|(k, h)| (k[pool.len() + 1..].to_owned(), h.states)).collect();
+    after.sort_by_key(|(_, at)| *at);
+    after
+}
 
 /// The checkpoint key of this layout (five numbers a head).
 pub(super) const KEY: &str = "heads";

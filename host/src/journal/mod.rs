@@ -125,7 +125,17 @@ struct WrittenStates {
     hashes: HashMap<String, u64>,
     /// Bytes of per-policy frames written since the pool's last baseline.
     since_baseline: usize,
+    /// The journal's bytes submitted, and the time, at that baseline.
+    baseline_bytes: u64,
+    baseline_ms: i64,
 }
+
+/// A baseline is also written once the journal as a whole has taken this
+/// share of retention's `max_bytes` (or the time, of `max_age`) since the
+/// pool's last one. Compaction keeps 15 to 25% of `max_bytes`, so the
+/// window a replay reads then has a baseline in its first part, even for
+/// a pool whose changes are too small to call for one by size.
+const BASELINE_SHARE: u64 = 20;
 
 /// A baseline is written once the changes since the last one reach the
 /// whole map's size, or this much, whichever is more: small maps are not
@@ -163,6 +173,8 @@ struct Inner {
     retention: Option<Retention>,
     /// Each pool's policy states as last written.
     written_states: Mutex<HashMap<String, WrittenStates>>,
+    /// Bytes submitted for writing since the journal was opened.
+    submitted: AtomicU64,
     /// (pool, policy) pairs already warned about for a large state.
     warned: Mutex<HashSet<(String, String)>>,
     tx: Option<mpsc::Sender<Job>>,
@@ -273,6 +285,7 @@ impl Journal {
                 buckets,
                 retention,
                 written_states: Mutex::default(),
+                submitted: AtomicU64::new(0),
                 warned: Mutex::default(),
                 tx: Some(tx),
                 writer: Some(writer),
@@ -318,7 +331,16 @@ impl Journal {
         // forward (a replay) then knows every state from the first
         // baseline on, and the changes cost at most twice themselves.
         let since = written.as_ref().map(|w| w.since_baseline);
-        let baseline = since.is_none_or(|since| since + delta >= whole.max(MIN_BASELINE));
+        let (bytes_now, now) = (self.inner.submitted.load(Ordering::Relaxed), now_ms());
+        let far = |w: &WrittenStates| {
+            self.inner.retention.is_some_and(|r| {
+                bytes_now - w.baseline_bytes >= r.max_bytes / BASELINE_SHARE || (now - w.baseline_ms) as u128 >= r.max_age.as_millis() / u128::from(BASELINE_SHARE)
+            })
+        };
+        let baseline = match &written {
+            None => true,
+            Some(w) => w.since_baseline + delta >= whole.max(MIN_BASELINE) || far(w),
+        };
         let (states, policy_states, since_baseline) = if baseline {
             (Some(serde_json::to_vec(&StatesRef { states: &memory.states }).map_err(write)?), Vec::new(), 0)
         } else {
@@ -332,6 +354,12 @@ impl Journal {
             }
             (None, frames, since.unwrap_or_default() + delta)
         };
+        let size = record.as_ref().map_or(0, |r| r.1.len()) + mem.len() + states.as_ref().map_or(0, Vec::len) + policy_states.iter().map(|(_, s)| s.len()).sum::<usize>();
+        self.inner.submitted.fetch_add(size as u64, Ordering::Relaxed);
+        let (baseline_bytes, baseline_ms) = match &written {
+            Some(w) if !baseline => (w.baseline_bytes, w.baseline_ms),
+            _ => (bytes_now, now),
+        };
         let (ack, done) = oneshot::channel();
         let job = Job { pool: pool.to_owned(), record, memory: Some(mem), states, policy_states, ack };
         self.inner.tx.as_ref().ok_or(JournalError::Closed)?.send(job).map_err(|_| JournalError::Closed)?;
@@ -339,7 +367,7 @@ impl Journal {
         // A pool's loop writes one record at a time, so these land in the
         // order they were committed.
         if result.is_ok() {
-            self.inner.written_states.lock().unwrap().insert(pool.to_owned(), WrittenStates { hashes, since_baseline });
+            self.inner.written_states.lock().unwrap().insert(pool.to_owned(), WrittenStates { hashes, since_baseline, baseline_bytes, baseline_ms });
         }
         result
     }
@@ -366,14 +394,17 @@ impl Journal {
     }
 
     fn memory_once(&self, pool: &str) -> Result<Option<PoolMemory>, JournalError> {
-        let index = self.inner.index.read().unwrap().clone();
-        let Some(head) = index.get(pool).copied().filter(|h| h.memory != 0) else {
-            return Ok(None);
+        let (head, after) = {
+            let index = self.inner.index.read().unwrap();
+            let Some(head) = index.get(pool).copied().filter(|h| h.memory != 0) else {
+                return Ok(None);
+            };
+            (head, heads::after_baseline(&index, pool, head.states))
         };
         let mut reader = Reader::new(&self.inner.db)?;
         let mut memory: PoolMemory = reader.with_frame(head.memory, |f| serde_json::from_slice(f.memory).map_err(|e| JournalError::Read(e.to_string())))??;
         let embedded = std::mem::take(&mut memory.states);
-        memory.states = pool_states(&mut reader, &index, pool, &head, embedded)?;
+        memory.states = pool_states(&mut reader, head.states, after, embedded)?;
         Ok(Some(memory))
     }
 
@@ -472,25 +503,24 @@ fn retried<T>(mut read: impl FnMut() -> Result<T, JournalError>) -> Result<T, Jo
     }
 }
 
-/// Reads frames, keeping the last segment it read.
-/// A pool's states: its newest baseline with its policies' frames written
-/// after it (see [`States`]). `embedded`: its memory frame's states, which
-/// a journal from before states had a section of their own keeps there.
-fn pool_states(reader: &mut Reader, index: &Index, pool: &str, head: &Head, embedded: BTreeMap<String, Vec<u8>>) -> Result<BTreeMap<String, Vec<u8>>, JournalError> {
+/// A pool's states: its baseline at `baseline` with `after`, its policies'
+/// frames written after it ([`heads::after_baseline`]; see [`States`]).
+/// `embedded`: its memory frame's states, which a journal from before
+/// states had a section of their own keeps there (`baseline` 0).
+fn pool_states(reader: &mut Reader, baseline: Ptr, after: Vec<(String, Ptr)>, embedded: BTreeMap<String, Vec<u8>>) -> Result<BTreeMap<String, Vec<u8>>, JournalError> {
     let read = |e: serde_json::Error| JournalError::Read(e.to_string());
-    let mut states = if head.states != 0 { reader.with_frame(head.states, |f| serde_json::from_slice::<States>(f.states).map_err(read))??.states } else { embedded };
-    let mut after: Vec<(&str, Ptr)> = index.iter().filter(|(_, h)| h.states > head.states).filter_map(|(k, h)| Some((state_policy(k, pool)?, h.states))).collect();
-    after.sort_by_key(|(_, at)| *at);
+    let mut states = if baseline != 0 { reader.with_frame(baseline, |f| serde_json::from_slice::<States>(f.states).map_err(read))??.states } else { embedded };
     for (policy, at) in after {
         // One entry, or none once the pool dropped the policy.
-        match reader.with_frame(at, |f| serde_json::from_slice::<States>(f.states).map_err(read))??.states.remove(policy) {
-            Some(state) => states.insert(policy.to_owned(), state),
-            None => states.remove(policy),
+        match reader.with_frame(at, |f| serde_json::from_slice::<States>(f.states).map_err(read))??.states.remove(&policy) {
+            Some(state) => states.insert(policy, state),
+            None => states.remove(&policy),
         };
     }
     Ok(states)
 }
 
+/// Reads frames, keeping the last segment it read.
 struct Reader {
     tx: redb::ReadTransaction,
     cached: Option<(u64, Vec<u8>)>,
@@ -659,30 +689,18 @@ impl Writer {
                 }
                 reader.with_frame(at, |f| [f.record, f.memory, f.states][part].to_vec()).map_err(|e| e.to_string())
             };
-            // A pool whose baseline, or a policy frame after it, is to be
-            // dropped gets a fresh baseline: a reader going forward knows
-            // every state from it on, and the policy frames before it no
-            // longer count (see [`States`]).
-            let mut stale_states: HashSet<&str> = HashSet::new();
-            for (key, h) in &heads {
-                if let Some((pool, _)) = key.split_once('\0')
-                    && old(h.states)
-                    && heads.get(pool).is_some_and(|p| h.states > p.states)
-                {
-                    stale_states.insert(pool);
-                }
-            }
-            let mut pools: Vec<(&String, &Head)> = heads.iter().filter(|(k, h)| !k.contains('\0') && (old(h.decision) || old(h.memory) || old(h.states) || stale_states.contains(k.as_str()))).collect();
+            let mut pools: Vec<(&String, &Head)> = heads.iter().filter(|(k, h)| !k.contains('\0') && (old(h.decision) || old(h.memory) || old(h.states))).collect();
             pools.sort_by_key(|(p, _)| p.as_str());
             for (i, (pool, h)) in pools.into_iter().enumerate() {
                 let record = copy(&mut reader, h.decision, 0)?;
                 let memory = copy(&mut reader, h.memory, 1)?;
-                let states = if old(h.states) || stale_states.contains(pool.as_str()) {
-                    let embedded = match h.states {
-                        0 => reader.with_frame(h.memory, |f| serde_json::from_slice::<PoolMemory>(f.memory)).map_err(|e| e.to_string())?.map_err(|e| e.to_string())?.states,
-                        _ => BTreeMap::new(),
-                    };
-                    let all = pool_states(&mut reader, &heads, pool, h, embedded).map_err(|e| e.to_string())?;
+                // A baseline to be dropped is not copied but written afresh
+                // with the policy frames after it (which, being later, may
+                // be kept): the copy is what the states are now, and the
+                // frames before it no longer count.
+                let states = if old(h.states) {
+                    let after = heads::after_baseline(&heads, pool, h.states);
+                    let all = pool_states(&mut reader, h.states, after, BTreeMap::new()).map_err(|e| e.to_string())?;
                     serde_json::to_vec(&StatesRef { states: &all }).map_err(|e| e.to_string())?
                 } else {
                     Vec::new()
