@@ -146,6 +146,48 @@ fn local_target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
     Ok(Arc::new(LocalPool::new(config).with_context(|| format!("pool `{}`", p.id))?))
 }
 
+/// Stop the workers a previous host left running for a local pool this
+/// config no longer has (removed while the host was down, by `kill -9` or
+/// otherwise): nothing would manage them. Each run directory under the
+/// default root that no configured pool uses is reconciled as a pool's own
+/// is at start, and what lives there is stopped as a pool's shutdown stops
+/// its members (drain file, SIGTERM, 10 s, SIGKILL), off the start path.
+/// Not with leader election: replicas on one machine may share the root.
+fn stop_orphans(config: &Config) {
+    let Some(root) = config.run_root.as_ref().filter(|_| config.leader_election.is_none()) else { return };
+    let kept: std::collections::HashSet<&std::path::Path> = config
+        .pools
+        .iter()
+        .filter_map(|p| match &p.provider {
+            ProviderConfig::Local { run_dir, .. } => run_dir.as_deref(),
+            _ => None,
+        })
+        .collect();
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for dir in entries.flatten().map(|e| e.path()).filter(|d| d.is_dir() && !kept.contains(d.as_path())) {
+        let pool = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let local = LocalConfig {
+            command: vec!["true".into()],
+            env: Vec::new(),
+            run_dir: dir.clone(),
+            grace: Duration::from_secs(10),
+            ready_after: Duration::ZERO,
+            keep_on_exit: false,
+            needs: Needs::default(),
+        };
+        let Ok(local) = LocalPool::new(local) else { continue };
+        tokio::spawn(async move {
+            let Ok(state) = local.reconcile().await else { return };
+            if state.members.is_empty() {
+                return;
+            }
+            let ids: Vec<&str> = state.members.iter().map(|m| &*m.id).collect();
+            tracing::warn!(pool = %pool, run_dir = %dir.display(), members = ?ids, "stopping the workers a previous host left running for a pool this config no longer has");
+            local.shutdown().await;
+        });
+    }
+}
+
 /// The named metric sources, by name.
 type Sources = BTreeMap<String, Arc<dyn MetricSource>>;
 
@@ -308,6 +350,7 @@ impl Service {
             let built = target(p).await?;
             service.start_pool(p, built, advisor, None).await?;
         }
+        stop_orphans(config);
         service.publish();
         Ok(service)
     }

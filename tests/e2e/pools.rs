@@ -186,6 +186,45 @@ fn kill_9_between_intent_and_action_resumes_without_repeating_it() {
     assert_eq!(live_workers(&run_dir), 0, "a graceful stop drains the workers");
 }
 
+/// Workers of a pool the config lost while the host was down (a `kill -9`,
+/// then an edit) are stopped at the next start, not left running with
+/// nothing to manage them; a pool it still has keeps its own.
+#[test]
+fn a_pool_removed_while_the_host_was_down_has_its_workers_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = pool_config(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let gone = format!(
+        "\n[[pools]]\nid = \"gone\"\nmin = 2\nmax = 2\nstrategies = [{{ policy = \"queue-depth\" }}]\n\
+         provider = {{ kind = \"local\", command = {SLEEPER}, grace_secs = 2 }}\n\
+         metrics = [{{ name = \"queue_depth\", source = \"push\" }}]\n"
+    );
+    std::fs::write(&config, format!("{text}{gone}")).unwrap();
+    let mut host = Host::start(&config, port);
+    push(&host, 20.0);
+    let (kept, lost) = (dir.path().join(".scalewise/run/k"), dir.path().join(".scalewise/run/gone"));
+    host.wait_for("two workers in each pool", Duration::from_secs(20), |_| (live_workers(&kept) == 2 && live_workers(&lost) == 2).then_some(()));
+    host.kill9();
+    assert_eq!(live_workers(&lost), 2, "a kill -9 leaves them running");
+    // Should the host leave them, they would outlive the test (and hold its
+    // output open): kill them at the end, whatever happens.
+    struct Reap(Vec<String>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").arg("-9").args(&self.0).output();
+        }
+    }
+    let pids = std::fs::read_dir(&lost).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "pid"));
+    let _reap = Reap(pids.filter_map(|e| std::fs::read_to_string(e.path()).ok()?.split_whitespace().next().map(str::to_owned)).collect());
+    std::fs::write(&config, &text).unwrap();
+    host.restart();
+    host.wait_for("the lost pool's workers to stop", Duration::from_secs(20), |_| (live_workers(&lost) == 0).then_some(()));
+    assert_eq!(live_workers(&kept), 2, "the pool still configured adopted its own");
+    assert_eq!(capacity(&host, "k"), 2);
+    assert!(host.terminate().success());
+}
+
 #[test]
 fn bad_api_calls_are_refused_with_reasons() {
     let dir = tempfile::tempdir().unwrap();

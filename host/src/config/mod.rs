@@ -60,6 +60,11 @@ pub struct Config {
     /// `settings` (its own, or its preset's) make one, keyed by that id.
     #[serde(skip)]
     pub instances: BTreeMap<String, Instance>,
+    /// Where local pools' run directories go unless a pool names its own
+    /// (`.scalewise/run` beside the config file); none for a config that
+    /// was not read from a file.
+    #[serde(skip)]
+    pub run_root: Option<PathBuf>,
 }
 
 /// A policy file loaded a second time, under its own id and settings.
@@ -364,6 +369,7 @@ impl Config {
                 *run_dir = Some(base.join(run_dir.clone().unwrap_or_else(|| PathBuf::from(".scalewise/run").join(&p.id))));
             }
         }
+        config.run_root = Some(base.join(".scalewise/run"));
         Ok(config)
     }
 
