@@ -155,16 +155,18 @@ fn local_target(p: &PoolConfig) -> anyhow::Result<Arc<LocalPool>> {
 /// Not with leader election: replicas on one machine may share the root.
 fn stop_orphans(config: &Config) {
     let Some(root) = config.run_root.as_ref().filter(|_| config.leader_election.is_none()) else { return };
-    let kept: std::collections::HashSet<&std::path::Path> = config
+    // Compared as the file system resolves them: a pool's own `run_dir`
+    // may name a directory under the root in other words.
+    let kept: std::collections::HashSet<std::path::PathBuf> = config
         .pools
         .iter()
         .filter_map(|p| match &p.provider {
-            ProviderConfig::Local { run_dir, .. } => run_dir.as_deref(),
+            ProviderConfig::Local { run_dir, .. } => run_dir.as_deref().and_then(|d| std::fs::canonicalize(d).ok()),
             _ => None,
         })
         .collect();
     let Ok(entries) = std::fs::read_dir(root) else { return };
-    for dir in entries.flatten().map(|e| e.path()).filter(|d| d.is_dir() && !kept.contains(d.as_path())) {
+    for dir in entries.flatten().map(|e| e.path()).filter(|d| d.is_dir() && std::fs::canonicalize(d).is_ok_and(|c| !kept.contains(&c))) {
         let pool = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let local = LocalConfig {
             command: vec!["true".into()],

@@ -217,7 +217,10 @@ fn a_pool_removed_while_the_host_was_down_has_its_workers_stopped() {
     }
     let pids = std::fs::read_dir(&lost).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "pid"));
     let _reap = Reap(pids.filter_map(|e| std::fs::read_to_string(e.path()).ok()?.split_whitespace().next().map(str::to_owned)).collect());
-    std::fs::write(&config, &text).unwrap();
+    // The pool kept names its run directory in other words: it is still its.
+    let kept_elsewise = text.replace("grace_secs = 2, ready_after_ms = 200", "grace_secs = 2, ready_after_ms = 200, run_dir = \"./.scalewise/../.scalewise/run/k\"");
+    assert_ne!(kept_elsewise, text);
+    std::fs::write(&config, &kept_elsewise).unwrap();
     host.restart();
     host.wait_for("the lost pool's workers to stop", Duration::from_secs(20), |_| (live_workers(&lost) == 0).then_some(()));
     assert_eq!(live_workers(&kept), 2, "the pool still configured adopted its own");
